@@ -1,0 +1,53 @@
+"""Ingest activities (task queue ``q-ingest``): thin Temporal wrappers over :mod:`damfleet.ingest`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+
+from activities.common import Heartbeater, StageContext, scratch_dir, translate_errors
+from damfleet import ingest
+from damfleet.policies import ActivityName
+from damfleet.v1 import stages_pb2
+
+__all__ = ["IngestActivities", "build_activities"]
+
+log = logging.getLogger(__name__)
+
+
+class IngestActivities:
+    """Activities of the ingest pool; one instance per worker process shares storage clients."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+
+    @activity.defn(name=ActivityName.INGEST)
+    @translate_errors
+    async def ingest_asset(self, request: stages_pb2.IngestInput) -> stages_pb2.IngestOutput:
+        """Fetch, verify, identify and store one source. Bad input fails non-retryably."""
+        async with Heartbeater() as beat, scratch_dir(self.ctx.settings, f"ingest-{request.asset_id}") as scratch:
+            def progress(phase: str, done: int, total: int) -> None:
+                beat.update({"phase": phase, "bytes_done": done, "bytes_total": total})
+
+            result = await ingest.ingest_asset(
+                request, storage=self.ctx.storage, settings=self.ctx.settings, scratch=scratch, progress=progress
+            )
+        log.info("ingested %s as %s (%s, %d bytes)", request.source_uri, request.asset_id,
+                 result.asset.media.mime_type, result.asset.size_bytes)
+        return result
+
+    @activity.defn(name=ActivityName.DISCARD_ASSET)
+    @translate_errors
+    async def discard_asset(self, asset_id: str) -> int:
+        """Remove everything stored under an asset's prefix (cancelled or failed runs)."""
+        removed = await self.ctx.storage.delete_prefix(self.ctx.storage.keys(asset_id).prefix)
+        log.info("discarded %d objects of asset %s", removed, asset_id)
+        return removed
+
+
+def build_activities(ctx: StageContext) -> list[Callable[..., Any]]:
+    acts = IngestActivities(ctx)
+    return [acts.ingest_asset, acts.discard_asset]

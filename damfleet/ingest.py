@@ -1,0 +1,144 @@
+"""The ingest stage as plain functions: fetch once, verify, identify, describe, store.
+
+The source is streamed exactly once, into local scratch, computing its sha256 on the
+way. Everything that can reject the file (checksum, content sniffing, tool probes)
+runs against that scratch copy *before* anything is written under the asset's keys, so
+a bad upload leaves no trace in storage; a good one is stored under keys derived from
+the asset id, so a retried ingest overwrites its earlier attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlparse
+
+from damfleet.errors import (
+    BadInputError,
+    ChecksumMismatchError,
+    EmptySourceError,
+    UnsupportedMediaError,
+)
+from damfleet.media.detect import SNIFF_BYTES, sniff
+from damfleet.media.probe import probe_file
+from damfleet.settings import Settings
+from damfleet.storage import Storage, normalize_uri
+from damfleet.v1 import common_pb2, stages_pb2
+
+__all__ = ["IngestProgress", "ingest_asset", "source_filename"]
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+#: Called with (phase, bytes_done, bytes_total) as the ingest advances.
+IngestProgress = Callable[[str, int, int], None]
+
+
+def source_filename(uri: str) -> str:
+    """The last path segment of a source URI, used (sanitised) as the stored original's name."""
+    path = unquote(urlparse(uri).path) if "://" in uri else uri
+    return PurePosixPath(path).name or "original"
+
+
+def _check_allowed(uri: str, settings: Settings) -> None:
+    allowed = settings.ingest.allowed_source_prefixes
+    if allowed and not any(uri.startswith(prefix) for prefix in allowed):
+        raise BadInputError(f"source {uri} is outside the allowed source prefixes")
+
+
+async def ingest_asset(
+    request: stages_pb2.IngestInput,
+    *,
+    storage: Storage,
+    settings: Settings,
+    scratch: Path,
+    progress: IngestProgress | None = None,
+) -> stages_pb2.IngestOutput:
+    """Ingest one source into storage and return its AssetRecord and stored outputs."""
+    report = progress or (lambda phase, done, total: None)
+    source = normalize_uri(request.source_uri)
+    _check_allowed(source, settings)
+    expected = request.expected_sha256.strip().lower()
+    if expected and not _HEX64.match(expected):
+        raise BadInputError(f"expected_sha256 is not 64 hex digits: {request.expected_sha256!r}")
+
+    info = await storage.stat(source)
+    if info.size_bytes == 0:
+        raise EmptySourceError(f"source is empty (0 bytes): {source}")
+    limit = settings.ingest.max_source_bytes
+    if limit and info.size_bytes > limit:
+        raise BadInputError(f"source is {info.size_bytes} bytes, over the {limit}-byte limit: {source}")
+
+    # One streaming pass over the source: hash, sniff the head, keep a local copy.
+    filename = source_filename(source)
+    local = scratch / "source.bin"
+    digest = hashlib.sha256()
+    head = bytearray()
+    done = 0
+    with open(local, "wb") as fh:
+        async for chunk in storage.read(source):
+            digest.update(chunk)
+            if len(head) < SNIFF_BYTES:
+                head.extend(chunk[: SNIFF_BYTES - len(head)])
+            fh.write(chunk)
+            done += len(chunk)
+            report("reading", done, info.size_bytes)
+    if done == 0:
+        raise EmptySourceError(f"source is empty (0 bytes): {source}")
+    sha256 = digest.hexdigest()
+    if expected and sha256 != expected:
+        raise ChecksumMismatchError(f"checksum mismatch for {source}: expected sha256 {expected}, got {sha256}")
+
+    sniffed = sniff(bytes(head))
+    if not sniffed.kind:
+        raise UnsupportedMediaError(f"{filename} is not a supported media file: {sniffed.description}")
+    report("probing", done, done)
+    max_pixels = settings.ingest.max_image_pixels
+    media, tool_report = await probe_file(
+        local, sniffed, timeout_seconds=settings.ingest.tool_timeout_seconds, max_image_pixels=max_pixels
+    )
+
+    keys = storage.keys(request.asset_id)
+    report("storing", 0, done)
+    stored = await storage.upload_file(
+        local, keys.original(filename), content_type=media.mime_type, metadata={"asset-id": request.asset_id}
+    )
+    if stored.sha256 != sha256:
+        raise BadInputError(f"source changed while it was being ingested: {source}")
+    sidecar = {
+        "asset_id": request.asset_id,
+        "source_uri": source,
+        "sha256": sha256,
+        "size_bytes": done,
+        "detected": {"kind": sniffed.kind, "mime_type": media.mime_type, "description": sniffed.description},
+        **tool_report,
+    }
+    metadata_bytes = json.dumps(sidecar, indent=1, sort_keys=True, default=str).encode()
+    technical = await storage.write_bytes(keys.technical_metadata(), metadata_bytes, content_type="application/json")
+
+    record = common_pb2.AssetRecord(
+        asset_id=request.asset_id,
+        source_uri=source,
+        original_uri=stored.uri,
+        sha256=sha256,
+        size_bytes=done,
+        original_filename=filename,
+        media=media,
+        technical_metadata_uri=technical.uri,
+        profile=request.profile,
+    )
+    record.metadata.CopyFrom(request.metadata)
+    outputs = [
+        common_pb2.Output(
+            uri=stored.uri, size_bytes=stored.size_bytes, sha256=stored.sha256,
+            role="original", mime_type=media.mime_type, stage="ingest",
+        ),
+        common_pb2.Output(
+            uri=technical.uri, size_bytes=technical.size_bytes, sha256=technical.sha256,
+            role="technical_metadata", mime_type="application/json", stage="ingest",
+        ),
+    ]
+    report("done", done, done)
+    return stages_pb2.IngestOutput(asset=record, outputs=outputs)

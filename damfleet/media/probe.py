@@ -1,0 +1,208 @@
+"""Technical metadata: ffprobe for audio/video, libvips header plus exiftool for images.
+
+Tools are not trusted to judge validity by their exit code alone: ffprobe exits 0 for
+some non-media files (reporting 0x0 streams) and for truncated files, so the report is
+checked for usable streams, and a short decode confirms audio/video actually decodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from damfleet.errors import CorruptMediaError, UnsafeMediaError, UnsupportedMediaError
+from damfleet.media.detect import Sniffed
+from damfleet.media.tools import find_tool, run_tool, safe_input_args
+from damfleet.v1 import common_pb2
+
+__all__ = ["ProbeReport", "configure_vips", "probe_av", "probe_file", "probe_image"]
+
+ProbeReport = tuple[common_pb2.MediaInfo, dict[str, Any]]
+
+
+def configure_vips() -> Any:
+    """Import pyvips with untrusted loaders blocked (matlab, magick, openslide, ...)."""
+    os.environ.setdefault("VIPS_BLOCK_UNTRUSTED", "1")
+    import pyvips
+
+    if hasattr(pyvips, "block_untrusted_set"):
+        pyvips.block_untrusted_set(True)
+    return pyvips
+
+
+async def probe_file(path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_image_pixels: int) -> ProbeReport:
+    """MediaInfo summary and the full tool report for a file whose family was sniffed."""
+    if sniffed.kind == "image":
+        return await probe_image(path, sniffed, timeout_seconds=timeout_seconds, max_pixels=max_image_pixels)
+    if sniffed.kind == "av":
+        return await probe_av(path, sniffed, timeout_seconds=timeout_seconds)
+    raise UnsupportedMediaError(f"not a supported media file: {sniffed.description}")
+
+
+async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> ProbeReport:
+    ffprobe = find_tool("ffprobe")
+    result = await run_tool(
+        [
+            ffprobe, "-hide_banner", "-v", "error", *safe_input_args(),
+            "-print_format", "json", "-show_format", "-show_streams", "-i", str(path),
+        ],
+        timeout_seconds=timeout_seconds,
+    )
+    if result.returncode != 0:
+        message = result.stderr_tail or "ffprobe could not read it"
+        if "not on whitelist" in message or "Protocol" in message and "not" in message:
+            raise UnsafeMediaError(f"refused: the file references other files or protocols ({message})")
+        raise CorruptMediaError(f"unreadable {sniffed.description} file: {message}")
+    report = json.loads(result.stdout or b"{}")
+    streams = report.get("streams", [])
+    fmt = report.get("format", {})
+    video = [s for s in streams if s.get("codec_type") == "video" and not _is_cover_art(s)]
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if not video and not audio:
+        raise CorruptMediaError(f"{sniffed.description} file has no audio or video streams")
+    if video and (int(video[0].get("width") or 0) <= 0 or int(video[0].get("height") or 0) <= 0):
+        raise CorruptMediaError(f"{sniffed.description} file's video stream has no frame size (0x0)")
+    if audio and not video and not sniffed.mime_type.startswith("audio/"):
+        mime = "audio/mp4" if sniffed.mime_type == "video/mp4" else sniffed.mime_type
+    else:
+        mime = sniffed.mime_type
+    await _confirm_decodes(path, has_video=bool(video), timeout_seconds=timeout_seconds, what=sniffed.description)
+    info = common_pb2.MediaInfo(
+        kind=common_pb2.MEDIA_KIND_VIDEO if video else common_pb2.MEDIA_KIND_AUDIO,
+        mime_type=mime,
+        format_name=str(fmt.get("format_name", "")),
+        duration_seconds=_float(fmt.get("duration")) or _float((video or audio)[0].get("duration")),
+        has_video=bool(video),
+        has_audio=bool(audio),
+    )
+    if video:
+        v = video[0]
+        info.video_codec = str(v.get("codec_name", ""))
+        info.width = int(v.get("width") or 0)
+        info.height = int(v.get("height") or 0)
+        info.rotation = _rotation(v)
+        info.frame_rate = _rate(v.get("avg_frame_rate") or v.get("r_frame_rate"))
+        info.bit_depth = int(v.get("bits_per_raw_sample") or (10 if "10" in str(v.get("pix_fmt", "")) else 8))
+    if audio:
+        a = audio[0]
+        info.audio_codec = str(a.get("codec_name", ""))
+        info.audio_channels = int(a.get("channels") or 0)
+        info.audio_sample_rate = int(a.get("sample_rate") or 0)
+    return info, {"tool": "ffprobe", "ffprobe": report}
+
+
+async def _confirm_decodes(path: Path, *, has_video: bool, timeout_seconds: float, what: str) -> None:
+    """Decode the first seconds: a container can describe streams that do not decode."""
+    ffmpeg = find_tool("ffmpeg")
+    args = [
+        ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-xerror", *safe_input_args(), "-i", str(path),
+        "-t", "2", "-map", "0:v:0?" if has_video else "0:a:0?", "-f", "null", "-",
+    ]
+    result = await run_tool(args, timeout_seconds=timeout_seconds)
+    if result.returncode != 0:
+        raise CorruptMediaError(f"{what} file does not decode: {result.stderr_tail or 'decoder error'}")
+
+
+def _is_cover_art(stream: dict[str, Any]) -> bool:
+    return bool(stream.get("disposition", {}).get("attached_pic"))
+
+
+def _float(value: Any) -> float:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return result if math.isfinite(result) else 0.0
+
+
+def _rate(value: Any) -> float:
+    text = str(value or "0/1")
+    if "/" in text:
+        num, _, den = text.partition("/")
+        return _float(num) / _float(den) if _float(den) else 0.0
+    return _float(text)
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    for side in stream.get("side_data_list", []) or []:
+        if "rotation" in side:
+            return int(-_float(side["rotation"])) % 360
+    return int(_float(stream.get("tags", {}).get("rotate"))) % 360
+
+
+async def probe_image(path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_pixels: int) -> ProbeReport:
+    header = await asyncio.to_thread(_vips_header, path, sniffed)
+    width, height = header["width"], header["height"]
+    if width * height > max_pixels:
+        raise UnsafeMediaError(
+            f"{sniffed.description} image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels"
+        )
+    exif = await _exiftool(path, timeout_seconds=timeout_seconds)
+    orientation = int(header.get("orientation", 1) or 1)
+    info = common_pb2.MediaInfo(
+        kind=common_pb2.MEDIA_KIND_IMAGE,
+        mime_type=sniffed.mime_type,
+        format_name=str(header.get("loader", "")),
+        width=width,
+        height=height,
+        rotation={3: 180, 6: 90, 8: 270}.get(orientation, 0),
+        bit_depth=int(header.get("bit_depth", 8)),
+    )
+    return info, {"tool": "libvips+exiftool", "vips": header, "exif": exif}
+
+
+def _vips_header(path: Path, sniffed: Sniffed) -> dict[str, Any]:
+    pyvips = configure_vips()
+    try:
+        image = pyvips.Image.new_from_file(str(path), access="sequential", fail=True)
+    except pyvips.Error as exc:
+        detail = str(exc).strip().splitlines()
+        raise CorruptMediaError(f"unreadable {sniffed.description} image: {' '.join(detail)[:400]}") from exc
+    fields = {}
+    for name in image.get_fields():
+        if name.endswith("-data") or name in ("exif-data", "xmp-data", "icc-profile-data", "iptc-data"):
+            continue
+        try:
+            value = image.get(name)
+        except Exception:  # noqa: BLE001 - a field libvips cannot convert is skipped
+            continue
+        if isinstance(value, (int, float, str)):
+            fields[name] = value
+    fmt = str(image.format)
+    depth = 16 if fmt in ("ushort", "short") else 32 if fmt in ("float", "uint", "int") else 8
+    return {
+        "width": image.width,
+        "height": image.height,
+        "bands": image.bands,
+        "format": fmt,
+        "interpretation": str(image.interpretation),
+        "loader": str(image.get("vips-loader")) if "vips-loader" in image.get_fields() else "",
+        "orientation": image.get("orientation") if "orientation" in image.get_fields() else 1,
+        "bit_depth": depth,
+        "fields": fields,
+    }
+
+
+async def _exiftool(path: Path, *, timeout_seconds: float) -> dict[str, Any]:
+    """EXIF/XMP/IPTC as JSON; absent exiftool or odd output degrades to an empty dict."""
+    try:
+        exiftool = find_tool("exiftool")
+    except Exception:  # noqa: BLE001 - exiftool is optional; libvips already validated the image
+        return {}
+    result = await run_tool(
+        [exiftool, "-json", "-G", "-n", "-fast2", "-api", "largefilesupport=1", "--", str(path)],
+        timeout_seconds=timeout_seconds,
+    )
+    if result.returncode != 0:
+        return {"error": result.stderr_tail}
+    try:
+        parsed = json.loads(result.stdout or b"[]")
+    except json.JSONDecodeError:
+        return {}
+    record = parsed[0] if parsed else {}
+    record.pop("SourceFile", None)
+    return {k: v for k, v in record.items() if not k.startswith("System:")}

@@ -1,0 +1,154 @@
+"""Running external media tools (ffmpeg, ffprobe, exiftool) safely.
+
+Every tool run gets an argument list (never a shell: media names are untrusted), its own
+process group (so a kill reaches its children), a wall-clock limit, an optional
+address-space limit, and is killed TERM-then-KILL on timeout or cancellation. ffmpeg and
+ffprobe read user input only through the local ``file`` protocol and a whitelist of
+demuxers that cannot reference other files or URLs (no hls, concat, image2 patterns,
+playlists), which closes the "HLS playlist inside an .avi" class of exploits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import shutil
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from damfleet.errors import ConfigurationError, TransientError
+
+__all__ = [
+    "SAFE_DEMUXERS",
+    "ToolResult",
+    "ToolTimeoutError",
+    "find_tool",
+    "kill_process_group",
+    "run_tool",
+    "safe_input_args",
+]
+
+#: Demuxers allowed to open user-supplied media. Container formats only: none of these
+#: can pull in other files or network resources.
+SAFE_DEMUXERS: tuple[str, ...] = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "avi",
+    "mpegts",
+    "mpeg",
+    "mxf",
+    "flv",
+    "asf",
+    "ogg",
+    "wav",
+    "w64",
+    "aiff",
+    "caf",
+    "mp3",
+    "flac",
+    "aac",
+    "ac3",
+    "eac3",
+    "dts",
+    "wv",
+    "ape",
+    "tta",
+    "amr",
+    "dv",
+    "gxf",
+    "h264",
+    "hevc",
+    "m4v",
+    "mpegvideo",
+    "ivf",
+    "nut",
+    "rm",
+    "truehd",
+    "mjpeg",
+)
+
+
+def safe_input_args() -> list[str]:
+    """Options placed before ``-i`` for untrusted input: local files, safe demuxers only."""
+    return ["-protocol_whitelist", "file", "-format_whitelist", ",".join(SAFE_DEMUXERS)]
+
+
+class ToolTimeoutError(TransientError):
+    error_type = "ToolTimeout"
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def stderr_tail(self) -> str:
+        return self.stderr.decode("utf-8", "replace").strip()[-600:]
+
+
+def find_tool(name: str) -> str:
+    """Absolute path of a tool on PATH, or a ConfigurationError naming the package to install."""
+    path = shutil.which(name)
+    if path is None:
+        packages = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "exiftool": "libimage-exiftool-perl"}
+        raise ConfigurationError(f"{name} not found on PATH (Debian package: {packages.get(name, name)})")
+    return path
+
+
+def _limits(memory_bytes: int) -> None:  # runs in the child before exec
+    if memory_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+async def kill_process_group(proc: asyncio.subprocess.Process, grace_seconds: float = 3.0) -> None:
+    """TERM the tool's process group, then KILL it if it has not exited after ``grace_seconds``."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace_seconds)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+
+async def run_tool(
+    args: Sequence[str],
+    *,
+    timeout_seconds: float,
+    memory_bytes: int = 0,
+    max_output_bytes: int = 32 * 1024 * 1024,
+    env: dict[str, str] | None = None,
+) -> ToolResult:
+    """Run a tool to completion and capture its output.
+
+    Raises ToolTimeoutError (retryable) when it runs past ``timeout_seconds``; the
+    process group is killed on timeout and on cancellation, never left behind.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=(lambda: _limits(memory_bytes)),
+        env=env,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_seconds)
+    except asyncio.TimeoutError:
+        await kill_process_group(proc)
+        raise ToolTimeoutError(f"{os.path.basename(args[0])} ran longer than {timeout_seconds:.0f}s and was killed")
+    except BaseException:
+        await asyncio.shield(kill_process_group(proc))
+        raise
+    return ToolResult(tuple(args), proc.returncode or 0, stdout[:max_output_bytes], stderr[-65536:])

@@ -1,0 +1,199 @@
+"""The one place that names task queues, activities, timeouts, retry policies and concurrency.
+
+Workflows, workers, the client and the Helm chart's documentation all import from here;
+no queue or activity name is written as a string anywhere else. The numbers start from
+../shared/ARCHITECTURE.md (Immich, Enduro, AWS VOD anchors) and are tuned by measurement;
+each queue's reasoning is in its policy's docstring.
+
+This module is imported inside the workflow sandbox, so it must stay free of side
+effects and heavy imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from damfleet.errors import PERMANENT_ERROR_TYPES
+
+__all__ = [
+    "ACTIVITY_POLICIES",
+    "ALL_QUEUES",
+    "ActivityName",
+    "ActivityPolicy",
+    "Queue",
+    "WorkflowName",
+    "default_concurrency",
+    "policy_for",
+]
+
+
+class Queue:
+    """Task queue names: one per deployable worker pool."""
+
+    PIPELINE = "q-pipeline"          # workflows only
+    INGEST = "q-ingest"
+    TRANSCODE = "q-transcode"
+    AI_ENRICH = "q-ai-enrich"
+    DISTRIBUTION = "q-distribution"
+
+
+ALL_QUEUES: tuple[str, ...] = (
+    Queue.PIPELINE,
+    Queue.INGEST,
+    Queue.TRANSCODE,
+    Queue.AI_ENRICH,
+    Queue.DISTRIBUTION,
+)
+
+
+class WorkflowName:
+    ASSET_PIPELINE = "AssetPipeline"
+    BATCH_INGEST = "BatchIngest"
+    RESCAN_INBOX = "RescanInbox"
+
+
+class ActivityName:
+    """Activity type names: the contract a worker in another language implements."""
+
+    INGEST = "ingest_asset"
+    DISCARD_ASSET = "discard_asset"          # remove an asset's outputs (cancel, failed ingest)
+    TRANSCODE = "transcode_asset"
+    ENRICH = "enrich_asset"
+    DELIVER = "deliver_output"
+    NOTIFY = "notify_webhook"
+    READ_MANIFEST = "read_manifest"
+    LIST_NEW_SOURCES = "list_new_sources"
+
+
+@dataclass(frozen=True)
+class ActivityPolicy:
+    """How one activity is scheduled: its queue, timeouts and retries."""
+
+    task_queue: str
+    start_to_close: timedelta
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None
+    schedule_to_close: timedelta | None = None
+
+    def options(self) -> dict[str, object]:
+        """Keyword arguments for ``workflow.execute_activity``."""
+        opts: dict[str, object] = {
+            "task_queue": self.task_queue,
+            "start_to_close_timeout": self.start_to_close,
+            "retry_policy": self.retry,
+        }
+        if self.heartbeat is not None:
+            opts["heartbeat_timeout"] = self.heartbeat
+        if self.schedule_to_close is not None:
+            opts["schedule_to_close_timeout"] = self.schedule_to_close
+        return opts
+
+
+_PERMANENT = list(PERMANENT_ERROR_TYPES)
+
+#: Ingest retries little: a corrupt file or a checksum mismatch will not heal, and the
+#: only transient failures are storage hiccups.
+INGEST_POLICY = ActivityPolicy(
+    task_queue=Queue.INGEST,
+    start_to_close=timedelta(minutes=30),
+    heartbeat=timedelta(seconds=60),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=3,
+        non_retryable_error_types=_PERMANENT,
+    ),
+)
+
+#: Transcode runs for up to hours and heartbeats real progress; a stalled tool or a lost
+#: worker is retried with capped exponential backoff (Enduro: 1 s .. 10 min).
+TRANSCODE_POLICY = ActivityPolicy(
+    task_queue=Queue.TRANSCODE,
+    start_to_close=timedelta(hours=4),
+    heartbeat=timedelta(seconds=60),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=5),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=10),
+        maximum_attempts=6,
+        non_retryable_error_types=_PERMANENT,
+    ),
+)
+
+#: AI backs off exponentially too; an unreachable inference service keeps the task on
+#: the queue instead of marking anything done.
+ENRICH_POLICY = ActivityPolicy(
+    task_queue=Queue.AI_ENRICH,
+    start_to_close=timedelta(hours=2),
+    heartbeat=timedelta(seconds=120),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=5),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=10),
+        maximum_attempts=10,
+        non_retryable_error_types=_PERMANENT,
+    ),
+)
+
+#: Distribution waits out external outages: capped exponential backoff for up to a day,
+#: each attempt bounded to a few minutes; 4xx other than 408/425/429 is permanent.
+DELIVER_POLICY = ActivityPolicy(
+    task_queue=Queue.DISTRIBUTION,
+    start_to_close=timedelta(minutes=30),
+    heartbeat=timedelta(seconds=60),
+    schedule_to_close=timedelta(hours=24),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=15),
+        maximum_attempts=0,
+        non_retryable_error_types=_PERMANENT,
+    ),
+)
+
+#: Short bookkeeping activities (manifests, listing, discarding outputs).
+SHORT_POLICY_INGEST = ActivityPolicy(
+    task_queue=Queue.INGEST,
+    start_to_close=timedelta(minutes=5),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=5,
+        non_retryable_error_types=_PERMANENT,
+    ),
+)
+
+ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
+    ActivityName.INGEST: INGEST_POLICY,
+    ActivityName.DISCARD_ASSET: SHORT_POLICY_INGEST,
+    ActivityName.READ_MANIFEST: SHORT_POLICY_INGEST,
+    ActivityName.LIST_NEW_SOURCES: SHORT_POLICY_INGEST,
+    ActivityName.TRANSCODE: TRANSCODE_POLICY,
+    ActivityName.ENRICH: ENRICH_POLICY,
+    ActivityName.DELIVER: DELIVER_POLICY,
+    ActivityName.NOTIFY: DELIVER_POLICY,
+}
+
+#: Activities each worker pool serves, and the default number in flight per process.
+_DEFAULT_CONCURRENCY: dict[str, int] = {
+    Queue.PIPELINE: 200,      # workflow tasks are cheap
+    Queue.INGEST: 32,         # I/O bound: streaming hashes and copies
+    Queue.TRANSCODE: 1,       # one ffmpeg per pod; scale pods, not threads
+    Queue.AI_ENRICH: 1,       # one model run per GPU (or CPU)
+    Queue.DISTRIBUTION: 128,  # async network I/O
+}
+
+
+def policy_for(activity_name: str) -> ActivityPolicy:
+    """The scheduling policy of an activity; raises KeyError for unknown names."""
+    return ACTIVITY_POLICIES[activity_name]
+
+
+def default_concurrency(task_queue: str) -> int:
+    """Default max concurrent activities (or workflow tasks) for a queue's workers."""
+    return _DEFAULT_CONCURRENCY[task_queue]

@@ -1,0 +1,32 @@
+"""Custom search attributes the pipeline upserts, so the Temporal UI and
+``temporal workflow list --query`` can filter runs by state, stage, media kind and more.
+
+The dev launcher registers them on start; on a cluster, register them once with
+``temporal operator search-attribute create`` (see the README). Workflow-safe module.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+__all__ = ["ALL_KEYS", "COLLECTION", "LABELS", "MEDIA_KIND", "PROFILE", "STAGE", "STATE", "TENANT", "cli_flags"]
+
+STATE = SearchAttributeKey.for_keyword("DamfleetState")
+STAGE = SearchAttributeKey.for_keyword("DamfleetStage")
+MEDIA_KIND = SearchAttributeKey.for_keyword("DamfleetMediaKind")
+PROFILE = SearchAttributeKey.for_keyword("DamfleetProfile")
+COLLECTION = SearchAttributeKey.for_keyword("DamfleetCollection")
+TENANT = SearchAttributeKey.for_keyword("DamfleetTenant")
+LABELS = SearchAttributeKey.for_keyword_list("DamfleetLabels")
+BATCH_ID = SearchAttributeKey.for_keyword("DamfleetBatchId")
+
+ALL_KEYS = (STATE, STAGE, MEDIA_KIND, PROFILE, COLLECTION, TENANT, LABELS, BATCH_ID)
+
+
+def cli_flags() -> list[str]:
+    """``--search-attribute Name=Type`` flags for ``temporal server start-dev``."""
+    type_names = {"KEYWORD": "Keyword", "KEYWORD_LIST": "KeywordList", "TEXT": "Text", "INT": "Int"}
+    flags: list[str] = []
+    for key in ALL_KEYS:
+        flags += ["--search-attribute", f"{key.name}={type_names[key.indexed_value_type.name]}"]
+    return flags

@@ -1,0 +1,297 @@
+"""Process settings, read once from the environment with one prefix: ``DAMFLEET_``.
+
+Every deployable (the five workers, the inference service, the CLI) reads the same
+variables, so a Helm values file or a ``.env`` configures the whole fleet in one place.
+Settings are grouped per concern; a group's variables share a second prefix, for
+example ``DAMFLEET_TEMPORAL_ADDRESS`` or ``DAMFLEET_TRANSCODE_FFMPEG_THREADS``.
+
+Secrets (TLS keys, API keys, S3 credentials, delivery target credentials) live only
+here, never in workflow inputs, so they never reach Temporal's history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+__all__ = [
+    "PREFIX",
+    "AISettings",
+    "DistributionSettings",
+    "IngestSettings",
+    "Settings",
+    "SettingsError",
+    "StorageSettings",
+    "TemporalSettings",
+    "TranscodeSettings",
+    "WorkerSettings",
+    "get_settings",
+    "reset_settings",
+]
+
+PREFIX = "DAMFLEET_"
+
+
+class SettingsError(ValueError):
+    """A setting is present but cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class TemporalSettings:
+    """How to reach the Temporal frontend (dev server, self-hosted cluster or Temporal Cloud)."""
+
+    address: str = "localhost:7233"
+    namespace: str = "default"
+    tls: bool = False
+    tls_cert_path: str = ""
+    tls_key_path: str = ""
+    tls_ca_path: str = ""
+    tls_server_name: str = ""
+    api_key: str = ""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where assets live. ``root`` is a ``file://`` folder or an ``s3://bucket/prefix``."""
+
+    root: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_addressing_style: str = "path"
+    multipart_threshold_bytes: int = 16 * 1024 * 1024
+    multipart_chunk_bytes: int = 8 * 1024 * 1024
+    max_pool_connections: int = 64
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Per-process worker knobs; the policy table gives defaults per queue."""
+
+    concurrency: int = 0                 # 0: the queue's default from damfleet.policies
+    metrics_port: int = 9464             # 0 disables /metrics
+    metrics_host: str = "0.0.0.0"
+    graceful_shutdown_seconds: float = 30.0
+    scratch_dir: str = ""                # local scratch for tool runs; defaults under the state dir
+    identity: str = ""
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Ingest limits: what sources may be read and how large they may be."""
+
+    allowed_source_prefixes: tuple[str, ...] = ()   # empty: any file:// or s3:// source
+    max_source_bytes: int = 0                       # 0: unlimited
+    max_image_pixels: int = 268_402_689             # 16383 x 16383, libvips' JPEG limit
+    tool_timeout_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class TranscodeSettings:
+    """Transcode resources and safety limits."""
+
+    ffmpeg_threads: int = 0                  # 0: let ffmpeg choose
+    stall_seconds: float = 120.0             # no ffmpeg progress for this long: kill and retry
+    hwaccel: str = "none"                    # none | nvenc | vaapi | qsv
+    vaapi_device: str = "/dev/dri/renderD128"
+    max_image_pixels: int = 268_402_689
+    tool_timeout_seconds: float = 6 * 3600.0
+    tool_memory_bytes: int = 0               # 0: no address-space limit on tool runs
+    min_free_scratch_bytes: int = 512 * 1024 * 1024
+    scratch_size_factor: float = 3.0         # free scratch needed = factor x source size
+
+
+@dataclass(frozen=True)
+class AISettings:
+    """Model selection for the AI enrichment stage."""
+
+    whisper_model: str = ""                  # path or name; "" = bundled tiny.en
+    whisper_device: str = "auto"             # auto | cpu | cuda
+    whisper_compute_type: str = "int8"       # int8 | float16 | int8_float16 | float32
+    whisper_beam_size: int = 1
+    whisper_cpu_threads: int = 0
+    whisper_chunk_seconds: float = 600.0
+    yolo_weights: str = ""                   # .pt or .onnx path; "" disables detection
+    yolo_confidence: float = 0.25
+    yolo_iou: float = 0.45
+    yolo_image_size: int = 640
+    yolo_device: str = ""                    # "" auto, "cpu", "0"
+    yolo_max_frames: int = 32
+    yolo_frame_interval_seconds: float = 2.0
+    inference_url: str = ""                  # host:port of `damfleet inference serve`; "" = local models
+    inference_timeout_seconds: float = 600.0
+    inference_listen: str = "0.0.0.0:50051"
+
+
+@dataclass(frozen=True)
+class DistributionSettings:
+    """Delivery targets and outbound safety."""
+
+    targets_file: str = ""                   # JSON file: {"name": {"type": "s3", ...}, ...}
+    targets_json: str = ""                   # the same, inline
+    allow_private_networks: tuple[str, ...] = ()   # CIDRs or host names exempt from SSRF refusal
+    verify_tls: bool = True
+    per_target_concurrency: int = 16
+    http_timeout_seconds: float = 60.0
+    webhook_secret: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings of one process. Build with :func:`get_settings`."""
+
+    state_dir: str = ".damfleet"
+    log_level: str = "INFO"
+    temporal: TemporalSettings = field(default_factory=TemporalSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    transcode: TranscodeSettings = field(default_factory=TranscodeSettings)
+    ai: AISettings = field(default_factory=AISettings)
+    distribution: DistributionSettings = field(default_factory=DistributionSettings)
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir).expanduser().resolve()
+
+    @property
+    def storage_root(self) -> str:
+        """The storage root URI; defaults to a folder under the state dir."""
+        if self.storage.root:
+            return self.storage.root
+        return (self.state_path / "storage").as_uri()
+
+    @property
+    def scratch_path(self) -> Path:
+        if self.worker.scratch_dir:
+            return Path(self.worker.scratch_dir).expanduser().resolve()
+        return self.state_path / "scratch"
+
+    def redacted(self) -> dict[str, Any]:
+        """A loggable view with every secret replaced by ``***``."""
+        secret_words = ("secret", "key", "password", "token")
+        out = dataclasses.asdict(self)
+
+        def scrub(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {
+                    k: ("***" if v and any(w in k for w in secret_words) and "path" not in k else scrub(v))
+                    for k, v in node.items()
+                }
+            return node
+
+        return scrub(out)
+
+
+T = TypeVar("T")
+
+_GROUPS: dict[str, str] = {
+    "temporal": "TEMPORAL_",
+    "storage": "STORAGE_",
+    "worker": "WORKER_",
+    "ingest": "INGEST_",
+    "transcode": "TRANSCODE_",
+    "ai": "AI_",
+    "distribution": "DISTRIBUTION_",
+}
+
+
+def _coerce(raw: str, annotation: Any, variable: str) -> Any:
+    text = raw.strip()
+    try:
+        if annotation is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"expected true/false, got {raw!r}")
+        if annotation is int:
+            return int(text)
+        if annotation is float:
+            return float(text)
+        if annotation == tuple[str, ...]:
+            if text.startswith("["):
+                return tuple(str(item) for item in json.loads(text))
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return raw
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise SettingsError(f"{variable}: {exc}") from exc
+
+
+def _load_group(cls: type[T], env: Mapping[str, str], prefix: str) -> T:
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        variable = f"{prefix}{f.name.upper()}"
+        if variable in env:
+            values[f.name] = _coerce(env[variable], hints[f.name], variable)
+    return cls(**values)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (default: ``os.environ``).
+
+    Storage credentials fall back to the standard ``AWS_*`` variables so existing
+    deployments and IAM tooling keep working.
+    """
+    env = dict(os.environ if env is None else env)
+    for ours, aws in (
+        ("STORAGE_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        ("STORAGE_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+        ("STORAGE_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"),
+    ):
+        if PREFIX + ours not in env and aws in env:
+            env[PREFIX + ours] = env[aws]
+    groups = {
+        name: _load_group(_group_type(name), env, PREFIX + group_prefix) for name, group_prefix in _GROUPS.items()
+    }
+    top = _load_group(_TopLevel, env, PREFIX)
+    settings = Settings(state_dir=top.state_dir, log_level=top.log_level, **groups)
+    _validate(settings)
+    return settings
+
+
+@dataclass(frozen=True)
+class _TopLevel:
+    state_dir: str = ".damfleet"
+    log_level: str = "INFO"
+
+
+def _group_type(name: str) -> type:
+    return get_type_hints(Settings)[name]
+
+
+def _validate(settings: Settings) -> None:
+    root = settings.storage_root
+    if not (root.startswith("file://") or root.startswith("s3://")):
+        raise SettingsError(f"DAMFLEET_STORAGE_ROOT must be a file:// or s3:// URI, got {root!r}")
+    if settings.transcode.hwaccel not in ("none", "nvenc", "vaapi", "qsv"):
+        raise SettingsError(
+            f"DAMFLEET_TRANSCODE_HWACCEL must be none, nvenc, vaapi or qsv, got {settings.transcode.hwaccel!r}"
+        )
+    if bool(settings.temporal.tls_cert_path) != bool(settings.temporal.tls_key_path):
+        raise SettingsError("DAMFLEET_TEMPORAL_TLS_CERT_PATH and DAMFLEET_TEMPORAL_TLS_KEY_PATH go together")
+
+
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    global _cached
+    if _cached is None:
+        _cached = load_settings()
+    return _cached
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the dev launcher change the environment)."""
+    global _cached
+    _cached = None

@@ -1,0 +1,225 @@
+"""``s3://`` storage through aioboto3: AWS S3, Ceph RGW, MinIO.
+
+Small objects go up in one PUT; larger streams use multipart upload with a Content-MD5
+per part, completed only when every part is in, and aborted on any failure, so a
+half-written object never becomes visible. botocore's newest default checksum headers
+are switched to "when required", which Ceph RGW and MinIO accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+from urllib.parse import urlparse
+
+from damfleet.errors import BadInputError, ConfigurationError, SourceNotFoundError, TransientError
+from damfleet.settings import StorageSettings
+from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, WriteResult
+
+__all__ = ["S3Backend", "split_s3_uri"]
+
+SHA256_METADATA_KEY = "sha256"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` → ``("bucket", "some/key")``."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise BadInputError(f"not an s3://bucket/key URI: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class S3Backend(StorageBackend):
+    """One long-lived client per event loop, shared by every concurrent activity."""
+
+    scheme = "s3"
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self._settings = settings
+        self._clients: dict[int, tuple[contextlib.AsyncExitStack, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    async def _client(self) -> Any:
+        loop_id = id(asyncio.get_running_loop())
+        cached = self._clients.get(loop_id)
+        if cached is not None:
+            return cached[1]
+        import aioboto3
+        from botocore.config import Config
+
+        s = self._settings
+        config = Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": s.s3_addressing_style},
+            max_pool_connections=s.max_pool_connections,
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
+        session = aioboto3.Session(
+            aws_access_key_id=s.s3_access_key_id or None,
+            aws_secret_access_key=s.s3_secret_access_key or None,
+            region_name=s.s3_region or None,
+        )
+        stack = contextlib.AsyncExitStack()
+        client = await stack.enter_async_context(
+            session.client("s3", endpoint_url=s.s3_endpoint_url or None, config=config)
+        )
+        self._clients[loop_id] = (stack, client)
+        return client
+
+    async def aclose(self) -> None:
+        loop_id = id(asyncio.get_running_loop())
+        cached = self._clients.pop(loop_id, None)
+        if cached is not None:
+            await cached[0].aclose()
+
+    @staticmethod
+    def _translate(exc: Exception, uri: str) -> Exception:
+        """Map botocore errors to damfleet's permanent/transient classes."""
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return SourceNotFoundError(f"no such object: {uri}")
+            if code == "NoSuchBucket":
+                return ConfigurationError(f"bucket does not exist for {uri}")
+            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
+                return ConfigurationError(f"access denied to {uri} ({code}): check the S3 credentials")
+            if status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"):
+                return TransientError(f"S3 error {code} on {uri}")
+            return BadInputError(f"S3 refused {uri}: {code} {exc}")
+        if isinstance(exc, NoCredentialsError):
+            return ConfigurationError("no S3 credentials configured (DAMFLEET_STORAGE_S3_ACCESS_KEY_ID)")
+        if isinstance(exc, (EndpointConnectionError, OSError, asyncio.TimeoutError)):
+            return TransientError(f"S3 endpoint unreachable for {uri}: {exc}")
+        return exc
+
+    async def read(self, uri: str, *, chunk_bytes: int = CHUNK_BYTES) -> AsyncIterator[bytes]:  # type: ignore[override]
+        bucket, key = split_s3_uri(uri)
+        client = await self._client()
+        try:
+            response = await client.get_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001 - translated below
+            raise self._translate(exc, uri) from exc
+        body = response["Body"]
+        try:
+            while True:
+                chunk = await body.read(chunk_bytes)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
+    async def write(
+        self,
+        uri: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> WriteResult:
+        bucket, key = split_s3_uri(uri)
+        client = await self._client()
+        part_size = max(self._settings.multipart_chunk_bytes, 5 * 1024 * 1024)
+        threshold = max(self._settings.multipart_threshold_bytes, part_size)
+        digest = hashlib.sha256()
+        size = 0
+        buffer = bytearray()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        extra: dict[str, Any] = {"ContentType": content_type or "application/octet-stream"}
+        meta = dict(metadata or {})
+
+        async def flush_part(data: bytes) -> None:
+            nonlocal upload_id
+            if upload_id is None:
+                created = await client.create_multipart_upload(
+                    Bucket=bucket, Key=key, Metadata=meta, **extra
+                )
+                upload_id = created["UploadId"]
+            number = len(parts) + 1
+            md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+            response = await client.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ContentMD5=md5
+            )
+            parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+        try:
+            async for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                buffer.extend(chunk)
+                # Start multipart only once the object is known to exceed the threshold.
+                while len(buffer) >= part_size and (upload_id is not None or size > threshold):
+                    await flush_part(bytes(buffer[:part_size]))
+                    del buffer[:part_size]
+            meta[SHA256_METADATA_KEY] = digest.hexdigest()
+            if upload_id is None:
+                data = bytes(buffer)
+                md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+                await client.put_object(Bucket=bucket, Key=key, Body=data, ContentMD5=md5, Metadata=meta, **extra)
+            else:
+                if buffer:
+                    await flush_part(bytes(buffer))
+                    buffer.clear()
+                await client.complete_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+        except BaseException as exc:
+            if upload_id is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id))
+            if isinstance(exc, Exception) and not isinstance(exc, (TransientError, BadInputError, ConfigurationError)):
+                raise self._translate(exc, uri) from exc
+            raise
+        return WriteResult(uri=f"s3://{bucket}/{key}", size_bytes=size, sha256=digest.hexdigest())
+
+    async def stat(self, uri: str) -> ObjectInfo:
+        bucket, key = split_s3_uri(uri)
+        client = await self._client()
+        try:
+            head = await client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            raise self._translate(exc, uri) from exc
+        return ObjectInfo(
+            uri=uri,
+            size_bytes=int(head["ContentLength"]),
+            modified_at=head["LastModified"].timestamp(),
+            content_type=head.get("ContentType", ""),
+            sha256=head.get("Metadata", {}).get(SHA256_METADATA_KEY, ""),
+        )
+
+    async def list(self, prefix_uri: str) -> AsyncIterator[ObjectInfo]:  # type: ignore[override]
+        bucket, prefix = split_s3_uri(prefix_uri)
+        client = await self._client()
+        paginator = client.get_paginator("list_objects_v2")
+        try:
+            async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        uri=f"s3://{bucket}/{item['Key']}",
+                        size_bytes=int(item["Size"]),
+                        modified_at=item["LastModified"].timestamp(),
+                    )
+        except Exception as exc:  # noqa: BLE001
+            translated = self._translate(exc, prefix_uri)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    async def delete(self, uri: str) -> bool:
+        bucket, key = split_s3_uri(uri)
+        client = await self._client()
+        existed = await self.exists(uri)
+        try:
+            await client.delete_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            raise self._translate(exc, uri) from exc
+        return existed

@@ -1,0 +1,171 @@
+from damfleet.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class IngestInput(_message.Message):
+    __slots__ = ("asset_id", "source_uri", "expected_sha256", "profile", "metadata")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_SHA256_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    source_uri: str
+    expected_sha256: str
+    profile: str
+    metadata: _common_pb2.AssetMetadata
+    def __init__(self, asset_id: _Optional[str] = ..., source_uri: _Optional[str] = ..., expected_sha256: _Optional[str] = ..., profile: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.AssetMetadata, _Mapping]] = ...) -> None: ...
+
+class IngestOutput(_message.Message):
+    __slots__ = ("asset", "outputs")
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    asset: _common_pb2.AssetRecord
+    outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
+    def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ...) -> None: ...
+
+class TranscodeInput(_message.Message):
+    __slots__ = ("asset", "profile")
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    asset: _common_pb2.AssetRecord
+    profile: str
+    def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., profile: _Optional[str] = ...) -> None: ...
+
+class TranscodeOutput(_message.Message):
+    __slots__ = ("outputs", "renditions", "hw_accel", "hw_accel_fallback_reason")
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    RENDITIONS_FIELD_NUMBER: _ClassVar[int]
+    HW_ACCEL_FIELD_NUMBER: _ClassVar[int]
+    HW_ACCEL_FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
+    outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
+    renditions: _containers.RepeatedScalarFieldContainer[str]
+    hw_accel: str
+    hw_accel_fallback_reason: str
+    def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., renditions: _Optional[_Iterable[str]] = ..., hw_accel: _Optional[str] = ..., hw_accel_fallback_reason: _Optional[str] = ...) -> None: ...
+
+class TranscriptSummary(_message.Message):
+    __slots__ = ("language", "language_probability", "text_excerpt", "segment_count", "word_count", "duration_seconds")
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    TEXT_EXCERPT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    language_probability: float
+    text_excerpt: str
+    segment_count: int
+    word_count: int
+    duration_seconds: float
+    def __init__(self, language: _Optional[str] = ..., language_probability: _Optional[float] = ..., text_excerpt: _Optional[str] = ..., segment_count: _Optional[int] = ..., word_count: _Optional[int] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
+
+class DetectedLabel(_message.Message):
+    __slots__ = ("label", "max_confidence", "count")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    max_confidence: float
+    count: int
+    def __init__(self, label: _Optional[str] = ..., max_confidence: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+
+class EnrichInput(_message.Message):
+    __slots__ = ("asset", "profile", "transcribe", "detect_objects")
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIBE_FIELD_NUMBER: _ClassVar[int]
+    DETECT_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    asset: _common_pb2.AssetRecord
+    profile: str
+    transcribe: bool
+    detect_objects: bool
+    def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., profile: _Optional[str] = ..., transcribe: _Optional[bool] = ..., detect_objects: _Optional[bool] = ...) -> None: ...
+
+class EnrichOutput(_message.Message):
+    __slots__ = ("outputs", "transcript", "labels", "skipped_reason", "timings_seconds")
+    class TimingsSecondsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_REASON_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
+    transcript: TranscriptSummary
+    labels: _containers.RepeatedCompositeFieldContainer[DetectedLabel]
+    skipped_reason: str
+    timings_seconds: _containers.ScalarMap[str, float]
+    def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., transcript: _Optional[_Union[TranscriptSummary, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[DetectedLabel, _Mapping]]] = ..., skipped_reason: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class DeliverInput(_message.Message):
+    __slots__ = ("asset_id", "target", "output", "metadata", "idempotency_key")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    target: str
+    output: _common_pb2.Output
+    metadata: _common_pb2.AssetMetadata
+    idempotency_key: str
+    def __init__(self, asset_id: _Optional[str] = ..., target: _Optional[str] = ..., output: _Optional[_Union[_common_pb2.Output, _Mapping]] = ..., metadata: _Optional[_Union[_common_pb2.AssetMetadata, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class NotifyInput(_message.Message):
+    __slots__ = ("asset_id", "target", "workflow_id", "state", "asset", "outputs", "receipts", "idempotency_key")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    target: str
+    workflow_id: str
+    state: _common_pb2.JobState
+    asset: _common_pb2.AssetRecord
+    outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
+    receipts: _containers.RepeatedCompositeFieldContainer[DeliveryReceipt]
+    idempotency_key: str
+    def __init__(self, asset_id: _Optional[str] = ..., target: _Optional[str] = ..., workflow_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[DeliveryReceipt, _Mapping]]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class DeliveryReceipt(_message.Message):
+    __slots__ = ("target", "target_type", "role", "location", "size_bytes", "sha256", "attempts", "seconds", "ok", "error", "idempotency_key", "source_uri")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    target_type: str
+    role: str
+    location: str
+    size_bytes: int
+    sha256: str
+    attempts: int
+    seconds: float
+    ok: bool
+    error: str
+    idempotency_key: str
+    source_uri: str
+    def __init__(self, target: _Optional[str] = ..., target_type: _Optional[str] = ..., role: _Optional[str] = ..., location: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., attempts: _Optional[int] = ..., seconds: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., source_uri: _Optional[str] = ...) -> None: ...

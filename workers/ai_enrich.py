@@ -1,0 +1,19 @@
+"""ai_enrich worker: the activities of activities/enrich.py on their own task queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from activities.common import StageContext
+from activities.enrich import build_activities
+from damfleet.policies import Queue
+from workers.common import run_worker
+
+
+async def main() -> None:
+    ctx = StageContext()
+    await run_worker(task_queue=Queue.AI_ENRICH, activities=build_activities(ctx), on_shutdown=ctx.storage.aclose)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

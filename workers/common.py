@@ -1,0 +1,170 @@
+"""Building and running one worker pool process.
+
+Each ``python -m workers.<stage>`` process polls exactly one task queue with exactly
+that stage's activities (or, for the pipeline pool, only workflows), with concurrency
+from settings, a single Prometheus ``/metrics`` endpoint (damfleet's own metrics plus
+the Temporal SDK's), and graceful shutdown on SIGTERM/SIGINT: stop polling, let
+in-flight work finish within ``DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS``, then cancel
+what is left so Temporal retries it on another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import urllib.request
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from damfleet import policies
+from damfleet.settings import Settings, get_settings
+from damfleet.temporal import connect
+
+__all__ = ["WORKER_UP", "MetricsServer", "configure_logging", "run_worker"]
+
+log = logging.getLogger("damfleet.worker")
+
+WORKER_UP = Gauge("damfleet_worker_up", "1 while the worker is polling its task queue", ["task_queue"])
+WORKER_SLOTS = Gauge("damfleet_worker_slots", "Configured concurrent task slots", ["task_queue"])
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MetricsServer:
+    """Serves damfleet's prometheus_client registry and the SDK's metrics on one port.
+
+    The Temporal SDK exports its own metrics (poll latency, slots, schedule-to-start)
+    from its Rust core on a private loopback port; this server appends that text to
+    damfleet's registry so Prometheus scrapes one endpoint per pod.
+    """
+
+    def __init__(self, host: str, port: int, sdk_port: int | None) -> None:
+        self.sdk_url = f"http://127.0.0.1:{sdk_port}/metrics" if sdk_port else None
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                if self.path.split("?")[0] not in ("/metrics", "/"):
+                    self.send_error(404)
+                    return
+                body = server.render()
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)
+
+    def render(self) -> bytes:
+        body = generate_latest(REGISTRY)
+        if self.sdk_url:
+            try:
+                with urllib.request.urlopen(self.sdk_url, timeout=2) as response:  # noqa: S310 - loopback only
+                    body += response.read()
+            except OSError:
+                pass
+        return body
+
+    def start(self) -> MetricsServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def run_worker(
+    *,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]] = (),
+    workflows: Sequence[type] = (),
+    settings: Settings | None = None,
+    on_shutdown: Callable[[], Any] | None = None,
+) -> None:
+    """Run one worker until SIGTERM/SIGINT, then shut it down gracefully."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+    concurrency = settings.worker.concurrency or policies.default_concurrency(task_queue)
+
+    sdk_port = _free_port() if settings.worker.metrics_port else None
+    runtime = (
+        Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{sdk_port}")))
+        if sdk_port
+        else None
+    )
+    metrics = None
+    if settings.worker.metrics_port:
+        metrics = MetricsServer(settings.worker.metrics_host, settings.worker.metrics_port, sdk_port).start()
+        log.info("metrics on :%d/metrics", metrics.port)
+
+    identity = settings.worker.identity or f"{task_queue}@{socket.gethostname()}:{os.getpid()}"
+    client = await connect(settings, runtime=runtime, identity=identity)
+    kwargs: dict[str, Any] = {
+        "task_queue": task_queue,
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker.graceful_shutdown_seconds),
+        "identity": identity,
+    }
+    if workflows:
+        kwargs["workflows"] = list(workflows)
+        kwargs["max_concurrent_workflow_tasks"] = concurrency
+    if activities:
+        kwargs["activities"] = list(activities)
+        kwargs["max_concurrent_activities"] = concurrency
+    worker = Worker(client, **kwargs)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    WORKER_UP.labels(task_queue).set(1)
+    WORKER_SLOTS.labels(task_queue).set(concurrency)
+    log.info("worker %s polling %s with %d slots", identity, task_queue, concurrency)
+    run_task = asyncio.create_task(worker.run())
+    stop_task = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    WORKER_UP.labels(task_queue).set(0)
+    if stop_task in done:
+        log.info("shutdown requested: no new tasks; waiting up to %.0fs for in-flight work",
+                 settings.worker.graceful_shutdown_seconds)
+        await worker.shutdown()
+    else:
+        stop_task.cancel()
+    try:
+        await run_task
+    finally:
+        if on_shutdown is not None:
+            result = on_shutdown()
+            if asyncio.iscoroutine(result):
+                await result
+        if metrics is not None:
+            metrics.stop()
+        log.info("worker %s stopped", identity)

@@ -1,0 +1,14 @@
+"""Deterministic orchestration: the per-asset pipeline, batch fan-out, scheduled rescans.
+
+Workflows call activities by name (:class:`damfleet.policies.ActivityName`) with typed
+protobuf inputs, so the pipeline worker never imports media or model libraries.
+"""
+
+from __future__ import annotations
+
+from workflows.pipeline import AssetPipeline
+
+#: Every workflow the pipeline worker registers.
+ALL_WORKFLOWS: list[type] = [AssetPipeline]
+
+__all__ = ["ALL_WORKFLOWS", "AssetPipeline"]

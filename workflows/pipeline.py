@@ -1,0 +1,379 @@
+"""AssetPipeline: one asset through ingest, transcode, AI enrichment and distribution.
+
+Deterministic orchestration only. Each stage is an activity called by name on its own
+task queue with that queue's timeouts and retry policy from :mod:`damfleet.policies`,
+so this worker imports no media library. State a user cares about (job state, current
+stage, per-stage timing and results) is kept in a ``PipelineResult`` that the
+``status`` query returns at any time and the run returns at the end.
+
+Outcomes:
+- FAILED: a required stage (ingest, transcode) failed; the run fails with that message.
+- COMPLETED_WITH_ERRORS: renditions exist, but enrichment or some deliveries failed;
+  ``failures`` lists them, and deliveries can be retried without re-running the rest.
+- CANCELLED: the running activity is cancelled through its heartbeat, waited for, and
+  everything stored for the asset is discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import Priority
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from damfleet import search_attributes as sa
+    from damfleet.policies import ActivityName, WorkflowName, policy_for
+    from damfleet.profiles import Profile, get_profile
+    from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
+
+__all__ = ["STAGES", "AssetPipeline", "asset_id_for", "failure_message"]
+
+STAGES = ("ingest", "transcode", "ai_enrich", "distribution")
+
+M = TypeVar("M")
+
+_KIND_NAMES = {
+    common_pb2.MEDIA_KIND_IMAGE: "image",
+    common_pb2.MEDIA_KIND_VIDEO: "video",
+    common_pb2.MEDIA_KIND_AUDIO: "audio",
+}
+
+
+def asset_id_for(workflow_id: str) -> str:
+    """A stable asset id derived from the workflow id (same id on every replay and retry)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"damfleet:{workflow_id}").hex
+
+
+def failure_message(err: BaseException) -> tuple[str, str]:
+    """(message, error type) of the root ApplicationError behind an activity failure."""
+    cause: BaseException | None = err
+    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message, cause.type or "ApplicationError"
+    if isinstance(cause, FailureError):
+        return cause.message, type(cause).__name__
+    return str(cause), type(cause).__name__
+
+
+@workflow.defn(name=WorkflowName.ASSET_PIPELINE)
+class AssetPipeline:
+    @workflow.init
+    def __init__(self, request: pipeline_pb2.PipelineRequest) -> None:
+        self._result = pipeline_pb2.PipelineResult(
+            workflow_id=workflow.info().workflow_id,
+            state=common_pb2.PENDING,
+            profile=request.profile or "default",
+        )
+        for stage in STAGES:
+            self._result.stages[stage].CopyFrom(
+                pipeline_pb2.StageResult(stage=stage, status=common_pb2.STAGE_STATUS_PENDING)
+            )
+        self._pause_requested = False
+        self._priority = Priority(priority_key=request.priority) if request.priority else None
+
+    # ---- queries and updates ----------------------------------------------------------
+
+    @workflow.query(name="status")
+    def status(self) -> pipeline_pb2.PipelineResult:
+        """Job state, current stage, per-stage timing and results so far."""
+        return self._result
+
+    @workflow.update(name="pause")
+    async def pause(self) -> str:
+        """Finish the running activity, then start nothing new until resumed."""
+        self._pause_requested = True
+        return common_pb2.JobState.Name(self._result.state)
+
+    @pause.validator
+    def _validate_pause(self) -> None:
+        if self._is_finished():
+            raise ApplicationError(f"run already {common_pb2.JobState.Name(self._result.state)}; nothing to pause")
+
+    @workflow.update(name="resume")
+    async def resume(self) -> str:
+        self._pause_requested = False
+        return common_pb2.JobState.Name(self._result.state)
+
+    @resume.validator
+    def _validate_resume(self) -> None:
+        if self._is_finished():
+            raise ApplicationError(f"run already {common_pb2.JobState.Name(self._result.state)}; nothing to resume")
+
+    # ---- the run ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: pipeline_pb2.PipelineRequest) -> pipeline_pb2.PipelineResult:
+        try:
+            profile = get_profile(request.profile)
+        except KeyError as exc:
+            return self._fail("ingest", str(exc.args[0]), "BadInput")
+        asset_id = request.asset_id or asset_id_for(workflow.info().workflow_id)
+        self._result.asset_id = asset_id
+        self._upsert(
+            sa.PROFILE.value_set(profile.name),
+            sa.COLLECTION.value_set(request.metadata.collection),
+            sa.TENANT.value_set(request.metadata.tenant),
+        )
+        try:
+            return await self._run_stages(request, profile, asset_id)
+        except asyncio.CancelledError:
+            await self._cancelled(asset_id)
+            raise
+
+    async def _run_stages(
+        self, request: pipeline_pb2.PipelineRequest, profile: Profile, asset_id: str
+    ) -> pipeline_pb2.PipelineResult:
+        # Ingest: required. Bad input fails the run here, before anything is stored.
+        ingest_input = stages_pb2.IngestInput(
+            asset_id=asset_id,
+            source_uri=request.source_uri,
+            expected_sha256=request.expected_sha256,
+            profile=profile.name,
+            metadata=request.metadata,
+        )
+        try:
+            ingested = await self._stage(
+                "ingest", common_pb2.VALIDATING, ActivityName.INGEST, ingest_input, stages_pb2.IngestOutput
+            )
+        except ActivityError as err:
+            return self._fail("ingest", *failure_message(err))
+        asset = ingested.asset
+        self._result.asset.CopyFrom(asset)
+        self._add_outputs("ingest", ingested.outputs)
+        self._upsert(sa.MEDIA_KIND.value_set(_KIND_NAMES.get(asset.media.kind, "unknown")))
+
+        # Transcode: required. Renditions are what the rest of the pipeline works on.
+        try:
+            transcoded = await self._stage(
+                "transcode",
+                common_pb2.RUNNING,
+                ActivityName.TRANSCODE,
+                stages_pb2.TranscodeInput(asset=asset, profile=profile.name),
+                stages_pb2.TranscodeOutput,
+            )
+        except ActivityError as err:
+            return self._fail("transcode", *failure_message(err))
+        self._add_outputs("transcode", transcoded.outputs)
+
+        # AI enrichment: optional. A failure here leaves a usable asset: COMPLETED_WITH_ERRORS.
+        skip_reason = self._ai_skip_reason(request, profile, asset)
+        if skip_reason:
+            self._skip("ai_enrich", skip_reason)
+        else:
+            enrich_input = stages_pb2.EnrichInput(
+                asset=asset,
+                profile=profile.name,
+                transcribe=profile.transcribe and asset.media.has_audio,
+                detect_objects=profile.detect_objects and asset.media.kind != common_pb2.MEDIA_KIND_AUDIO,
+            )
+            try:
+                enriched = await self._stage(
+                    "ai_enrich", common_pb2.RUNNING, ActivityName.ENRICH, enrich_input, stages_pb2.EnrichOutput
+                )
+            except ActivityError as err:
+                message, _ = failure_message(err)
+                self._stage_failed("ai_enrich", message)
+            else:
+                self._add_outputs("ai_enrich", enriched.outputs)
+                if enriched.HasField("transcript"):
+                    self._result.transcript.CopyFrom(enriched.transcript)
+                self._result.labels.extend(enriched.labels)
+                if enriched.labels:
+                    self._upsert(sa.LABELS.value_set([label.label for label in enriched.labels][:50]))
+                if enriched.skipped_reason and not enriched.outputs:
+                    self._skip("ai_enrich", enriched.skipped_reason)
+                elif enriched.skipped_reason:
+                    self._result.stages["ai_enrich"].reason = enriched.skipped_reason
+
+        await self._distribute(request, profile, asset_id)
+
+        self._result.current_stage = ""
+        final = common_pb2.COMPLETED_WITH_ERRORS if self._result.failures else common_pb2.COMPLETED
+        self._set_state(final)
+        return self._result
+
+    # ---- distribution -------------------------------------------------------------------
+
+    async def _distribute(self, request: pipeline_pb2.PipelineRequest, profile: Profile, asset_id: str) -> None:
+        targets = list(request.targets) or list(profile.targets)
+        webhooks = list(profile.webhooks)
+        if not targets and not webhooks:
+            self._skip("distribution", f"profile {profile.name!r} has no delivery targets")
+            return
+        await self._gate()
+        stage = self._begin("distribution", common_pb2.RUNNING)
+        deliverable = [
+            o for o in self._result.outputs
+            if o.stage in ("transcode", "ai_enrich") and (not profile.deliver_roles or o.role in profile.deliver_roles)
+        ]
+        jobs = [
+            stages_pb2.DeliverInput(
+                asset_id=asset_id,
+                target=target,
+                output=output,
+                metadata=request.metadata,
+                idempotency_key=f"{asset_id}:{target}:{output.role}:{output.uri.rsplit('/', 1)[-1]}",
+            )
+            for target in targets
+            for output in deliverable
+        ]
+        results = await asyncio.gather(
+            *(self._activity(ActivityName.DELIVER, job, stages_pb2.DeliveryReceipt) for job in jobs),
+            return_exceptions=True,
+        )
+        for job, outcome in zip(jobs, results):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, BaseException):
+                message, _ = failure_message(outcome)
+                self._result.receipts.append(
+                    stages_pb2.DeliveryReceipt(
+                        target=job.target, role=job.output.role, ok=False, error=message,
+                        idempotency_key=job.idempotency_key, source_uri=job.output.uri,
+                    )
+                )
+                self._result.failures.append(f"distribution to {job.target} ({job.output.role}): {message}")
+            else:
+                self._result.receipts.append(outcome)
+        for hook in webhooks:
+            notify = stages_pb2.NotifyInput(
+                asset_id=asset_id,
+                target=hook,
+                workflow_id=workflow.info().workflow_id,
+                state=common_pb2.COMPLETED_WITH_ERRORS if self._result.failures else common_pb2.COMPLETED,
+                asset=self._result.asset,
+                outputs=self._result.outputs,
+                receipts=self._result.receipts,
+                idempotency_key=f"{asset_id}:{hook}:webhook",
+            )
+            try:
+                self._result.receipts.append(
+                    await self._activity(ActivityName.NOTIFY, notify, stages_pb2.DeliveryReceipt)
+                )
+            except ActivityError as err:
+                message, _ = failure_message(err)
+                self._result.failures.append(f"webhook {hook}: {message}")
+        failed = [r for r in self._result.receipts if not r.ok]
+        self._end(
+            stage,
+            common_pb2.STAGE_STATUS_COMPLETED_WITH_ERRORS if failed else common_pb2.STAGE_STATUS_COMPLETED,
+            reason=f"{len(failed)} of {len(self._result.receipts)} deliveries failed" if failed else "",
+        )
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _ai_skip_reason(
+        self, request: pipeline_pb2.PipelineRequest, profile: Profile, asset: common_pb2.AssetRecord
+    ) -> str:
+        if request.skip_ai:
+            return "AI enrichment skipped by request"
+        transcribe = profile.transcribe and asset.media.has_audio
+        detect = profile.detect_objects and asset.media.kind != common_pb2.MEDIA_KIND_AUDIO
+        if transcribe or detect:
+            return ""
+        kind = _KIND_NAMES.get(asset.media.kind, "media")
+        if not profile.transcribe and not profile.detect_objects:
+            return f"profile {profile.name!r} disables AI enrichment"
+        if not asset.media.has_audio and not profile.detect_objects:
+            return f"{kind} has no audio to transcribe and profile {profile.name!r} does not detect objects"
+        return f"nothing to enrich for this {kind}"
+
+    async def _activity(self, name: str, arg: Any, result_type: type[M]) -> M:
+        policy = policy_for(name)
+        extra: dict[str, Any] = {}
+        if self._priority is not None:
+            extra["priority"] = self._priority
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            **policy.options(),  # type: ignore[arg-type]
+            **extra,
+        )
+
+    async def _stage(self, stage: str, state: int, name: str, arg: Any, result_type: type[M]) -> M:
+        await self._gate()
+        result = self._begin(stage, state)
+        output = await self._activity(name, arg, result_type)
+        self._end(result, common_pb2.STAGE_STATUS_COMPLETED)
+        return output
+
+    async def _gate(self) -> None:
+        """Hold here while a pause is requested; the job shows PAUSED meanwhile."""
+        if not self._pause_requested:
+            return
+        previous = self._result.state
+        self._set_state(common_pb2.PAUSED)
+        await workflow.wait_condition(lambda: not self._pause_requested)
+        self._set_state(previous)
+
+    def _begin(self, stage: str, state: int) -> pipeline_pb2.StageResult:
+        self._result.current_stage = stage
+        self._set_state(state)
+        self._upsert(sa.STAGE.value_set(stage))
+        result = self._result.stages[stage]
+        result.status = common_pb2.STAGE_STATUS_RUNNING
+        result.started_at = workflow.now().timestamp()
+        return result
+
+    def _end(self, result: pipeline_pb2.StageResult, status: int, reason: str = "") -> None:
+        result.status = status  # type: ignore[assignment]
+        result.seconds = round(workflow.now().timestamp() - result.started_at, 3)
+        if reason:
+            result.reason = reason
+
+    def _skip(self, stage: str, reason: str) -> None:
+        result = self._result.stages[stage]
+        result.status = common_pb2.STAGE_STATUS_SKIPPED
+        result.reason = reason
+
+    def _stage_failed(self, stage: str, message: str) -> None:
+        result = self._result.stages[stage]
+        self._end(result, common_pb2.STAGE_STATUS_FAILED, reason=message)
+        self._result.failures.append(f"{stage}: {message}")
+
+    def _add_outputs(self, stage: str, outputs: Any) -> None:
+        self._result.stages[stage].outputs.extend(outputs)
+        self._result.outputs.extend(outputs)
+
+    def _fail(self, stage: str, message: str, error_type: str) -> pipeline_pb2.PipelineResult:
+        self._stage_failed(stage, message)
+        self._result.error = f"{stage} failed: {message}"
+        self._set_state(common_pb2.FAILED)
+        raise ApplicationError(self._result.error, type=error_type, non_retryable=True)
+
+    async def _cancelled(self, asset_id: str) -> None:
+        stage = self._result.current_stage
+        if stage:
+            self._end(self._result.stages[stage], common_pb2.STAGE_STATUS_CANCELLED, reason="cancelled")
+        self._set_state(common_pb2.CANCELLED)
+        # The running activity has acknowledged cancellation (WAIT_CANCELLATION_COMPLETED);
+        # now remove everything stored for the asset so nothing looks complete.
+        if self._result.stages["ingest"].status != common_pb2.STAGE_STATUS_PENDING:
+            policy = policy_for(ActivityName.DISCARD_ASSET)
+            try:
+                await workflow.execute_activity(
+                    ActivityName.DISCARD_ASSET, asset_id, result_type=int, **policy.options()  # type: ignore[arg-type]
+                )
+            except (ActivityError, CancelledError) as err:
+                workflow.logger.warning("discarding cancelled asset %s failed: %s", asset_id, err)
+
+    def _set_state(self, state: int) -> None:
+        self._result.state = state  # type: ignore[assignment]
+        self._upsert(sa.STATE.value_set(common_pb2.JobState.Name(state)))
+
+    def _upsert(self, *updates: Any) -> None:
+        workflow.upsert_search_attributes(list(updates))
+
+    def _is_finished(self) -> bool:
+        return self._result.state in (
+            common_pb2.COMPLETED, common_pb2.COMPLETED_WITH_ERRORS, common_pb2.FAILED, common_pb2.CANCELLED,
+        )
+
