@@ -1,0 +1,3 @@
+from damfleet.cli import main
+
+main()
