@@ -26,6 +26,7 @@ __all__ = [
     "Queue",
     "WorkflowName",
     "default_concurrency",
+    "lane_of",
     "policy_for",
 ]
 
@@ -66,6 +67,8 @@ class ActivityName:
     NOTIFY = "notify_webhook"
     READ_MANIFEST = "read_manifest"
     LIST_NEW_SOURCES = "list_new_sources"
+    READ_MANIFEST_PAGE = "read_manifest_page"  # one page of a prepared batch
+    CLAIM_CONTENT = "claim_content"            # dedup: first asset with this content in a collection
 
 
 @dataclass(frozen=True)
@@ -78,10 +81,10 @@ class ActivityPolicy:
     heartbeat: timedelta | None = None
     schedule_to_close: timedelta | None = None
 
-    def options(self) -> dict[str, object]:
-        """Keyword arguments for ``workflow.execute_activity``."""
+    def options(self, lane: str = "") -> dict[str, object]:
+        """Keyword arguments for ``workflow.execute_activity``, routed to ``lane`` (see :func:`lane_of`)."""
         opts: dict[str, object] = {
-            "task_queue": self.task_queue,
+            "task_queue": self.task_queue + lane,
             "start_to_close_timeout": self.start_to_close,
             "retry_policy": self.retry,
         }
@@ -173,6 +176,8 @@ ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.DISCARD_ASSET: SHORT_POLICY_INGEST,
     ActivityName.READ_MANIFEST: SHORT_POLICY_INGEST,
     ActivityName.LIST_NEW_SOURCES: SHORT_POLICY_INGEST,
+    ActivityName.READ_MANIFEST_PAGE: SHORT_POLICY_INGEST,
+    ActivityName.CLAIM_CONTENT: SHORT_POLICY_INGEST,
     ActivityName.TRANSCODE: TRANSCODE_POLICY,
     ActivityName.ENRICH: ENRICH_POLICY,
     ActivityName.DELIVER: DELIVER_POLICY,
@@ -187,6 +192,20 @@ _DEFAULT_CONCURRENCY: dict[str, int] = {
     Queue.AI_ENRICH: 1,       # one model run per GPU (or CPU)
     Queue.DISTRIBUTION: 128,  # async network I/O
 }
+
+
+def lane_of(workflow_task_queue: str) -> str:
+    """The lane suffix of a pipeline task queue: ``"q-pipeline-eu"`` -> ``"-eu"``.
+
+    A lane is a complete, separate fleet on the same Temporal namespace: a workflow on
+    ``q-pipeline<suffix>`` sends its activities to ``q-ingest<suffix>``, ``q-transcode<suffix>``
+    and so on, served by workers started with ``DAMFLEET_WORKER_QUEUE_SUFFIX=<suffix>``.
+    Operators use lanes to isolate tenants or canary a new worker version; tests use them so
+    concurrent runs on one dev server never take each other's tasks.
+    """
+    if workflow_task_queue.startswith(Queue.PIPELINE):
+        return workflow_task_queue[len(Queue.PIPELINE):]
+    return ""
 
 
 def policy_for(activity_name: str) -> ActivityPolicy:

@@ -24,6 +24,7 @@ __all__ = [
     "AISettings",
     "DistributionSettings",
     "IngestSettings",
+    "JobsSettings",
     "Settings",
     "SettingsError",
     "StorageSettings",
@@ -80,6 +81,7 @@ class WorkerSettings:
     graceful_shutdown_seconds: float = 30.0
     scratch_dir: str = ""                # local scratch for tool runs; defaults under the state dir
     identity: str = ""
+    queue_suffix: str = ""               # lane suffix appended to every queue name (see policies.lane_of)
 
 
 @dataclass(frozen=True)
@@ -127,19 +129,52 @@ class AISettings:
     inference_url: str = ""                  # host:port of `damfleet inference serve`; "" = local models
     inference_timeout_seconds: float = 600.0
     inference_listen: str = "0.0.0.0:50051"
+    inference_connect_seconds: float = 10.0  # wait this long for the service before failing retryably
+    inference_max_workers: int = 4           # gRPC server threads (model runs are serialised per model)
+    whisper_language: str = ""               # "" = detect (English-only models always answer "en")
+    whisper_vad: bool = True                 # Silero VAD (bundled with faster-whisper) skips silence
+    whisper_word_timestamps: bool = True
+    yolo_sampling: str = "interval"          # interval | scene (video frame sampling)
+    yolo_scene_threshold: float = 0.3        # ffmpeg scene score for "scene" sampling
+    yolo_max_frame_side: int = 1920          # video frames / images are scaled down to this before detection
+    max_image_pixels: int = 268_402_689      # larger images are refused (decompression bombs)
+    tool_timeout_seconds: float = 3600.0     # ffmpeg decode runs (PCM stream, frame sampling)
+    transcript_excerpt_chars: int = 300
 
 
 @dataclass(frozen=True)
 class DistributionSettings:
-    """Delivery targets and outbound safety."""
+    """Delivery targets and outbound safety.
+
+    Targets (with their credentials) are defined here, never in requests: a profile or a
+    request names a target, the distribution worker looks up how to reach it. A built-in
+    ``local`` target (``<state_dir>/delivered/<asset_id>/``) needs no configuration.
+    """
 
     targets_file: str = ""                   # JSON file: {"name": {"type": "s3", ...}, ...}
-    targets_json: str = ""                   # the same, inline
+    targets_json: str = ""                   # the same, inline; wins over the file per name
     allow_private_networks: tuple[str, ...] = ()   # CIDRs or host names exempt from SSRF refusal
     verify_tls: bool = True
-    per_target_concurrency: int = 16
-    http_timeout_seconds: float = 60.0
-    webhook_secret: str = ""
+    per_target_concurrency: int = 16         # uploads in flight per target name (a target may override)
+    per_target_wait_seconds: float = 30.0    # waiting longer for a slot hands the task back to the queue
+    http_timeout_seconds: float = 60.0       # connect/read/write timeout of one HTTP exchange
+    webhook_secret: str = ""                 # default HMAC secret for webhook targets without their own
+    stream_chunk_bytes: int = 256 * 1024     # read size when streaming a rendition to a target
+    max_redirects: int = 5
+    max_retry_after_seconds: float = 6 * 3600.0   # a Retry-After longer than this is capped
+
+
+@dataclass(frozen=True)
+class JobsSettings:
+    """Job control defaults: dedup, batch window and priority, manifests (``DAMFLEET_JOBS_*``)."""
+
+    dedup: bool = True                       # link content already ingested in the same collection
+    batch_priority: int = 4                  # Temporal task priority of batches (1 highest .. 5); uploads use 3
+    batch_max_in_flight: int = 50            # child pipelines a batch runs at once (sliding window)
+    batch_continue_as_new_after: int = 500   # children started per run before continue-as-new
+    manifest_page_size: int = 500            # rows per stored manifest page (one activity result)
+    manifest_max_rows: int = 1_000_000       # larger manifests are refused
+    bad_rows_kept: int = 1000                # bad rows listed in the batch progress (all are counted)
 
 
 @dataclass(frozen=True)
@@ -155,6 +190,7 @@ class Settings:
     transcode: TranscodeSettings = field(default_factory=TranscodeSettings)
     ai: AISettings = field(default_factory=AISettings)
     distribution: DistributionSettings = field(default_factory=DistributionSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
 
     @property
     def state_path(self) -> Path:
@@ -199,6 +235,7 @@ _GROUPS: dict[str, str] = {
     "transcode": "TRANSCODE_",
     "ai": "AI_",
     "distribution": "DISTRIBUTION_",
+    "jobs": "JOBS_",
 }
 
 
@@ -275,6 +312,14 @@ def _validate(settings: Settings) -> None:
     if settings.transcode.hwaccel not in ("none", "nvenc", "vaapi", "qsv"):
         raise SettingsError(
             f"DAMFLEET_TRANSCODE_HWACCEL must be none, nvenc, vaapi or qsv, got {settings.transcode.hwaccel!r}"
+        )
+    if settings.ai.whisper_device not in ("auto", "cpu", "cuda"):
+        raise SettingsError(
+            f"DAMFLEET_AI_WHISPER_DEVICE must be auto, cpu or cuda, got {settings.ai.whisper_device!r}"
+        )
+    if settings.ai.yolo_sampling not in ("interval", "scene"):
+        raise SettingsError(
+            f"DAMFLEET_AI_YOLO_SAMPLING must be interval or scene, got {settings.ai.yolo_sampling!r}"
         )
     if bool(settings.temporal.tls_cert_path) != bool(settings.temporal.tls_key_path):
         raise SettingsError("DAMFLEET_TEMPORAL_TLS_CERT_PATH and DAMFLEET_TEMPORAL_TLS_KEY_PATH go together")

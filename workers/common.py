@@ -112,7 +112,9 @@ async def run_worker(
     """Run one worker until SIGTERM/SIGINT, then shut it down gracefully."""
     settings = settings or get_settings()
     configure_logging(settings)
-    concurrency = settings.worker.concurrency or policies.default_concurrency(task_queue)
+    task_queue_base = task_queue
+    task_queue = task_queue + settings.worker.queue_suffix
+    concurrency = settings.worker.concurrency or policies.default_concurrency(task_queue_base)
 
     sdk_port = _free_port() if settings.worker.metrics_port else None
     runtime = (

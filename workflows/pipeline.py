@@ -27,7 +27,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from damfleet import search_attributes as sa
-    from damfleet.policies import ActivityName, WorkflowName, policy_for
+    from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
     from damfleet.profiles import Profile, get_profile
     from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
 
@@ -76,6 +76,7 @@ class AssetPipeline:
             )
         self._pause_requested = False
         self._priority = Priority(priority_key=request.priority) if request.priority else None
+        self._lane = lane_of(workflow.info().task_queue)
 
     # ---- queries and updates ----------------------------------------------------------
 
@@ -294,7 +295,7 @@ class AssetPipeline:
             arg,
             result_type=result_type,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            **policy.options(),  # type: ignore[arg-type]
+            **policy.options(self._lane),  # type: ignore[arg-type]
             **extra,
         )
 
@@ -360,7 +361,7 @@ class AssetPipeline:
             policy = policy_for(ActivityName.DISCARD_ASSET)
             try:
                 await workflow.execute_activity(
-                    ActivityName.DISCARD_ASSET, asset_id, result_type=int, **policy.options()  # type: ignore[arg-type]
+                    ActivityName.DISCARD_ASSET, asset_id, result_type=int, **policy.options(self._lane),  # type: ignore[arg-type]
                 )
             except (ActivityError, CancelledError) as err:
                 workflow.logger.warning("discarding cancelled asset %s failed: %s", asset_id, err)

@@ -70,12 +70,15 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> P
         mime = "audio/mp4" if sniffed.mime_type == "video/mp4" else sniffed.mime_type
     else:
         mime = sniffed.mime_type
-    await _confirm_decodes(path, has_video=bool(video), timeout_seconds=timeout_seconds, what=sniffed.description)
+    duration = _float(fmt.get("duration")) or _float((video or audio)[0].get("duration"))
+    await _confirm_decodes(
+        path, has_video=bool(video), duration=duration, timeout_seconds=timeout_seconds, what=sniffed.description
+    )
     info = common_pb2.MediaInfo(
         kind=common_pb2.MEDIA_KIND_VIDEO if video else common_pb2.MEDIA_KIND_AUDIO,
         mime_type=mime,
         format_name=str(fmt.get("format_name", "")),
-        duration_seconds=_float(fmt.get("duration")) or _float((video or audio)[0].get("duration")),
+        duration_seconds=duration,
         has_video=bool(video),
         has_audio=bool(audio),
     )
@@ -95,16 +98,27 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> P
     return info, {"tool": "ffprobe", "ffprobe": report}
 
 
-async def _confirm_decodes(path: Path, *, has_video: bool, timeout_seconds: float, what: str) -> None:
-    """Decode the first seconds: a container can describe streams that do not decode."""
+async def _confirm_decodes(
+    path: Path, *, has_video: bool, duration: float, timeout_seconds: float, what: str
+) -> None:
+    """Decode the first and the last seconds.
+
+    A container can describe streams that do not decode, and a truncated upload whose
+    index sits at the front ("faststart") decodes fine at the start and fails only
+    where the data ends; sampling both ends catches both at a cost of ~4 s of decoding.
+    """
     ffmpeg = find_tool("ffmpeg")
-    args = [
-        ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-xerror", *safe_input_args(), "-i", str(path),
-        "-t", "2", "-map", "0:v:0?" if has_video else "0:a:0?", "-f", "null", "-",
-    ]
-    result = await run_tool(args, timeout_seconds=timeout_seconds)
-    if result.returncode != 0:
-        raise CorruptMediaError(f"{what} file does not decode: {result.stderr_tail or 'decoder error'}")
+    stream = "0:v:0?" if has_video else "0:a:0?"
+    windows = [0.0] + ([max(0.0, duration - 2.0)] if duration > 4.0 else [])
+    for start in windows:
+        args = [
+            ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-xerror", *safe_input_args(),
+            "-ss", f"{start:.3f}", "-i", str(path), "-t", "2", "-map", stream, "-f", "null", "-",
+        ]
+        result = await run_tool(args, timeout_seconds=timeout_seconds)
+        if result.returncode != 0:
+            where = "at its start" if start == 0 else f"near {start:.0f}s (truncated or damaged)"
+            raise CorruptMediaError(f"{what} file does not decode {where}: {result.stderr_tail or 'decoder error'}")
 
 
 def _is_cover_art(stream: dict[str, Any]) -> bool:
@@ -172,6 +186,13 @@ def _vips_header(path: Path, sniffed: Sniffed) -> dict[str, Any]:
             continue
         if isinstance(value, (int, float, str)):
             fields[name] = value
+    try:
+        # Decode a shrink-on-load thumbnail: cheap, but it reads the whole compressed body,
+        # so a valid header over a truncated or damaged body is caught here.
+        pyvips.Image.thumbnail(str(path), 128, fail_on="truncated").avg()
+    except pyvips.Error as exc:
+        detail = " ".join(str(exc).strip().splitlines()[1:]) or str(exc)
+        raise CorruptMediaError(f"{sniffed.description} image does not decode: {detail[:400]}") from exc
     fmt = str(image.format)
     depth = 16 if fmt in ("ushort", "short") else 32 if fmt in ("float", "uint", "int") else 8
     return {

@@ -23,6 +23,7 @@ from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, Write
 __all__ = ["S3Backend", "split_s3_uri"]
 
 SHA256_METADATA_KEY = "sha256"
+_MAX_COPY_BYTES = 5 * 1024**3  # S3 CopyObject limit
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -172,6 +173,14 @@ class S3Backend(StorageBackend):
                 await client.complete_multipart_upload(
                     Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
                 )
+                upload_id = None
+                if size <= _MAX_COPY_BYTES:
+                    # The hash is known only now; record it with a server-side self-copy so
+                    # stat() can report it without reading the object back.
+                    await client.copy_object(
+                        Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key},
+                        Metadata=meta, MetadataDirective="REPLACE", **extra,
+                    )
         except BaseException as exc:
             if upload_id is not None:
                 with contextlib.suppress(Exception):

@@ -1,0 +1,52 @@
+"""Transcode-specific refinements of :mod:`damfleet.errors`.
+
+Each class keeps its parent's ``error_type`` so the retry policies' non-retryable type
+lists (built from :mod:`damfleet.errors`) keep matching; the class name and message say
+precisely what went wrong::
+
+    UnsupportedMediaError
+    └── MissingStreamError      a rendition needs a video/audio stream the file lacks
+    CorruptMediaError
+    └── TruncatedMediaError     decoding stopped well short of the declared duration
+    UnsafeMediaError
+    └── ImageTooLargeError      pixel count over the decompression-bomb limit
+    TransientError
+    ├── ScratchSpaceError       not enough free scratch disk for this source (another worker may have it)
+    └── ToolCrashedError        a tool died from a signal (OOM kill, memory limit)
+"""
+
+from __future__ import annotations
+
+from damfleet.errors import CorruptMediaError, TransientError, UnsafeMediaError, UnsupportedMediaError
+
+__all__ = [
+    "ImageTooLargeError",
+    "MissingStreamError",
+    "ScratchSpaceError",
+    "ToolCrashedError",
+    "TruncatedMediaError",
+]
+
+
+class MissingStreamError(UnsupportedMediaError):
+    """The requested rendition needs a stream (video or audio frames) the file does not have."""
+
+
+class TruncatedMediaError(CorruptMediaError):
+    """The container promises more media than the file delivers."""
+
+
+class ImageTooLargeError(UnsafeMediaError):
+    """The image's pixel count exceeds ``DAMFLEET_TRANSCODE_MAX_IMAGE_PIXELS``."""
+
+
+class ScratchSpaceError(TransientError):
+    """Scratch disk too small for this source now; retried, possibly on a worker with more room."""
+
+    error_type = "ScratchSpace"
+
+
+class ToolCrashedError(TransientError):
+    """A tool was killed by a signal (for example its memory limit); worth one more try."""
+
+    error_type = "ToolCrashed"
