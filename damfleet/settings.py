@@ -54,6 +54,7 @@ class TemporalSettings:
     tls_ca_path: str = ""
     tls_server_name: str = ""
     api_key: str = ""
+    dev_ui_port: int = 8233              # web UI port of the embedded dev server (damfleet dev/demo)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class AISettings:
     inference_listen: str = "0.0.0.0:50051"
     inference_connect_seconds: float = 10.0  # wait this long for the service before failing retryably
     inference_max_workers: int = 4           # gRPC server threads (model runs are serialised per model)
+    inference_shared_dir: str = ""           # MediaRef.path must lie under it; "" refuses path references
     whisper_language: str = ""               # "" = detect (English-only models always answer "en")
     whisper_vad: bool = True                 # Silero VAD (bundled with faster-whisper) skips silence
     whisper_word_timestamps: bool = True

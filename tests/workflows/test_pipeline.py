@@ -1,0 +1,197 @@
+"""AssetPipeline on a real Temporal dev server.
+
+Ingest runs for real; the later stages are stand-ins registered under the real activity
+names (their own tests live with their modules), so these tests are about orchestration:
+routing per queue, states, the status query, skip reasons, failures and results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from activities.common import StageContext
+from activities.ingest import build_activities as ingest_activities
+from damfleet import search_attributes as sa
+from damfleet.policies import ActivityName, Queue
+from damfleet.settings import Settings
+from damfleet.storage import Storage
+from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
+from tests.conftest import make_settings
+from workflows.pipeline import AssetPipeline
+
+
+class StandIns:
+    """Downstream stages that write real (tiny) files, so outputs are checkable."""
+
+    def __init__(self, storage: Storage, *, fail_enrich: bool = False) -> None:
+        self.storage = storage
+        self.fail_enrich = fail_enrich
+        self.calls: list[str] = []
+
+    async def _output(self, asset_id: str, role: str, stage: str) -> common_pb2.Output:
+        data = f"{role} of {asset_id}".encode()
+        written = await self.storage.write_bytes(self.storage.keys(asset_id).rendition(role, "bin"), data)
+        return common_pb2.Output(uri=written.uri, size_bytes=written.size_bytes, sha256=written.sha256,
+                                 role=role, stage=stage)
+
+    @activity.defn(name=ActivityName.TRANSCODE)
+    async def transcode(self, request: stages_pb2.TranscodeInput) -> stages_pb2.TranscodeOutput:
+        self.calls.append(f"transcode:{activity.info().task_queue}")
+        out = await self._output(request.asset.asset_id, "thumbnail", "transcode")
+        return stages_pb2.TranscodeOutput(outputs=[out], renditions=["thumbnail"], hw_accel="software")
+
+    @activity.defn(name=ActivityName.ENRICH)
+    async def enrich(self, request: stages_pb2.EnrichInput) -> stages_pb2.EnrichOutput:
+        self.calls.append(f"enrich:{activity.info().task_queue}")
+        if self.fail_enrich:
+            raise ApplicationError("model file missing", type="ConfigurationError", non_retryable=True)
+        out = await self._output(request.asset.asset_id, "transcript_vtt", "ai_enrich")
+        return stages_pb2.EnrichOutput(
+            outputs=[out],
+            transcript=stages_pb2.TranscriptSummary(language="en", text_excerpt="welcome to the archive"),
+            labels=[stages_pb2.DetectedLabel(label="bicycle", max_confidence=0.9, count=1)],
+        )
+
+    @activity.defn(name=ActivityName.DELIVER)
+    async def deliver(self, request: stages_pb2.DeliverInput) -> stages_pb2.DeliveryReceipt:
+        self.calls.append(f"deliver:{activity.info().task_queue}")
+        return stages_pb2.DeliveryReceipt(
+            target=request.target, target_type="local", role=request.output.role, location="/dev/null",
+            size_bytes=request.output.size_bytes, sha256=request.output.sha256, attempts=1, ok=True,
+            idempotency_key=request.idempotency_key, source_uri=request.output.uri,
+        )
+
+    def all(self) -> dict[str, object]:
+        return {"transcode": self.transcode, "enrich": self.enrich, "deliver": self.deliver}
+
+
+@pytest.fixture
+async def fleet(temporal_env, tmp_path: Path) -> AsyncIterator[tuple[Client, str, Settings, StandIns]]:
+    """Pipeline + real ingest + stand-in workers, all on a fresh lane."""
+    client: Client = temporal_env.client
+    lane = f"-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(tmp_path)
+    ctx = StageContext(settings)
+    stand_ins = StandIns(ctx.storage)
+    async with AsyncExitStack() as stack:
+        for queue, kwargs in (
+            (Queue.PIPELINE, {"workflows": [AssetPipeline]}),
+            (Queue.INGEST, {"activities": ingest_activities(ctx)}),
+            (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
+            (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
+            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver]}),
+        ):
+            await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
+        yield client, Queue.PIPELINE + lane, settings, stand_ins
+    await ctx.storage.aclose()
+
+
+async def _start(client: Client, queue: str, source: Path, **fields) -> object:
+    request = pipeline_pb2.PipelineRequest(source_uri=source.as_uri(), **fields)
+    return await client.start_workflow(
+        AssetPipeline.run, request, id=f"test-{uuid.uuid4().hex}", task_queue=queue,
+        result_type=pipeline_pb2.PipelineResult,
+    )
+
+
+async def test_video_runs_all_four_stages_on_their_queues(fleet, media_dir: Path) -> None:
+    client, queue, settings, stand_ins = fleet
+    lane = queue.removeprefix(Queue.PIPELINE)
+    source = media_dir / "harbour-clip.mp4"
+    handle = await _start(
+        client, queue, source, expected_sha256=hashlib.sha256(source.read_bytes()).hexdigest(),
+        metadata=common_pb2.AssetMetadata(title="Harbour", collection="news", tenant="acme"),
+    )
+    result: pipeline_pb2.PipelineResult = await handle.result()
+
+    assert result.state == common_pb2.COMPLETED, result.error
+    assert [result.stages[s].status for s in ("ingest", "transcode", "ai_enrich", "distribution")] == [
+        common_pb2.STAGE_STATUS_COMPLETED
+    ] * 4
+    assert all(result.stages[s].seconds >= 0 for s in result.stages)
+    assert sorted(stand_ins.calls) == sorted([
+        f"transcode:{Queue.TRANSCODE}{lane}", f"enrich:{Queue.AI_ENRICH}{lane}",
+        f"deliver:{Queue.DISTRIBUTION}{lane}", f"deliver:{Queue.DISTRIBUTION}{lane}",
+    ])
+    roles = [o.role for o in result.outputs]
+    assert roles == ["original", "technical_metadata", "thumbnail", "transcript_vtt"]
+    assert all(o.size_bytes > 0 and len(o.sha256) == 64 for o in result.outputs)
+    assert {r.role for r in result.receipts} == {"thumbnail", "transcript_vtt"}
+    assert result.asset.media.kind == common_pb2.MEDIA_KIND_VIDEO
+    assert result.transcript.text_excerpt == "welcome to the archive"
+
+    status = await handle.query("status", result_type=pipeline_pb2.PipelineResult)
+    assert status.state == common_pb2.COMPLETED and status.asset_id == result.asset_id
+
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(sa.STATE) == "COMPLETED"
+    assert attributes.get(sa.MEDIA_KIND) == "video"
+    assert attributes.get(sa.COLLECTION) == "news"
+    assert attributes.get(sa.LABELS) == ["bicycle"]
+
+
+async def test_image_skips_ai_with_a_reason(fleet, media_dir: Path) -> None:
+    client, queue, _, stand_ins = fleet
+    result = await (await _start(client, queue, media_dir / "small.png")).result()
+    assert result.state == common_pb2.COMPLETED
+    ai = result.stages["ai_enrich"]
+    assert ai.status == common_pb2.STAGE_STATUS_SKIPPED
+    assert "no audio to transcribe" in ai.reason
+    assert not any(call.startswith("enrich") for call in stand_ins.calls)
+
+
+async def test_bad_input_fails_run_at_ingest_and_stores_nothing(fleet, tmp_path: Path) -> None:
+    client, queue, settings, stand_ins = fleet
+    empty = tmp_path / "empty.mov"
+    empty.write_bytes(b"")
+    handle = await _start(client, queue, empty)
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    assert "ingest failed: source is empty (0 bytes)" in str(caught.value.cause)
+    status = await handle.query("status", result_type=pipeline_pb2.PipelineResult)
+    assert status.state == common_pb2.FAILED
+    assert status.stages["ingest"].status == common_pb2.STAGE_STATUS_FAILED
+    assert status.stages["ingest"].attempts <= 1
+    assert stand_ins.calls == []
+    storage = Storage.from_settings(settings)
+    assert [o async for o in storage.list(storage.keys(status.asset_id).prefix)] == []
+
+
+async def test_enrichment_failure_completes_with_errors(temporal_env, tmp_path: Path, media_dir: Path) -> None:
+    client: Client = temporal_env.client
+    lane = f"-{uuid.uuid4().hex[:8]}"
+    ctx = StageContext(make_settings(tmp_path))
+    stand_ins = StandIns(ctx.storage, fail_enrich=True)
+    async with AsyncExitStack() as stack:
+        for queue, kwargs in (
+            (Queue.PIPELINE, {"workflows": [AssetPipeline]}),
+            (Queue.INGEST, {"activities": ingest_activities(ctx)}),
+            (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
+            (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
+            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver]}),
+        ):
+            await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
+        result = await (await _start(client, Queue.PIPELINE + lane, media_dir / "speech.wav")).result()
+    assert result.state == common_pb2.COMPLETED_WITH_ERRORS
+    assert result.stages["ai_enrich"].status == common_pb2.STAGE_STATUS_FAILED
+    assert result.failures == ["ai_enrich: model file missing"]
+    assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_COMPLETED
+
+
+async def test_unknown_profile_fails_with_known_names(fleet, media_dir: Path) -> None:
+    client, queue, _, _ = fleet
+    handle = await _start(client, queue, media_dir / "small.png", profile="no-such-profile")
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    assert "unknown profile 'no-such-profile'" in str(caught.value.cause)
+    assert "default" in str(caught.value.cause)
