@@ -161,7 +161,6 @@ async def test_bad_input_fails_run_at_ingest_and_stores_nothing(fleet, tmp_path:
     status = await handle.query("status", result_type=pipeline_pb2.PipelineResult)
     assert status.state == common_pb2.FAILED
     assert status.stages["ingest"].status == common_pb2.STAGE_STATUS_FAILED
-    assert status.stages["ingest"].attempts <= 1
     assert stand_ins.calls == []
     storage = Storage.from_settings(settings)
     assert [o async for o in storage.list(storage.keys(status.asset_id).prefix)] == []
