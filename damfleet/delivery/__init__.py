@@ -1,0 +1,70 @@
+"""Distribution: delivering stored renditions to the outside world, and telling it so.
+
+Target types (declared in settings, named by profiles and requests; see
+:mod:`damfleet.delivery.config`)::
+
+    local    atomic copy into a folder            (built-in "local": <state_dir>/delivered)
+    s3       S3-compatible bucket, multipart with per-part checksums, tags, cache headers
+    http     PUT or multipart POST, streamed, bearer/basic auth from settings
+    webhook  signed JSON notification (HMAC-SHA256 over "<timestamp>.<body>")
+
+Plain async code with no Temporal in it: :class:`Distributor` is what the distribution
+activities call. Errors follow :mod:`damfleet.errors`: network trouble, 5xx, 408, 425
+and 429 raise ``TargetUnavailableError`` (retried, honouring Retry-After); other refusals
+raise ``TargetRejectedError`` or ``ConfigurationError`` naming the target (not retried).
+HTTP and webhook targets go through :mod:`damfleet.delivery.netguard`, which refuses
+private, loopback, link-local and metadata addresses on every connection.
+"""
+
+from __future__ import annotations
+
+from damfleet.delivery.base import DeliveryItem, DeliveryResult, parse_retry_after, redact_url
+from damfleet.delivery.config import (
+    BUILTIN_LOCAL_TARGET,
+    HttpTargetConfig,
+    LocalTargetConfig,
+    S3TargetConfig,
+    TargetConfig,
+    TargetRegistry,
+    WebhookTargetConfig,
+    parse_target,
+)
+from damfleet.delivery.netguard import OutboundBlockedError, OutboundPolicy
+from damfleet.delivery.redeliver import plan_redelivery
+from damfleet.delivery.service import Distributor, delivery_item
+from damfleet.delivery.webhook import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookVerificationError,
+    build_notification,
+    sign,
+    verify_request,
+    verify_signature,
+)
+
+__all__ = [
+    "BUILTIN_LOCAL_TARGET",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "DeliveryItem",
+    "DeliveryResult",
+    "Distributor",
+    "HttpTargetConfig",
+    "LocalTargetConfig",
+    "OutboundBlockedError",
+    "OutboundPolicy",
+    "S3TargetConfig",
+    "TargetConfig",
+    "TargetRegistry",
+    "WebhookTargetConfig",
+    "WebhookVerificationError",
+    "build_notification",
+    "delivery_item",
+    "parse_retry_after",
+    "parse_target",
+    "plan_redelivery",
+    "redact_url",
+    "sign",
+    "verify_request",
+    "verify_signature",
+]

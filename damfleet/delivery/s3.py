@@ -1,0 +1,287 @@
+"""S3-compatible bucket target (AWS S3, Ceph RGW, MinIO) through aioboto3.
+
+- Streaming: the rendition is read from storage in small chunks and sent in parts of
+  ``part_size_bytes`` (8 MiB by default); a delivery holds about one part in memory,
+  and the per-target concurrency limit bounds how many parts are in memory at once.
+- Integrity: every part carries Content-MD5, which every S3-compatible store checks;
+  with ``checksum_algorithm: "SHA256"`` it also carries x-amz-checksum-sha256 and the
+  store's echo is compared. The whole stream's sha256 is compared with the recorded one
+  before the upload is completed; on any failure the multipart upload is aborted, so a
+  partial object never becomes visible.
+- Compatibility: botocore's newest default checksum headers are switched to "when
+  required" (Ceph RGW and MinIO reject some of them).
+- Idempotency: the key is deterministic (``<prefix>/<asset_id>/<file>``) and the object
+  records ``idempotency-key`` and ``sha256`` metadata; a retry that finds the same
+  rendition already there sends nothing, and one that does not overwrites the same key,
+  so there is never a second copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from damfleet.delivery.base import DeliveryItem, DeliveryResult, ProgressFn, VerifiedStream
+from damfleet.delivery.config import S3TargetConfig
+from damfleet.errors import (
+    ConfigurationError,
+    DamfleetError,
+    TargetRejectedError,
+    TargetUnavailableError,
+)
+from damfleet.storage import Storage
+
+__all__ = ["S3TargetClient", "deliver_s3", "object_key"]
+
+IDEMPOTENCY_METADATA_KEY = "idempotency-key"
+SHA256_METADATA_KEY = "sha256"
+
+_CREDENTIAL_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed", "InvalidSecurity",
+})
+_TRANSIENT_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "OperationAborted",
+})
+
+
+def object_key(config: S3TargetConfig, item: DeliveryItem) -> str:
+    prefix = config.prefix.strip("/")
+    return "/".join(p for p in (prefix, item.asset_id, item.filename) if p)
+
+
+def _translate(exc: BaseException, config: S3TargetConfig, action: str) -> DamfleetError:
+    """Map botocore/aiohttp errors to retryable or permanent damfleet errors naming the target."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        ParamValidationError,
+    )
+
+    name = config.name
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code == "NoSuchBucket":
+            return ConfigurationError(f"target {name!r}: bucket {config.bucket!r} does not exist")
+        if code == "InvalidBucketName":
+            return ConfigurationError(f"target {name!r}: {config.bucket!r} is not a valid bucket name")
+        if code in _CREDENTIAL_CODES:
+            return ConfigurationError(f"target {name!r}: the store rejected the credentials ({code}) on {action}")
+        if status >= 500 or status in (408, 425, 429) or code in _TRANSIENT_CODES:
+            return TargetUnavailableError(f"target {name!r}: {action} failed with {status} {code}")
+        if status in (401, 403) or code == "AccessDenied":
+            return TargetRejectedError(
+                f"target {name!r} answered {status or 403} {code or 'AccessDenied'} to {action}: "
+                f"the credentials may not write to bucket {config.bucket!r}"
+            )
+        return TargetRejectedError(f"target {name!r} answered {status} {code} to {action}: {error.get('Message', '')}")
+    if isinstance(exc, NoCredentialsError):
+        return ConfigurationError(f"target {name!r}: no S3 credentials (set access_key_id/secret_access_key)")
+    if isinstance(exc, ParamValidationError):
+        return ConfigurationError(f"target {name!r}: invalid S3 request on {action}: {exc}")
+    if isinstance(exc, (BotoCoreError, OSError, asyncio.TimeoutError)):
+        return TargetUnavailableError(f"target {name!r}: {action} failed: {type(exc).__name__}: {exc}")
+    try:
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientError):
+            return TargetUnavailableError(f"target {name!r}: {action} failed: {type(exc).__name__}: {exc}")
+    except ImportError:  # pragma: no cover - aiobotocore depends on aiohttp
+        pass
+    return TargetUnavailableError(f"target {name!r}: {action} failed: {type(exc).__name__}: {exc}")
+
+
+class S3TargetClient:
+    """One aioboto3 client per target and event loop, shared by all its deliveries."""
+
+    def __init__(self, config: S3TargetConfig, *, max_pool_connections: int) -> None:
+        self.config = config
+        self._max_pool_connections = max_pool_connections
+        self._clients: dict[int, tuple[contextlib.AsyncExitStack, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Any:
+        loop_id = id(asyncio.get_running_loop())
+        cached = self._clients.get(loop_id)
+        if cached is not None:
+            return cached[1]
+        async with self._lock:
+            cached = self._clients.get(loop_id)
+            if cached is not None:
+                return cached[1]
+            import aioboto3
+            from botocore.config import Config
+
+            c = self.config
+            botocore_config = Config(
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": c.addressing_style},
+                max_pool_connections=self._max_pool_connections,
+                retries={"max_attempts": 2, "mode": "standard"},   # Temporal does the long retries
+            )
+            session = aioboto3.Session(
+                aws_access_key_id=c.access_key_id or None,
+                aws_secret_access_key=c.secret_access_key or None,
+                aws_session_token=c.session_token or None,
+                region_name=c.region or None,
+            )
+            stack = contextlib.AsyncExitStack()
+            client = await stack.enter_async_context(
+                session.client("s3", endpoint_url=c.endpoint_url or None, config=botocore_config)
+            )
+            self._clients[loop_id] = (stack, client)
+            return client
+
+    async def aclose(self) -> None:
+        loop_id = id(asyncio.get_running_loop())
+        cached = self._clients.pop(loop_id, None)
+        if cached is not None:
+            await cached[0].aclose()
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def _metadata(config: S3TargetConfig, item: DeliveryItem) -> dict[str, str]:
+    """Object metadata: the target's own, the asset's (percent-encoded: headers are ASCII),
+    and what a retry needs to recognise its own earlier upload."""
+    meta = {k.lower(): v for k, v in config.metadata.items()}
+    for key, value in item.metadata.items():
+        if value:
+            meta[key.lower()] = quote(value, safe=" -_.,:/@")
+    meta.update({
+        IDEMPOTENCY_METADATA_KEY: item.idempotency_key,
+        SHA256_METADATA_KEY: item.sha256,
+        "asset-id": item.asset_id,
+        "role": item.role,
+    })
+    return meta
+
+
+async def deliver_s3(
+    config: S3TargetConfig,
+    item: DeliveryItem,
+    storage: Storage,
+    s3: S3TargetClient,
+    *,
+    chunk_bytes: int,
+    progress: ProgressFn | None = None,
+) -> DeliveryResult:
+    client = await s3.get()
+    key = object_key(config, item)
+    location = (
+        f"{config.public_url_base.rstrip('/')}/{quote(key)}" if config.public_url_base else f"s3://{config.bucket}/{key}"
+    )
+    use_sha256 = config.checksum_algorithm.upper() == "SHA256"
+
+    # A retry after a lost response finds its own object: nothing to send again.
+    try:
+        head = await client.head_object(Bucket=config.bucket, Key=key)
+    except Exception as exc:
+        translated = _translate(exc, config, f"HEAD s3://{config.bucket}/{key}")
+        status = int(getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if isinstance(translated, TargetUnavailableError) or status not in (403, 404):
+            raise translated from exc
+        head = None      # 404: not there yet; 403: HEAD may be denied without ListBucket, try the upload
+    if head is not None:
+        meta = head.get("Metadata", {})
+        if (
+            meta.get(IDEMPOTENCY_METADATA_KEY) == item.idempotency_key
+            and meta.get(SHA256_METADATA_KEY) == item.sha256
+            and int(head.get("ContentLength", -1)) == item.size_bytes
+        ):
+            return DeliveryResult(location=location, size_bytes=item.size_bytes, sha256=item.sha256,
+                                  already_present=True)
+
+    extra: dict[str, Any] = {"ContentType": item.mime_type or "application/octet-stream",
+                             "Metadata": _metadata(config, item)}
+    if config.cache_control:
+        extra["CacheControl"] = config.cache_control
+    if config.content_disposition:
+        extra["ContentDisposition"] = config.content_disposition
+    if config.storage_class:
+        extra["StorageClass"] = config.storage_class
+    if config.tags:
+        extra["Tagging"] = urlencode(config.tags)
+
+    stream = VerifiedStream(
+        storage.read(item.source_uri, chunk_bytes=chunk_bytes),
+        expected_size=item.size_bytes, expected_sha256=item.sha256,
+        what=f"{item.role} of {item.asset_id}", progress=progress,
+    )
+    action = f"upload to s3://{config.bucket}/{key}"
+    upload_id: str | None = None
+    parts: list[dict[str, Any]] = []
+
+    def checksums(data: bytes) -> dict[str, str]:
+        sums = {"ContentMD5": _b64(hashlib.md5(data, usedforsecurity=False).digest())}
+        if use_sha256:
+            sums["ChecksumSHA256"] = _b64(hashlib.sha256(data).digest())
+        return sums
+
+    async def send_part(data: bytes) -> None:
+        nonlocal upload_id
+        if upload_id is None:
+            created = await client.create_multipart_upload(
+                Bucket=config.bucket, Key=key, **extra, **({"ChecksumAlgorithm": "SHA256"} if use_sha256 else {})
+            )
+            upload_id = created["UploadId"]
+        number = len(parts) + 1
+        sums = checksums(data)
+        response = await client.upload_part(
+            Bucket=config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **sums
+        )
+        part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
+        if use_sha256:
+            echoed = response.get("ChecksumSHA256")
+            if echoed and echoed != sums["ChecksumSHA256"]:
+                raise TargetUnavailableError(
+                    f"target {config.name!r}: part {number} of {key} arrived corrupted (sha256 {echoed} != "
+                    f"{sums['ChecksumSHA256']})"
+                )
+            part["ChecksumSHA256"] = sums["ChecksumSHA256"]
+        parts.append(part)
+
+    try:
+        pending: list[bytes] = []
+        pending_bytes = 0
+        async for chunk in stream:
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes >= config.part_size_bytes and stream.size < item.size_bytes:
+                data = b"".join(pending)
+                pending.clear()
+                pending_bytes = 0
+                await send_part(data)
+        stream.verify()
+        data = b"".join(pending)
+        pending.clear()
+        if upload_id is None:
+            await client.put_object(Bucket=config.bucket, Key=key, Body=data, **checksums(data), **extra)
+        else:
+            if data:
+                await send_part(data)
+            await client.complete_multipart_upload(
+                Bucket=config.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            upload_id = None
+    except BaseException as exc:
+        if upload_id is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    client.abort_multipart_upload(Bucket=config.bucket, Key=key, UploadId=upload_id)
+                )
+        if isinstance(exc, (DamfleetError, asyncio.CancelledError)) or not isinstance(exc, Exception):
+            raise
+        raise _translate(exc, config, action) from exc
+    return DeliveryResult(location=location, size_bytes=stream.size, sha256=stream.sha256)
