@@ -43,7 +43,8 @@ def asset_summary(source: str, workflow_id: str, result: pipeline_pb2.PipelineRe
         entry["outputs"] = [o.role for o in stage.outputs]
         stages[name] = entry
     stages["distribution"]["receipts"] = [
-        {"target": r.target, "role": r.role, "location": r.location, "ok": r.ok, **({"error": r.error} if r.error else {})}
+        {"target": r.target, "role": r.role, "location": r.location, "ok": r.ok}
+        | ({"error": r.error} if r.error else {})
         for r in result.receipts
     ]
     summary: dict[str, Any] = {
@@ -51,7 +52,9 @@ def asset_summary(source: str, workflow_id: str, result: pipeline_pb2.PipelineRe
         "workflow_id": workflow_id,
         "asset_id": result.asset_id,
         "state": _state(result.state),
-        "media": MessageToDict(result.asset.media, preserving_proto_field_name=True) if result.HasField("asset") else {},
+        "media": (
+            MessageToDict(result.asset.media, preserving_proto_field_name=True) if result.HasField("asset") else {}
+        ),
         "stages": stages,
         "outputs": [
             {"uri": o.uri, "size": o.size_bytes, "sha256": o.sha256, "role": o.role, "stage": o.stage}

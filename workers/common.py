@@ -29,6 +29,7 @@ from temporalio.worker import Worker
 from damfleet import policies
 from damfleet.settings import Settings, get_settings
 from damfleet.temporal import connect
+from workers.metrics import MetricsInterceptor
 
 __all__ = ["WORKER_UP", "MetricsServer", "configure_logging", "run_worker"]
 
@@ -140,6 +141,7 @@ async def run_worker(
     if activities:
         kwargs["activities"] = list(activities)
         kwargs["max_concurrent_activities"] = concurrency
+        kwargs["interceptors"] = [MetricsInterceptor()]
     worker = Worker(client, **kwargs)
 
     stop = asyncio.Event()

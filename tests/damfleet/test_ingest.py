@@ -73,7 +73,9 @@ async def test_ingest_video_with_audio(settings: Settings, media_dir: Path) -> N
     assert media.frame_rate == pytest.approx(25.0)
 
 
-async def test_ingest_detects_audio_from_content_not_extension(settings: Settings, media_dir: Path, tmp_path: Path) -> None:
+async def test_ingest_detects_audio_from_content_not_extension(
+    settings: Settings, media_dir: Path, tmp_path: Path
+) -> None:
     disguised = tmp_path / "not-really-a-photo.jpg"
     disguised.write_bytes((media_dir / "harbour-interview.m4a").read_bytes())
     result, _ = await _ingest(settings, disguised)

@@ -10,15 +10,53 @@ import sys
 import time
 import urllib.request
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
+from temporalio import activity, workflow
 from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.worker import Worker
 
 from damfleet.policies import Queue
 from damfleet.v1 import pipeline_pb2
 from tests.conftest import free_port
+from workers.metrics import ACTIVITY_TOTAL, MetricsInterceptor
 
 HEAVY_MODULES = ("pyvips", "ffmpeg", "torch", "faster_whisper", "ultralytics", "ctranslate2", "httpx")
+
+
+@activity.defn(name="flaky_for_metrics")
+async def flaky_for_metrics(fail: bool) -> str:
+    if fail:
+        raise ApplicationError("bad input", non_retryable=True)
+    return "ok"
+
+
+@workflow.defn(name="MetricsProbe", sandboxed=False)
+class MetricsProbe:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.execute_activity("flaky_for_metrics", False, start_to_close_timeout=timedelta(seconds=10))
+        try:
+            await workflow.execute_activity(
+                "flaky_for_metrics", True, start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except ActivityError:
+            pass  # the failure is what is measured
+        return "done"
+
+
+async def test_activity_metrics_record_outcomes(temporal_env) -> None:
+    """The interceptor labels each attempt with its activity, queue and outcome."""
+    queue = f"metrics-{uuid.uuid4().hex[:8]}"
+    async with Worker(temporal_env.client, task_queue=queue, workflows=[MetricsProbe],
+                      activities=[flaky_for_metrics], interceptors=[MetricsInterceptor()]):
+        await temporal_env.client.execute_workflow("MetricsProbe", id=queue, task_queue=queue)
+    assert ACTIVITY_TOTAL.labels("flaky_for_metrics", queue, "completed")._value.get() == 1
+    assert ACTIVITY_TOTAL.labels("flaky_for_metrics", queue, "failed_permanent")._value.get() == 1
 
 
 def test_pipeline_worker_imports_no_media_or_model_libraries() -> None:
