@@ -59,7 +59,11 @@ async def temporal_env() -> AsyncIterator[object]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=search_attributes.ALL_KEYS,
-        dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
+        dev_server_extra_args=[
+            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
+            # Task-queue priority (PipelineRequest.priority) needs the new matcher on server 1.32.
+            "--dynamic-config-value", "matching.useNewMatcher=true",
+        ],
     )
     try:
         yield env

@@ -1,9 +1,11 @@
-"""ingest worker: the activities of activities/ingest.py on their own task queue."""
+"""ingest worker: the activities of activities/ingest.py (and the batch/dedup bookkeeping of
+activities/catalog.py) on their own task queue."""
 
 from __future__ import annotations
 
 import asyncio
 
+from activities import catalog
 from activities.common import StageContext
 from activities.ingest import build_activities
 from damfleet.policies import Queue
@@ -12,7 +14,7 @@ from workers.common import run_worker
 
 async def main() -> None:
     ctx = StageContext()
-    await run_worker(task_queue=Queue.INGEST, activities=build_activities(ctx), on_shutdown=ctx.storage.aclose)
+    await run_worker(task_queue=Queue.INGEST, activities=build_activities(ctx) + catalog.build_activities(ctx), on_shutdown=ctx.storage.aclose)
 
 
 if __name__ == "__main__":

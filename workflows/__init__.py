@@ -6,9 +6,11 @@ protobuf inputs, so the pipeline worker never imports media or model libraries.
 
 from __future__ import annotations
 
+from workflows.batch import BatchIngest
 from workflows.pipeline import AssetPipeline
+from workflows.rescan import RescanInbox
 
 #: Every workflow the pipeline worker registers.
-ALL_WORKFLOWS: list[type] = [AssetPipeline]
+ALL_WORKFLOWS: list[type] = [AssetPipeline, BatchIngest, RescanInbox]
 
-__all__ = ["ALL_WORKFLOWS", "AssetPipeline"]
+__all__ = ["ALL_WORKFLOWS", "AssetPipeline", "BatchIngest", "RescanInbox"]

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from damfleet import search_attributes as sa
     from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
     from damfleet.profiles import Profile, get_profile
-    from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
+    from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2, stages_pb2
 
 __all__ = ["STAGES", "AssetPipeline", "asset_id_for", "failure_message"]
 
@@ -148,6 +148,8 @@ class AssetPipeline:
         self._result.asset.CopyFrom(asset)
         self._add_outputs("ingest", ingested.outputs)
         self._upsert(sa.MEDIA_KIND.value_set(_KIND_NAMES.get(asset.media.kind, "unknown")))
+        if request.dedup and await self._link_duplicate(asset):
+            return self._result
 
         # Transcode: required. Renditions are what the rest of the pipeline works on.
         try:
@@ -198,6 +200,34 @@ class AssetPipeline:
         final = common_pb2.COMPLETED_WITH_ERRORS if self._result.failures else common_pb2.COMPLETED
         self._set_state(final)
         return self._result
+
+    # ---- dedup --------------------------------------------------------------------------
+
+    async def _link_duplicate(self, asset: common_pb2.AssetRecord) -> bool:
+        """Dedup (request.dedup): if the collection already holds this content, link to that
+        asset instead of processing it again; this run's stored copy is discarded."""
+        claim_input = jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow.info().workflow_id)
+        try:
+            claim = await self._activity(ActivityName.CLAIM_CONTENT, claim_input, jobs_pb2.ClaimContentOutput)
+        except ActivityError as err:
+            # Dedup saves work; it never blocks an upload. Process the asset normally.
+            workflow.logger.warning("dedup lookup for %s failed, processing anyway: %s", asset.asset_id, err)
+            return False
+        if not claim.duplicate:
+            return False
+        await self._activity(ActivityName.DISCARD_ASSET, asset.asset_id, int)
+        collection = asset.metadata.collection or "default"
+        reason = (f"duplicate of asset {claim.existing.asset_id} (workflow {claim.existing_workflow_id}) "
+                  f"in collection {collection!r}")
+        self._result.duplicate_of = claim.existing.asset_id
+        self._result.asset.CopyFrom(claim.existing)
+        del self._result.outputs[:]
+        del self._result.stages["ingest"].outputs[:]
+        for stage in ("transcode", "ai_enrich", "distribution"):
+            self._skip(stage, reason)
+        self._result.current_stage = ""
+        self._set_state(common_pb2.COMPLETED)
+        return True
 
     # ---- distribution -------------------------------------------------------------------
 
@@ -290,14 +320,22 @@ class AssetPipeline:
         extra: dict[str, Any] = {}
         if self._priority is not None:
             extra["priority"] = self._priority
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            **policy.options(self._lane),  # type: ignore[arg-type]
-            **extra,
-        )
+        try:
+            return await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                **policy.options(self._lane),  # type: ignore[arg-type]
+                **extra,
+            )
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                # The run is being cancelled and the activity has acknowledged it
+                # (WAIT_CANCELLATION_COMPLETED surfaces that as an ActivityError):
+                # a cancellation of the run, not a failure of the stage.
+                raise asyncio.CancelledError() from err
+            raise
 
     async def _stage(self, stage: str, state: int, name: str, arg: Any, result_type: type[M]) -> M:
         await self._gate()

@@ -1,0 +1,218 @@
+"""Shared helpers for the job-control tests (issue 6): stand-in stage activities and a fleet.
+
+The stand-ins are registered under the real activity names, so the real workflows
+(AssetPipeline, BatchIngest, RescanInbox) and the real catalog activities (manifests,
+listings, dedup) run unchanged on a real dev server; only the media work is replaced.
+The transcode stand-in can hold its slot (a gate), or run a real ``ffmpeg`` subprocess
+that it kills when the activity is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from activities import catalog as catalog_activities
+from activities.common import StageContext
+from activities.ingest import build_activities as ingest_activities
+from damfleet.client import FleetClient
+from damfleet.policies import ActivityName, Queue
+from damfleet.settings import Settings
+from damfleet.storage import Storage
+from damfleet.v1 import common_pb2, stages_pb2
+from tests.conftest import make_settings
+from workflows import ALL_WORKFLOWS
+
+
+@dataclass
+class StandIns:
+    """Stand-in stage activities that record what ran, in order."""
+
+    storage: Storage
+    #: sources whose (stand-in) ingest fails non-retryably
+    fail_when: Callable[[str], bool] = lambda uri: "fail" in uri
+    #: sources whose deliveries fail (the run ends COMPLETED_WITH_ERRORS)
+    deliver_fails_when: Callable[[str], bool] = lambda uri: "cwe" in uri
+    #: transcodes of sources matching this wait for ``gate`` (heartbeating)
+    hold_when: Callable[[str], bool] = lambda uri: False
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    #: run a real ffmpeg subprocess for this long (0: none) and kill it on cancel
+    ffmpeg_seconds: float = 0.0
+    ffmpeg_marker: str = field(default_factory=lambda: f"damfleet-test-{uuid.uuid4().hex[:10]}")
+    transcode_started: list[str] = field(default_factory=list)
+    transcode_cancelled: list[str] = field(default_factory=list)
+    delivered: list[str] = field(default_factory=list)
+    ffmpeg_pids: list[int] = field(default_factory=list)
+
+    @activity.defn(name=ActivityName.INGEST)
+    async def ingest(self, request: stages_pb2.IngestInput) -> stages_pb2.IngestOutput:
+        """Fast stand-in ingest: no bytes read; the checksum is the expected one or derived from the URI."""
+        if self.fail_when(request.source_uri):
+            raise ApplicationError(f"corrupt media: {request.source_uri}", type="CorruptMedia", non_retryable=True)
+        sha = request.expected_sha256 or hashlib.sha256(request.source_uri.encode()).hexdigest()
+        keys = self.storage.keys(request.asset_id)
+        asset = common_pb2.AssetRecord(
+            asset_id=request.asset_id, source_uri=request.source_uri, original_uri=keys.original("original.bin"),
+            sha256=sha, size_bytes=1, metadata=request.metadata, profile=request.profile,
+            media=common_pb2.MediaInfo(kind=common_pb2.MEDIA_KIND_IMAGE, mime_type="image/png"),
+        )
+        return stages_pb2.IngestOutput(asset=asset)
+
+    @activity.defn(name=ActivityName.TRANSCODE)
+    async def transcode(self, request: stages_pb2.TranscodeInput) -> stages_pb2.TranscodeOutput:
+        uri = request.asset.source_uri
+        self.transcode_started.append(uri)
+        try:
+            if self.hold_when(uri):
+                while not self.gate.is_set():
+                    activity.heartbeat("held")
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.gate.wait(), 0.3)
+            if self.ffmpeg_seconds:
+                await self._run_ffmpeg()
+        except asyncio.CancelledError:
+            self.transcode_cancelled.append(uri)
+            raise
+        keys = self.storage.keys(request.asset.asset_id)
+        output = common_pb2.Output(uri=keys.rendition("proxy", "mp4"), size_bytes=1, sha256="0" * 64,
+                                   role="proxy", stage="transcode")
+        return stages_pb2.TranscodeOutput(outputs=[output], renditions=["proxy"], hw_accel="software")
+
+    async def _run_ffmpeg(self) -> None:
+        """A real ffmpeg encoding a test pattern in real time (-re), killed if cancelled."""
+        proc = await asyncio.create_subprocess_exec(
+            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", f"testsrc=size=64x64:rate=5:duration={self.ffmpeg_seconds}",
+            "-metadata", f"title={self.ffmpeg_marker}", "-f", "null", "-",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+        )
+        self.ffmpeg_pids.append(proc.pid)
+        try:
+            while proc.returncode is None:
+                activity.heartbeat("encoding")
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 0.3)
+        except asyncio.CancelledError:
+            proc.kill()
+            await proc.wait()
+            raise
+
+    @activity.defn(name=ActivityName.ENRICH)
+    async def enrich(self, request: stages_pb2.EnrichInput) -> stages_pb2.EnrichOutput:
+        return stages_pb2.EnrichOutput(skipped_reason="stand-in")
+
+    @activity.defn(name=ActivityName.DELIVER)
+    async def deliver(self, request: stages_pb2.DeliverInput) -> stages_pb2.DeliveryReceipt:
+        if self.deliver_fails_when(request.output.uri) or self.deliver_fails_when(request.metadata.title):
+            raise ApplicationError("target refused: 403", type="TargetRejected", non_retryable=True)
+        self.delivered.append(request.asset_id)
+        return stages_pb2.DeliveryReceipt(
+            target=request.target, target_type="local", role=request.output.role, location="/dev/null",
+            ok=True, attempts=1, idempotency_key=request.idempotency_key, source_uri=request.output.uri,
+        )
+
+
+@dataclass
+class Fleet:
+    client: Client
+    fleet: FleetClient
+    settings: Settings
+    lane: str
+    stand_ins: StandIns
+    storage: Storage
+
+    @property
+    def pipeline_queue(self) -> str:
+        return Queue.PIPELINE + self.lane
+
+
+@asynccontextmanager
+async def run_fleet(
+    client: Client,
+    root: Path,
+    *,
+    real_ingest: bool = False,
+    transcode_slots: int = 4,
+    stand_ins_options: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[Fleet]:
+    """Workers for every queue of a fresh lane: real workflows and catalog activities, stand-in stages."""
+    lane = f"-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(root, DAMFLEET_WORKER_QUEUE_SUFFIX=lane, **(env or {}))
+    ctx = StageContext(settings)
+    stand_ins = StandIns(ctx.storage, **(stand_ins_options or {}))
+    ingest = ingest_activities(ctx) if real_ingest else [stand_ins.ingest, _discard(ctx)]
+    fast_cancel = {"max_heartbeat_throttle_interval": timedelta(milliseconds=500),
+                   "default_heartbeat_throttle_interval": timedelta(milliseconds=500)}
+    async with AsyncExitStack() as stack:
+        for queue, kwargs in (
+            (Queue.PIPELINE, {"workflows": ALL_WORKFLOWS, "max_concurrent_workflow_tasks": 100}),
+            (Queue.INGEST, {"activities": ingest + catalog_activities.build_activities(ctx)}),
+            (Queue.TRANSCODE, {"activities": [stand_ins.transcode], "max_concurrent_activities": transcode_slots,
+                               **fast_cancel}),
+            (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
+            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver]}),
+        ):
+            await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
+        try:
+            yield Fleet(client, FleetClient(client, settings), settings, lane, stand_ins, ctx.storage)
+        finally:
+            stand_ins.gate.set()
+            await terminate_lane(client, Queue.PIPELINE + lane)
+    await ctx.storage.aclose()
+
+
+def _discard(ctx: StageContext) -> Callable[..., Any]:
+    """The real discard activity (ingest's), for fleets with a stand-in ingest."""
+    return next(a for a in ingest_activities(ctx) if getattr(a, "__name__", "") == "discard_asset")
+
+
+async def terminate_lane(client: Client, queue: str) -> None:
+    """Terminate whatever a test left running on its lane, so nothing outlives the test."""
+    async for execution in client.list_workflows(f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"):
+        with contextlib.suppress(Exception):
+            await client.get_workflow_handle(execution.id).terminate("test finished")
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll an async (or sync) check until it returns a truthy value; fail after ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {last!r})")
+        await asyncio.sleep(interval)
+
+
+async def is_closed(client: Client, workflow_id: str) -> bool:
+    return (await client.get_workflow_handle(workflow_id).describe()).status != WorkflowExecutionStatus.RUNNING
+
+
+def write_manifest(path: Path, rows: list[dict[str, str]], columns: list[str] | None = None) -> Path:
+    """A CSV manifest with a header row."""
+    import csv
+
+    columns = columns or list(rows[0])
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

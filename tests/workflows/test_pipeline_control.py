@@ -1,0 +1,145 @@
+"""Job control of AssetPipeline on a real dev server: pause, resume, cancel, states, priorities.
+
+Ingest is real (real files, real storage) where outputs matter; transcode is a stand-in
+under the real activity name that holds its slot or runs a real ffmpeg subprocess.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psutil
+import pytest
+from temporalio.client import Client
+
+from damfleet import search_attributes as sa
+from damfleet.client import JobControlError, JobNotFoundError
+from damfleet.v1 import common_pb2
+from tests.jobs_support import eventually, run_fleet
+
+
+async def _stage_running(fleet, workflow_id: str, stage: str) -> bool:
+    status = await fleet.fleet.status(workflow_id)
+    return status.current_stage == stage and status.stages[stage].status == common_pb2.STAGE_STATUS_RUNNING
+
+
+async def test_pause_during_transcode_finishes_it_then_holds_until_resume(temporal_env, tmp_path: Path,
+                                                                           media_dir: Path) -> None:
+    client: Client = temporal_env.client
+    async with run_fleet(client, tmp_path, real_ingest=True,
+                         stand_ins_options={"hold_when": lambda uri: True}) as fleet:
+        handle = await fleet.fleet.submit(str(media_dir / "small.png"), collection="control", dedup=False)
+        states_seen = [common_pb2.JobState.Name((await handle.status()).state)]
+        await eventually(lambda: fleet.stand_ins.transcode_started)
+        await eventually(lambda: _stage_running(fleet, handle.workflow_id, "transcode"))
+        states_seen.append(common_pb2.JobState.Name((await handle.status()).state))
+
+        # Pause while transcode runs: the transcode is allowed to finish ...
+        assert await fleet.fleet.pause(handle.workflow_id) == "RUNNING"
+        assert (await handle.status()).state == common_pb2.RUNNING
+        fleet.stand_ins.gate.set()
+
+        # ... and then nothing new starts: the run shows PAUSED, distribution stays pending.
+        paused = await eventually(lambda: _state_is(handle, common_pb2.PAUSED))
+        states_seen.append("PAUSED")
+        assert paused.stages["transcode"].status == common_pb2.STAGE_STATUS_COMPLETED
+        assert paused.stages["distribution"].status == common_pb2.STAGE_STATUS_PENDING
+        assert fleet.stand_ins.delivered == []
+        description = await eventually(lambda: _search_attribute_is(client, handle.workflow_id, "PAUSED"))
+        assert description
+
+        await fleet.fleet.resume(handle.workflow_id)
+        result = await handle.wait()
+        states_seen.append(common_pb2.JobState.Name(result.state))
+        assert result.state == common_pb2.COMPLETED, result.error
+        assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_COMPLETED
+        assert fleet.stand_ins.delivered, "distribution ran after resume"
+        assert states_seen[0] in ("PENDING", "VALIDATING", "RUNNING")
+        assert states_seen[1:] == ["RUNNING", "PAUSED", "COMPLETED"]
+
+
+async def test_cancel_during_transcode_kills_ffmpeg_and_discards_outputs(temporal_env, tmp_path: Path,
+                                                                         media_dir: Path) -> None:
+    client: Client = temporal_env.client
+    async with run_fleet(client, tmp_path, real_ingest=True, stand_ins_options={"ffmpeg_seconds": 600}) as fleet:
+        handle = await fleet.fleet.submit(str(media_dir / "small.png"), collection="control", dedup=False)
+        await eventually(lambda: fleet.stand_ins.ffmpeg_pids, timeout=60)
+        pid = fleet.stand_ins.ffmpeg_pids[0]
+        assert psutil.pid_exists(pid)
+        asset_id = (await handle.status()).asset_id
+        prefix = fleet.storage.keys(asset_id).prefix
+        assert [info async for info in fleet.storage.list(prefix)], "ingest stored the original"
+
+        await fleet.fleet.cancel(handle.workflow_id)
+        result = await handle.wait()
+
+        assert result.state == common_pb2.CANCELLED
+        assert result.stages["transcode"].status == common_pb2.STAGE_STATUS_CANCELLED
+        assert fleet.stand_ins.transcode_cancelled == [result.asset.source_uri]
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        marker = fleet.stand_ins.ffmpeg_marker
+        left = [p.pid for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+        assert left == [], "no ffmpeg of this run is left running"
+        assert [info async for info in fleet.storage.list(prefix)] == [], "the asset's outputs were discarded"
+        with pytest.raises(JobControlError, match="already finished"):
+            await fleet.fleet.cancel(handle.workflow_id)
+
+
+async def test_control_of_unknown_or_finished_runs_is_a_clear_error(temporal_env, tmp_path: Path,
+                                                                    media_dir: Path) -> None:
+    async with run_fleet(temporal_env.client, tmp_path) as fleet:
+        with pytest.raises(JobNotFoundError, match="no job with workflow id 'asset-does-not-exist'"):
+            await fleet.fleet.pause("asset-does-not-exist")
+        with pytest.raises(JobNotFoundError):
+            await fleet.fleet.status("asset-does-not-exist")
+        handle = await fleet.fleet.submit(str(media_dir / "small.png"), profile="archive", dedup=False)
+        assert (await handle.wait()).state == common_pb2.COMPLETED
+        for action in (fleet.fleet.pause, fleet.fleet.resume):
+            with pytest.raises(JobControlError, match=r"already finished \(COMPLETED\)"):
+                await action(handle.workflow_id)
+        # A failed run keeps its state and error in the status, and wait() returns it.
+        failing = await fleet.fleet.submit(str(tmp_path / "fail-me.png"), profile="archive", dedup=False)
+        failed = await failing.wait()
+        assert failed.state == common_pb2.FAILED
+        assert "corrupt media" in failed.error
+
+
+async def test_high_priority_submission_overtakes_low_priority_backlog(temporal_env, tmp_path: Path) -> None:
+    """One transcode slot, held; a backlog of priority-5 work; a priority-1 upload starts next."""
+    client: Client = temporal_env.client
+    options = {"hold_when": lambda uri: uri.endswith("/blocker.mov")}
+    async with run_fleet(client, tmp_path, transcode_slots=1, stand_ins_options=options) as fleet:
+        submit = fleet.fleet.submit
+        blocker = await submit("/inbox/blocker.mov", profile="archive", dedup=False)
+        await eventually(lambda: fleet.stand_ins.transcode_started)
+        low = [await submit(f"/inbox/backfill-{i}.mov", profile="archive", priority=5, dedup=False)
+               for i in range(4)]
+        for handle in low:
+            await eventually(lambda h=handle: _transcode_scheduled(client, h.workflow_id))
+        high = await submit("/inbox/urgent.mov", profile="archive", priority=1, dedup=False)
+        await eventually(lambda: _transcode_scheduled(client, high.workflow_id))
+
+        fleet.stand_ins.gate.set()
+        for handle in [blocker, high, *low]:
+            assert (await handle.wait()).state == common_pb2.COMPLETED
+
+        order = [uri.rsplit("/", 1)[-1] for uri in fleet.stand_ins.transcode_started]
+        assert order[:2] == ["blocker.mov", "urgent.mov"], order
+        assert sorted(order[2:]) == [f"backfill-{i}.mov" for i in range(4)]
+
+
+async def _state_is(handle, state: int):
+    status = await handle.status()
+    return status if status.state == state else None
+
+
+async def _search_attribute_is(client: Client, workflow_id: str, value: str) -> bool:
+    description = await client.get_workflow_handle(workflow_id).describe()
+    return description.typed_search_attributes.get(sa.STATE) == value
+
+
+async def _transcode_scheduled(client: Client, workflow_id: str) -> bool:
+    description = await client.get_workflow_handle(workflow_id).describe()
+    pending = description.raw_description.pending_activities
+    return any(a.activity_type.name == "transcode_asset" for a in pending)
+
