@@ -1,0 +1,361 @@
+"""The Helm chart (helm/damfleet), rendered and linted offline with helm-python-sdk (Helm's
+own Go engine through a C ABI, no ``helm`` binary), every object validated against the
+Kubernetes schemas, and the values cross-checked against the code they configure."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import helm_python as helm
+import pytest
+
+from tests.deploy.deploy_checks import (
+    REPO,
+    by_kind,
+    check_settings_env,
+    container,
+    is_secret_setting,
+    load_all,
+    plain_env,
+    pool_queues,
+    secret_env,
+    validate_objects,
+)
+from workers import POOLS
+
+CHART = REPO / "helm" / "damfleet"
+RELEASE = "fleet"
+Render = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+def queues_by_pool() -> dict[str, str]:
+    return pool_queues()
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def render(chart: helm.Chart) -> Render:
+    def _render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        manifests = chart.render(copy.deepcopy(values or {}), name=RELEASE, namespace="media", is_install=True)
+        objects: list[dict[str, Any]] = []
+        for path, text in sorted(manifests.items()):
+            if path.endswith(".yaml"):
+                objects += load_all(text)
+        return objects
+
+    return _render
+
+
+def name(component: str) -> str:
+    return f"{RELEASE}-damfleet-{component.replace('_', '-')}"
+
+
+def config(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return by_kind(objects, "ConfigMap")[f"{RELEASE}-damfleet-config"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {
+            "keda": {"enabled": True},
+            "metrics": {"serviceMonitor": {"enabled": True}},
+            "components": {"inference": {"enabled": True}, "ai_enrich": {"gpu": {"enabled": True}}},
+        },
+    ],
+    ids=["defaults", "everything-on"],
+)
+def test_lint_is_clean(values: dict[str, Any]) -> None:
+    report = helm.lint(CHART, values, strict=True, kube_version="v1.27.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not report["errors"] and not problems, report
+
+
+def test_default_render_has_one_of_each_per_worker_pool(render: Render, queues_by_pool: dict[str, str]) -> None:
+    objects = render()
+    validate_objects(objects)
+    deployments = by_kind(objects, "Deployment")
+    assert set(deployments) == {name(p) for p in POOLS}, "inference is off by default, every pool on"
+    assert set(by_kind(objects, "Service")) == set(deployments)
+    assert set(by_kind(objects, "PodDisruptionBudget")) == set(deployments)
+    assert not by_kind(objects, "ScaledObject") and not by_kind(objects, "ServiceMonitor")
+    assert not by_kind(objects, "Secret"), "the chart never creates Secrets: credentials come from existing ones"
+    for pool in POOLS:
+        d = deployments[name(pool)]
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == pool.replace("_", "-")
+        assert labels["damfleet.io/task-queue"] == queues_by_pool[pool]
+        assert container(d)["command"] == ["python", "-m", f"workers.{pool}"]
+
+
+def test_values_queues_match_the_worker_entry_points(chart: helm.Chart, queues_by_pool: dict[str, str]) -> None:
+    components = chart.values["components"]
+    assert set(POOLS) <= set(components)
+    for pool in POOLS:
+        assert components[pool]["queue"] == queues_by_pool[pool], pool
+
+
+def test_every_pod_environment_loads_into_settings(render: Render) -> None:
+    objects = render({"components": {"inference": {"enabled": True}}})
+    cm = config(objects)
+    for d in by_kind(objects, "Deployment").values():
+        settings = check_settings_env(cm, d)
+        assert settings.storage_root == "s3://damfleet/assets"
+        assert settings.worker.metrics_port == 9464
+        assert settings.ai.inference_url == f"{name('inference')}:50051"
+
+
+def test_termination_grace_outlasts_worker_graceful_shutdown(render: Render) -> None:
+    deployments = by_kind(render(), "Deployment")
+    for d in deployments.values():
+        grace = float(plain_env(d)["DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS"])
+        assert d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace, d["metadata"]["name"]
+    transcode = deployments[name("transcode")]
+    assert float(plain_env(transcode)["DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS"]) >= 1800
+
+
+def test_probes_and_metrics_port(render: Render) -> None:
+    objects = render({"metrics": {"port": 9100}, "components": {"inference": {"enabled": True, "grpcPort": 50061}}})
+    validate_objects(objects)
+    assert config(objects)["data"]["DAMFLEET_WORKER_METRICS_PORT"] == "9100"
+    for component, d in by_kind(objects, "Deployment").items():
+        c = container(d)
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        for probe in (c["livenessProbe"], c["readinessProbe"]):
+            if component == name("inference"):
+                assert probe["grpc"] == {"port": 50061}
+                assert plain_env(d)["DAMFLEET_AI_INFERENCE_LISTEN"] == "0.0.0.0:50061"
+            else:
+                assert probe["httpGet"] == {"path": "/metrics", "port": "metrics"}
+                assert ports["metrics"] == 9100
+
+
+def test_resources_per_pool(render: Render) -> None:
+    deployments = by_kind(render(), "Deployment")
+    for d in deployments.values():
+        resources = container(d)["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"]) and "memory" in resources["limits"]
+    cpu = {p: container(deployments[name(p)])["resources"]["requests"]["cpu"] for p in POOLS}
+    assert cpu["transcode"] == "2" and cpu["pipeline"] == "100m"
+
+
+def test_per_component_overrides_and_global_fallback(render: Render) -> None:
+    objects = render(
+        {
+            "replicaCount": 7,
+            "components": {
+                "ingest": {"replicaCount": None},  # null removes the key: falls back to the global 7
+                "transcode": {"replicaCount": 3},
+                "distribution": {"replicaCount": 0},  # 0 is honoured, not treated as "unset"
+                "pipeline": {"podDisruptionBudget": {"enabled": False}},
+            },
+        }
+    )
+    validate_objects(objects)
+    replicas = {n: d["spec"]["replicas"] for n, d in by_kind(objects, "Deployment").items()}
+    assert replicas[name("ingest")] == 7 and replicas[name("transcode")] == 3
+    assert replicas[name("distribution")] == 0 and replicas[name("pipeline")] == 2
+    assert name("pipeline") not in by_kind(objects, "PodDisruptionBudget")
+
+
+def test_a_disabled_pool_leaves_nothing_behind(render: Render) -> None:
+    objects = render(
+        {
+            "components": {"ingest": {"enabled": False}},
+            "keda": {"enabled": True},
+            "metrics": {"serviceMonitor": {"enabled": True}},
+        }
+    )
+    validate_objects(objects)
+    assert not [o for o in objects if o["metadata"]["name"] == name("ingest")]
+    assert len(by_kind(objects, "Deployment")) == len(POOLS) - 1
+
+
+def test_keda_scales_each_pool_on_its_own_queue(render: Render, queues_by_pool: dict[str, str]) -> None:
+    objects = render({"keda": {"enabled": True}, "components": {"transcode": {"keda": {"maxReplicaCount": 20}}}})
+    validate_objects(objects)
+    scaled = by_kind(objects, "ScaledObject")
+    assert set(scaled) == {name(p) for p in POOLS}
+    for pool in POOLS:
+        so = scaled[name(pool)]
+        meta = so["spec"]["triggers"][0]["metadata"]
+        assert so["spec"]["scaleTargetRef"]["name"] == name(pool)
+        assert meta["taskQueue"] == queues_by_pool[pool]
+        assert meta["endpoint"] == "temporal-frontend.temporal.svc.cluster.local:7233"
+        assert meta["queueTypes"] == ("workflow" if pool == "pipeline" else "activity")
+        assert "authenticationRef" not in so["spec"]["triggers"][0]
+    assert scaled[name("transcode")]["spec"]["maxReplicaCount"] == 20
+    assert scaled[name("transcode")]["spec"]["triggers"][0]["metadata"]["targetQueueSize"] == "1"
+    for d in by_kind(objects, "Deployment").values():
+        assert "replicas" not in d["spec"], "the HPA owns replicas"
+
+
+def test_keda_for_one_pool_only(render: Render) -> None:
+    objects = render({"components": {"transcode": {"keda": {"enabled": True}}}})
+    validate_objects(objects)
+    assert set(by_kind(objects, "ScaledObject")) == {name("transcode")}
+    assert by_kind(objects, "Deployment")[name("ingest")]["spec"]["replicas"] == 2
+
+
+def test_gpu_for_ai_enrich(render: Render) -> None:
+    objects = render(
+        {
+            "nodeSelector": {"pool": "media"},
+            "components": {"ai_enrich": {"gpu": {"enabled": True, "count": 2, "nodeSelector": {"gpu": "l4"}}}},
+        }
+    )
+    validate_objects(objects)
+    deployments = by_kind(objects, "Deployment")
+    ai = deployments[name("ai_enrich")]
+    pod = ai["spec"]["template"]["spec"]
+    assert container(ai)["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert pod["nodeSelector"] == {"pool": "media", "gpu": "l4"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    for pool in set(POOLS) - {"ai_enrich"}:
+        other = deployments[name(pool)]
+        assert "nvidia.com/gpu" not in container(other)["resources"].get("limits", {})
+        assert "tolerations" not in other["spec"]["template"]["spec"]
+
+
+def test_transcode_scratch_volume(render: Render) -> None:
+    def scratch(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+        d = by_kind(objects, "Deployment")[name("transcode")]
+        volume = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}["scratch"]
+        mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
+        assert plain_env(d)["DAMFLEET_WORKER_SCRATCH_DIR"] == mounts["scratch"]
+        return volume, mounts["scratch"]
+
+    volume, _ = scratch(render())
+    assert volume["emptyDir"]["sizeLimit"] == "50Gi"
+    objects = render({"components": {"transcode": {"scratch": {"type": "ephemeral", "storageClassName": "nvme"}}}})
+    validate_objects(objects)
+    volume, _ = scratch(objects)
+    claim = volume["ephemeral"]["volumeClaimTemplate"]["spec"]
+    assert claim["storageClassName"] == "nvme" and claim["resources"]["requests"]["storage"] == "100Gi"
+    objects = render({"components": {"pipeline": {"scratch": {"enabled": False}}}})
+    pipeline = by_kind(objects, "Deployment")[name("pipeline")]
+    assert "DAMFLEET_WORKER_SCRATCH_DIR" not in plain_env(pipeline)
+    assert "scratch" not in {v["name"] for v in pipeline["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_inference_service_and_ai_enrich_pointed_at_it(render: Render) -> None:
+    objects = render({"components": {"inference": {"enabled": True, "gpu": {"enabled": True}}}})
+    validate_objects(objects)
+    service = by_kind(objects, "Service")[name("inference")]
+    assert service["spec"]["ports"] == [
+        {"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}
+    ]
+    assert config(objects)["data"]["DAMFLEET_AI_INFERENCE_URL"] == f"{name('inference')}:50051"
+    inference = by_kind(objects, "Deployment")[name("inference")]
+    assert container(inference)["command"] == ["damfleet", "inference", "serve"]
+    assert container(inference)["image"] == "ghcr.io/damfleet/damfleet-ai:0.1.0"
+    assert "DAMFLEET_TEMPORAL_API_KEY" not in secret_env(inference)
+    assert "DAMFLEET_AI_INFERENCE_URL" not in render()[0].get("data", {})
+
+
+def test_credentials_only_by_secret_reference(render: Render) -> None:
+    values = {
+        "keda": {"enabled": True},
+        "temporal": {
+            "tls": {
+                "enabled": True,
+                "existingSecret": "temporal-mtls",
+                "caKey": "ca.crt",
+                "serverName": "fleet.tmprl.cloud",
+            },
+            "apiKey": {"existingSecret": "temporal-api"},
+        },
+        "storage": {"s3": {"existingSecret": "s3-creds", "endpointUrl": "https://rgw.example:7480"}},
+        "distribution": {"targetsSecret": {"name": "targets"}, "webhookSecret": {"name": "hooks"}},
+        "secretEnv": [{"name": "DAMFLEET_AI_WHISPER_MODEL", "secretName": "models", "key": "whisper"}],
+    }
+    objects = render(values)
+    validate_objects(objects)
+    cm = config(objects)
+    assert not [k for k in cm["data"] if is_secret_setting(k)]
+    deployments = by_kind(objects, "Deployment")
+    for pool in POOLS:
+        d = deployments[name(pool)]
+        settings = check_settings_env(cm, d)
+        assert settings.temporal.tls and settings.temporal.tls_server_name == "fleet.tmprl.cloud"
+        refs = secret_env(d)
+        assert refs["DAMFLEET_TEMPORAL_API_KEY"] == {"name": "temporal-api", "key": "api-key"}
+        assert refs["DAMFLEET_STORAGE_S3_SECRET_ACCESS_KEY"]["name"] == "s3-creds"
+        mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
+        volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+        tls_files = {i["path"] for i in volumes["temporal-tls"]["secret"]["items"]}
+        for path in (settings.temporal.tls_cert_path, settings.temporal.tls_key_path, settings.temporal.tls_ca_path):
+            directory, _, file = path.rpartition("/")
+            assert directory == mounts["temporal-tls"] and file in tls_files
+    dist = deployments[name("distribution")]
+    targets_file = plain_env(dist)["DAMFLEET_DISTRIBUTION_TARGETS_FILE"]
+    assert targets_file.startswith(
+        {m["name"]: m["mountPath"] for m in container(dist)["volumeMounts"]}["distribution-targets"]
+    )
+    assert secret_env(dist)["DAMFLEET_DISTRIBUTION_WEBHOOK_SECRET"]["name"] == "hooks"
+    assert "DAMFLEET_DISTRIBUTION_WEBHOOK_SECRET" not in secret_env(deployments[name("ingest")])
+    auth = by_kind(objects, "TriggerAuthentication")[f"{RELEASE}-damfleet-temporal"]
+    assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"apiKey", "cert", "key", "ca"}
+    trigger = by_kind(objects, "ScaledObject")[name("ingest")]["spec"]["triggers"][0]
+    assert trigger["metadata"]["tlsServerName"] == "fleet.tmprl.cloud"
+    assert trigger["metadata"]["enableTLS"] == "true"
+
+
+def test_config_change_rolls_the_pods(render: Render) -> None:
+    def checksums(values: dict[str, Any]) -> set[str]:
+        return {
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+            for d in by_kind(render(values), "Deployment").values()
+        }
+
+    before = checksums({})
+    assert len(before) == 1 and checksums({}) == before
+    assert checksums({"config": {"DAMFLEET_INGEST_MAX_SOURCE_BYTES": "1000"}}).isdisjoint(before)
+    assert checksums({"components": {"transcode": {"replicaCount": 5}}}) == before
+
+
+def test_service_monitor_per_worker_pool(render: Render) -> None:
+    objects = render(
+        {
+            "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+            "components": {"inference": {"enabled": True}},
+        }
+    )
+    validate_objects(objects)
+    monitors = by_kind(objects, "ServiceMonitor")
+    assert set(monitors) == {name(p) for p in POOLS}
+    assert all(m["metadata"]["labels"]["release"] == "prom" for m in monitors.values())
+
+
+def test_file_storage_needs_and_mounts_a_shared_claim(render: Render) -> None:
+    with pytest.raises(helm.HelmError, match="existingClaim"):
+        render({"storage": {"root": "file:///mnt/damfleet"}})
+    objects = render({"storage": {"root": "file:///mnt/damfleet", "volume": {"existingClaim": "media-rwx"}}})
+    validate_objects(objects)
+    for d in by_kind(objects, "Deployment").values():
+        mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
+        assert mounts["storage"] == "/mnt/damfleet"
+        assert check_settings_env(config(objects), d).storage_root == "file:///mnt/damfleet"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"storage": {"root": "http://bucket"}}, "storage.root must start with"),
+        ({"config": {"LOG_LEVEL": "DEBUG"}}, "settings are DAMFLEET_"),
+        ({"components": {"transcode": {"scratch": {"type": "hostPath"}}}}, "scratch.type must be"),
+        ({"components": {"transcode": {"scratch": {"type": "persistentVolumeClaim"}}}}, "existingClaim is required"),
+    ],
+)
+def test_bad_values_fail_with_a_message(render: Render, values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=message):
+        render(values)

@@ -1,0 +1,167 @@
+"""The plain manifests (k8s/): every kustomization built with ``kubectl kustomize`` (kustomize
+v5 inside kubectl), every object validated against the Kubernetes schemas, the pools checked
+against the code, and the base checked against the Helm chart's defaults so the two
+deployment paths cannot drift apart."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from typing import Any
+
+import helm_python as helm
+import pytest
+
+from tests.deploy.deploy_checks import (
+    REPO,
+    by_kind,
+    check_settings_env,
+    container,
+    load_all,
+    plain_env,
+    pool_queues,
+    validate_objects,
+)
+from workers import POOLS
+
+K8S = REPO / "k8s"
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with built-in kustomize) is not installed")
+KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/gpu", "overlays/inference")
+
+
+@functools.cache
+def build(path: str) -> tuple[dict[str, Any], ...]:
+    result = subprocess.run(
+        [KUBECTL or "kubectl", "kustomize", str(K8S / path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return tuple(load_all(result.stdout))
+
+
+def objects_of(path: str) -> list[dict[str, Any]]:
+    return list(build(path))
+
+
+def name(pool: str) -> str:
+    return f"damfleet-{pool.replace('_', '-')}"
+
+
+def the_configmap(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (cm,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("damfleet-config")]
+    return cm
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+def test_builds_and_validates(path: str) -> None:
+    objects = objects_of(path)
+    validate_objects(objects)
+    cm = the_configmap(objects)
+    assert cm["metadata"]["name"] != "damfleet-config", "the generator's hash suffix rolls pods on config change"
+    for d in by_kind(objects, "Deployment").values():
+        if d["metadata"]["labels"].get("app.kubernetes.io/part-of") != "damfleet":
+            continue  # the dev overlay's Temporal dev server
+        refs = [s["configMapRef"]["name"] for s in container(d)["envFrom"]]
+        assert refs == [cm["metadata"]["name"]]
+        check_settings_env(cm, d)
+
+
+def test_base_has_one_deployment_per_pool_from_one_template() -> None:
+    objects = objects_of("base")
+    queues = pool_queues()
+    deployments = by_kind(objects, "Deployment")
+    assert set(deployments) == {name(p) for p in POOLS}
+    assert set(by_kind(objects, "Service")) == set(by_kind(objects, "PodDisruptionBudget")) == set(deployments)
+    for pool in POOLS:
+        d = deployments[name(pool)]
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == pool.replace("_", "-")
+        assert labels["damfleet.io/task-queue"] == queues[pool]
+        assert container(d)["command"] == ["python", "-m", f"workers.{pool}"]
+        grace = float(plain_env(d)["DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS"])
+        assert d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace
+        for probe in (container(d)["livenessProbe"], container(d)["readinessProbe"]):
+            assert probe["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    # The pools are generated: each pool directory is a kustomization over ../../worker only.
+    for pool_dir in (K8S / "base" / "pools").iterdir():
+        assert [p.name for p in pool_dir.iterdir()] == ["kustomization.yaml"]
+        assert "- ../../worker" in (pool_dir / "kustomization.yaml").read_text()
+
+
+def test_base_matches_the_helm_chart_defaults() -> None:
+    with helm.Chart.load(REPO / "helm" / "damfleet") as chart:
+        manifests = chart.render({}, name="damfleet", namespace="media")
+    chart_objects = load_all(manifests["damfleet/templates/deployment.yaml"])
+    from_chart = {d["metadata"]["name"]: d for d in chart_objects}
+    from_kustomize = by_kind(objects_of("base"), "Deployment")
+    assert set(from_chart) == set(from_kustomize)
+    for deployment_name, k in from_kustomize.items():
+        h = from_chart[deployment_name]
+        for field in ("command", "resources", "livenessProbe", "readinessProbe", "securityContext"):
+            assert container(k)[field] == container(h)[field], f"{deployment_name}.{field}"
+        assert container(k)["image"] == container(h)["image"], deployment_name
+        assert k["spec"]["replicas"] == h["spec"]["replicas"], deployment_name
+        for field in ("terminationGracePeriodSeconds", "securityContext"):
+            assert k["spec"]["template"]["spec"][field] == h["spec"]["template"]["spec"][field]
+        for var in ("DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS", "DAMFLEET_WORKER_SCRATCH_DIR"):
+            assert plain_env(k)[var] == plain_env(h)[var], f"{deployment_name} {var}"
+        assert container(k)["volumeMounts"] == container(h)["volumeMounts"], deployment_name
+        assert k["spec"]["template"]["spec"]["volumes"] == h["spec"]["template"]["spec"]["volumes"], deployment_name
+    helm_cm = load_all(manifests["damfleet/templates/configmap.yaml"])[0]["data"]
+    assert the_configmap(objects_of("base"))["data"] == helm_cm
+
+
+def test_keda_and_gpu_overlay() -> None:
+    objects = objects_of("overlays/gpu")
+    queues = pool_queues()
+    scaled = by_kind(objects, "ScaledObject")
+    assert set(scaled) == {name(p) for p in POOLS}
+    for pool in POOLS:
+        meta = scaled[name(pool)]["spec"]["triggers"][0]["metadata"]
+        assert meta["taskQueue"] == queues[pool]
+        assert meta["queueTypes"] == ("workflow" if pool == "pipeline" else "activity")
+    assert all(o["metadata"].get("namespace") == "damfleet" for o in objects)
+    deployments = by_kind(objects, "Deployment")
+    ai = deployments[name("ai_enrich")]
+    assert container(ai)["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert ai["spec"]["template"]["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert plain_env(ai)["DAMFLEET_AI_WHISPER_DEVICE"] == "cuda"
+    others = [d for n, d in deployments.items() if n != name("ai_enrich")]
+    assert not [d for d in others if "nvidia.com/gpu" in container(d)["resources"].get("limits", {})]
+
+
+def test_inference_overlay_wires_ai_enrich_to_the_service() -> None:
+    objects = objects_of("overlays/inference")
+    service = by_kind(objects, "Service")["damfleet-inference"]
+    port = service["spec"]["ports"][0]
+    cm = the_configmap(objects)
+    assert cm["data"]["DAMFLEET_AI_INFERENCE_URL"] == f"damfleet-inference:{port['port']}"
+    inference = by_kind(objects, "Deployment")["damfleet-inference"]
+    c = container(inference)
+    assert c["command"] == ["damfleet", "inference", "serve"]
+    assert c["livenessProbe"]["grpc"]["port"] == c["ports"][0]["containerPort"] == port["port"]
+    assert plain_env(inference)["DAMFLEET_AI_INFERENCE_LISTEN"].endswith(f":{port['port']}")
+    assert c["image"].endswith(":0.1.0")
+
+
+def test_dev_overlay_runs_a_temporal_dev_server_and_file_storage() -> None:
+    from damfleet.search_attributes import cli_flags
+
+    objects = objects_of("overlays/dev")
+    cm = the_configmap(objects)["data"]
+    server = by_kind(objects, "Deployment")["temporal-dev"]
+    command = container(server)["command"]
+    flags = command[command.index("--search-attribute") :]
+    assert flags == cli_flags(), "the dev server must register damfleet's search attributes"
+    host, _, port = cm["DAMFLEET_TEMPORAL_ADDRESS"].partition(":")
+    assert int(port) in [p["port"] for p in by_kind(objects, "Service")[host]["spec"]["ports"]]
+    root = cm["DAMFLEET_STORAGE_ROOT"].removeprefix("file://")
+    claims = by_kind(objects, "PersistentVolumeClaim")
+    for pool in POOLS:
+        d = by_kind(objects, "Deployment")[name(pool)]
+        assert d["spec"]["replicas"] == 1
+        volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+        mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
+        assert mounts["storage"] == root
+        assert volumes["storage"]["persistentVolumeClaim"]["claimName"] in claims
