@@ -54,6 +54,7 @@ class WorkflowName:
     ASSET_PIPELINE = "AssetPipeline"
     BATCH_INGEST = "BatchIngest"
     RESCAN_INBOX = "RescanInbox"
+    REDELIVER_ASSET = "RedeliverAsset"       # retry failed deliveries of a finished run
 
 
 class ActivityName:
@@ -65,6 +66,7 @@ class ActivityName:
     ENRICH = "enrich_asset"
     DELIVER = "deliver_output"
     NOTIFY = "notify_webhook"
+    LOAD_FAILED_DELIVERIES = "load_failed_deliveries"   # a finished run's failed receipts, for redelivery
     READ_MANIFEST = "read_manifest"
     LIST_NEW_SOURCES = "list_new_sources"
     READ_MANIFEST_PAGE = "read_manifest_page"  # one page of a prepared batch
@@ -171,6 +173,19 @@ SHORT_POLICY_INGEST = ActivityPolicy(
     ),
 )
 
+#: Reading a finished run's result for redelivery: a quick call to the Temporal frontend.
+SHORT_POLICY_DISTRIBUTION = ActivityPolicy(
+    task_queue=Queue.DISTRIBUTION,
+    start_to_close=timedelta(minutes=2),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=5,
+        non_retryable_error_types=_PERMANENT,
+    ),
+)
+
 ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.INGEST: INGEST_POLICY,
     ActivityName.DISCARD_ASSET: SHORT_POLICY_INGEST,
@@ -182,6 +197,7 @@ ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.ENRICH: ENRICH_POLICY,
     ActivityName.DELIVER: DELIVER_POLICY,
     ActivityName.NOTIFY: DELIVER_POLICY,
+    ActivityName.LOAD_FAILED_DELIVERIES: SHORT_POLICY_DISTRIBUTION,
 }
 
 #: Activities each worker pool serves, and the default number in flight per process.

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from workflows.batch import BatchIngest
 from workflows.pipeline import AssetPipeline
+from workflows.redeliver import RedeliverAsset
 from workflows.rescan import RescanInbox
 
 #: Every workflow the pipeline worker registers.
-ALL_WORKFLOWS: list[type] = [AssetPipeline, BatchIngest, RescanInbox]
+ALL_WORKFLOWS: list[type] = [AssetPipeline, BatchIngest, RescanInbox, RedeliverAsset]
 
-__all__ = ["ALL_WORKFLOWS", "AssetPipeline", "BatchIngest", "RescanInbox"]
+__all__ = ["ALL_WORKFLOWS", "AssetPipeline", "BatchIngest", "RedeliverAsset", "RescanInbox"]

@@ -289,6 +289,13 @@ class AssetPipeline:
                 )
             except ActivityError as err:
                 message, _ = failure_message(err)
+                # A failed receipt too, so RedeliverAsset can find and re-send it later.
+                self._result.receipts.append(
+                    stages_pb2.DeliveryReceipt(
+                        target=hook, target_type="webhook", role="webhook", ok=False, error=message,
+                        idempotency_key=notify.idempotency_key,
+                    )
+                )
                 self._result.failures.append(f"webhook {hook}: {message}")
         failed = [r for r in self._result.receipts if not r.ok]
         self._end(

@@ -21,8 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -30,7 +31,7 @@ from aiohttp import web
 
 from damfleet.delivery.webhook import WebhookVerificationError, verify_request
 
-__all__ = ["DeliveryReceiver", "ReceivedFile", "ReceivedNotification"]
+__all__ = ["DeliveryReceiver", "ReceivedFile", "ReceivedNotification", "Scripted"]
 
 
 @dataclass
@@ -53,10 +54,13 @@ class ReceivedNotification:
 
 
 @dataclass
-class _Scripted:
+class Scripted:
+    """A canned answer: status, headers, and optionally only for paths under a prefix."""
+
     status: int
-    headers: dict[str, str]
+    headers: dict[str, str] = field(default_factory=dict)
     paths: str = ""          # "" any path, else only requests whose path starts with this
+    stored_first: bool = False   # accept and store the upload, then answer with this status
 
 
 class DeliveryReceiver:
@@ -74,9 +78,9 @@ class DeliveryReceiver:
         self.in_flight = 0
         self.max_in_flight = 0
         self.hold: asyncio.Event | None = None        # set: requests wait for it before answering
-        self.gate: Callable[[web.Request], _Scripted | None] | None = None
-        self._script: list[_Scripted] = []
-        self._lose_responses = 0
+        #: Decides per request; return ``Scripted(status, headers)`` to answer that, or None.
+        self.gate: Callable[[web.Request], Scripted | None | Awaitable[Scripted | None]] | None = None
+        self._script: list[Scripted] = []
         self._redirects: dict[str, tuple[int, str]] = {}
         self._runner: web.AppRunner | None = None
 
@@ -85,12 +89,13 @@ class DeliveryReceiver:
     def fail_next(self, status: int, *, retry_after: str | None = None, count: int = 1, path: str = "") -> None:
         """Answer the next ``count`` requests (optionally under ``path``) with ``status``."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        self._script.extend(_Scripted(status, headers, path) for _ in range(count))
+        self._script.extend(Scripted(status, headers, path) for _ in range(count))
 
     def lose_next_responses(self, count: int = 1) -> None:
-        """Store the next ``count`` uploads, then answer 502 as if the response was lost on
-        the way back: the sender retries, and only the idempotency key prevents a second copy."""
-        self._lose_responses += count
+        """Store the next ``count`` uploads (in turn with other scripted answers), then answer
+        502 as if the response was lost on the way back: the sender retries, and only the
+        idempotency key prevents a second copy."""
+        self._script.extend(Scripted(502, stored_first=True) for _ in range(count))
 
     def redirect(self, path: str, location: str, status: int = 307) -> None:
         """Answer requests to ``path`` with a redirect to ``location``."""
@@ -116,9 +121,11 @@ class DeliveryReceiver:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _scripted(self, request: web.Request) -> _Scripted | None:
+    async def _scripted(self, request: web.Request) -> Scripted | None:
         if self.gate is not None:
             decided = self.gate(request)
+            if inspect.isawaitable(decided):
+                decided = await decided
             if decided is not None:
                 return decided
         for index, entry in enumerate(self._script):
@@ -141,8 +148,8 @@ class DeliveryReceiver:
         if request.path in self._redirects:
             status, location = self._redirects[request.path]
             return web.Response(status=status, headers={"Location": location})
-        scripted = self._scripted(request)
-        if scripted is not None:
+        scripted = await self._scripted(request)
+        if scripted is not None and not scripted.stored_first:
             # Read the body first, as a real server that fails late would.
             async for _ in request.content.iter_chunked(1 << 20):
                 pass
@@ -160,9 +167,8 @@ class DeliveryReceiver:
         self.files.append(received)
         if key:
             self.by_key[key] = received
-        if self._lose_responses:
-            self._lose_responses -= 1
-            return web.Response(status=502, text="stored, but the gateway lost the response")
+        if scripted is not None:
+            return web.Response(status=scripted.status, text="stored, but the gateway lost the response")
         return web.json_response(
             {"stored": True, "sha256": received.sha256}, status=201,
             headers={"Location": f"{self.url}/stored{request.path}"},

@@ -1,0 +1,177 @@
+"""Distribution activities: receipts, heartbeats and error mapping (ActivityEnvironment), and
+retries through a real Temporal dev server against a partner that fails first."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
+
+from activities.common import StageContext
+from activities.distribute import DistributionActivities, build_activities
+from damfleet.delivery import verify_request
+from damfleet.delivery.testing import DeliveryReceiver
+from damfleet.policies import Queue
+from damfleet.settings import Settings
+from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
+from tests.conftest import make_settings
+from workflows.redeliver import RedeliverAsset
+
+LOOPBACK = "127.0.0.1/32"
+
+
+def _settings(root: Path, targets: dict[str, Any], **env: str) -> Settings:
+    return make_settings(root, DAMFLEET_DISTRIBUTION_TARGETS_JSON=json.dumps(targets),
+                         DAMFLEET_DISTRIBUTION_ALLOW_PRIVATE_NETWORKS=LOOPBACK, **env)
+
+
+async def _stored_output(ctx: StageContext, asset_id: str = "asset0001", size: int = 400_000) -> common_pb2.Output:
+    data = os.urandom(size)
+    uri = ctx.storage.keys(asset_id).rendition("proxy", "mp4")
+    await ctx.storage.write_bytes(uri, data, content_type="video/mp4")
+    return common_pb2.Output(uri=uri, size_bytes=size, sha256=hashlib.sha256(data).hexdigest(), role="proxy",
+                             mime_type="video/mp4", stage="transcode")
+
+
+def _deliver_input(output: common_pb2.Output, target: str, asset_id: str = "asset0001") -> stages_pb2.DeliverInput:
+    return stages_pb2.DeliverInput(
+        asset_id=asset_id, target=target, output=output,
+        metadata=common_pb2.AssetMetadata(title="Clip", tenant="acme"),
+        idempotency_key=f"{asset_id}:{target}:proxy:proxy.mp4",
+    )
+
+
+async def test_deliver_output_returns_a_receipt_and_heartbeats(tmp_path: Path) -> None:
+    ctx = StageContext(_settings(tmp_path, {}))
+    acts = DistributionActivities(ctx)
+    output = await _stored_output(ctx, size=2_000_000)
+    env = ActivityEnvironment()
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.extend(details)
+    receipt = await env.run(acts.deliver_output, _deliver_input(output, "local"))
+    assert receipt.ok and receipt.target == "local" and receipt.target_type == "local"
+    assert receipt.size_bytes == output.size_bytes and receipt.sha256 == output.sha256
+    assert receipt.attempts == 1 and receipt.seconds >= 0 and receipt.source_uri == output.uri
+    assert Path(receipt.location) == ctx.settings.state_path / "delivered" / "asset0001" / "proxy.mp4"
+    assert beats and beats[0]["target"] == "local" and beats[0]["bytes_total"] == output.size_bytes
+    await acts.aclose()
+
+
+async def test_rejection_is_non_retryable_and_names_target(tmp_path: Path) -> None:
+    async with DeliveryReceiver() as receiver:
+        receiver.fail_next(403)
+        ctx = StageContext(_settings(tmp_path, {"partner": {"type": "http", "url": receiver.url + "/x",
+                                                            "bearer_token": "tok-secret"}}))
+        acts = DistributionActivities(ctx)
+        output = await _stored_output(ctx)
+        with pytest.raises(ApplicationError) as caught:
+            await ActivityEnvironment().run(acts.deliver_output, _deliver_input(output, "partner"))
+        await acts.aclose()
+    err = caught.value
+    assert err.non_retryable and err.type == "TargetRejected"
+    assert "'partner'" in err.message and "403" in err.message and "tok-secret" not in err.message
+
+
+async def test_retry_after_becomes_the_next_retry_delay(tmp_path: Path) -> None:
+    async with DeliveryReceiver() as receiver:
+        receiver.fail_next(429, retry_after="30")
+        ctx = StageContext(_settings(tmp_path, {"partner": {"type": "http", "url": receiver.url + "/x"}}))
+        acts = DistributionActivities(ctx)
+        output = await _stored_output(ctx)
+        with pytest.raises(ApplicationError) as caught:
+            await ActivityEnvironment().run(acts.deliver_output, _deliver_input(output, "partner"))
+        await acts.aclose()
+    assert not caught.value.non_retryable and caught.value.type == "TargetUnavailable"
+    assert caught.value.next_retry_delay == timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("target", "targets", "error_type", "words"),
+    [
+        ("nowhere", {}, "ConfigurationError", "unknown delivery target 'nowhere'"),
+        ("odd", {"odd": {"type": "gopher"}}, "ConfigurationError", "unknown target type 'gopher'"),
+        ("bad-url", {"bad-url": {"type": "http", "url": "http//oops"}}, "ConfigurationError", "absolute http"),
+        ("meta", {"meta": {"type": "http", "url": "http://169.254.169.254/x"}}, "OutboundBlocked", "metadata"),
+        ("", {}, "BadInput", "names no target"),
+    ],
+)
+async def test_bad_input_fails_non_retryably(
+    tmp_path: Path, target: str, targets: dict[str, Any], error_type: str, words: str
+) -> None:
+    ctx = StageContext(_settings(tmp_path, targets))
+    acts = DistributionActivities(ctx)
+    output = await _stored_output(ctx)
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(acts.deliver_output, _deliver_input(output, target))
+    await acts.aclose()
+    assert caught.value.non_retryable and caught.value.type == error_type and words in caught.value.message
+
+
+async def test_missing_rendition_is_non_retryable(tmp_path: Path) -> None:
+    ctx = StageContext(_settings(tmp_path, {}))
+    acts = DistributionActivities(ctx)
+    output = common_pb2.Output(uri=ctx.storage.keys("asset0001").rendition("gone", "mp4"), role="proxy")
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(acts.deliver_output, _deliver_input(output, "local"))
+    assert caught.value.non_retryable and caught.value.type == "SourceNotFound"
+
+
+async def test_notify_webhook_sends_a_verifiable_notification(tmp_path: Path) -> None:
+    async with DeliveryReceiver(webhook_secret="whsec") as receiver:
+        ctx = StageContext(_settings(tmp_path, {"hook": {"type": "webhook", "url": receiver.url + "/hooks/done"}},
+                                     DAMFLEET_DISTRIBUTION_WEBHOOK_SECRET="whsec"))
+        acts = DistributionActivities(ctx)
+        output = await _stored_output(ctx)
+        notify = stages_pb2.NotifyInput(
+            asset_id="asset0001", target="hook", workflow_id="wf-1", state=common_pb2.COMPLETED,
+            outputs=[output], idempotency_key="asset0001:hook:webhook",
+            receipts=[stages_pb2.DeliveryReceipt(target="local", role="proxy", ok=True, location="/d/proxy.mp4")],
+        )
+        receipt = await ActivityEnvironment().run(acts.notify_webhook, notify)
+        await acts.aclose()
+    [note] = receiver.notifications
+    verify_request("whsec", note.body, note.headers)
+    assert receipt.ok and receipt.target_type == "webhook" and receipt.sha256 == hashlib.sha256(note.body).hexdigest()
+    assert note.payload["outputs"][0]["sha256"] == output.sha256
+    assert note.headers["Idempotency-Key"] == "asset0001:hook:webhook"
+
+
+async def test_flaky_partner_is_delivered_exactly_once_through_temporal(temporal_env: Any, tmp_path: Path) -> None:
+    """A real dev server retries the activity: 500, a lost response (stored, answered 502),
+    503 + Retry-After, 429 + Retry-After, then success. One copy stored."""
+    client: Client = temporal_env.client
+    lane = f"-{uuid.uuid4().hex[:8]}"
+    async with DeliveryReceiver() as receiver:
+        receiver.fail_next(500)
+        receiver.lose_next_responses(1)
+        receiver.fail_next(503, retry_after="1")
+        receiver.fail_next(429, retry_after="1")
+        ctx = StageContext(_settings(tmp_path, {"partner": {"type": "http", "url": receiver.url + "/in/{filename}"}}))
+        output = await _stored_output(ctx)
+        activities = build_activities(ctx)
+        async with (
+            Worker(client, task_queue=Queue.PIPELINE + lane, workflows=[RedeliverAsset]),
+            Worker(client, task_queue=Queue.DISTRIBUTION + lane, activities=activities),
+        ):
+            result = await client.execute_workflow(
+                RedeliverAsset.run,
+                pipeline_pb2.RedeliverRequest(deliveries=[_deliver_input(output, "partner")]),
+                id=f"test-deliver-{uuid.uuid4().hex}", task_queue=Queue.PIPELINE + lane,
+                result_type=pipeline_pb2.RedeliverResult,
+            )
+        await activities[0].__self__.aclose()  # type: ignore[attr-defined]
+    assert result.state == common_pb2.COMPLETED, result.failures
+    [receipt] = result.receipts
+    assert receipt.ok and receipt.attempts == 5 and receipt.sha256 == output.sha256
+    assert receiver.statuses == [500, 502, 503, 429, 200]
+    assert len(receiver.files) == 1 and receiver.files[0].sha256 == output.sha256

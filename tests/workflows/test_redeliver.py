@@ -1,0 +1,224 @@
+"""RedeliverAsset: failed deliveries retried later without earlier stages, on a real dev
+server; and a target down for 3 simulated hours on the time-skipping server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.common import StageContext
+from activities.distribute import DistributionActivities
+from activities.ingest import build_activities as ingest_activities
+from damfleet.binaries import temporal_test_server
+from damfleet.delivery.testing import DeliveryReceiver, Scripted
+from damfleet.policies import ActivityName, Queue
+from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
+from tests.conftest import make_settings
+from workflows.pipeline import AssetPipeline
+from workflows.redeliver import RedeliverAsset
+
+
+class Renditions:
+    """A transcode stand-in writing two small renditions, so delivery has real files."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.calls = 0
+
+    @activity.defn(name=ActivityName.TRANSCODE)
+    async def transcode(self, request: stages_pb2.TranscodeInput) -> stages_pb2.TranscodeOutput:
+        self.calls += 1
+        outputs = []
+        for role, ext in (("thumbnail", "webp"), ("preview", "jpg")):
+            uri = self.ctx.storage.keys(request.asset.asset_id).rendition(role, ext)
+            written = await self.ctx.storage.write_bytes(uri, os.urandom(50_000), content_type="image/jpeg")
+            outputs.append(common_pb2.Output(uri=written.uri, size_bytes=written.size_bytes, sha256=written.sha256,
+                                             role=role, stage="transcode", mime_type="image/jpeg"))
+        return stages_pb2.TranscodeOutput(outputs=outputs, renditions=["thumbnail", "preview"])
+
+
+@pytest.fixture
+async def fleet(temporal_env: Any, tmp_path: Path) -> AsyncIterator[tuple[Client, str, DeliveryReceiver, Renditions]]:
+    """Pipeline + RedeliverAsset workflows, real ingest and distribution, a partner endpoint."""
+    client: Client = temporal_env.client
+    lane = f"-{uuid.uuid4().hex[:8]}"
+    async with DeliveryReceiver(webhook_secret="whsec") as partner, AsyncExitStack() as stack:
+        targets = {
+            "partner": {"type": "http", "url": partner.url + "/in/{asset_id}/{filename}"},
+            "hook": {"type": "webhook", "url": partner.url + "/hooks/done", "secret": "whsec"},
+        }
+        settings = make_settings(
+            tmp_path,
+            DAMFLEET_DISTRIBUTION_TARGETS_JSON=json.dumps(targets),
+            DAMFLEET_DISTRIBUTION_ALLOW_PRIVATE_NETWORKS="127.0.0.1/32",
+        )
+        ctx = StageContext(settings)
+        renditions = Renditions(ctx)
+        distribution = DistributionActivities(ctx)
+        for queue, kwargs in (
+            (Queue.PIPELINE, {"workflows": [AssetPipeline, RedeliverAsset]}),
+            (Queue.INGEST, {"activities": ingest_activities(ctx)}),
+            (Queue.TRANSCODE, {"activities": [renditions.transcode]}),
+            (Queue.DISTRIBUTION, {"activities": [distribution.deliver_output, distribution.notify_webhook,
+                                                 distribution.load_failed_deliveries]}),
+        ):
+            await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
+        yield client, Queue.PIPELINE + lane, partner, renditions
+        await distribution.aclose()
+        await ctx.storage.aclose()
+
+
+async def test_failed_deliveries_are_retried_later_without_earlier_stages(fleet, media_dir: Path) -> None:
+    client, queue, partner, renditions = fleet
+    partner.fail_next(403, count=2)          # the partner refuses both renditions: permanent, not retried
+    workflow_id = f"test-pipeline-{uuid.uuid4().hex}"
+    request = pipeline_pb2.PipelineRequest(source_uri=(media_dir / "small.png").as_uri(), skip_ai=True,
+                                           targets=["local", "partner"])
+    first = await client.execute_workflow(AssetPipeline.run, request, id=workflow_id, task_queue=queue,
+                                          result_type=pipeline_pb2.PipelineResult)
+    assert first.state == common_pb2.COMPLETED_WITH_ERRORS
+    failed = [r for r in first.receipts if not r.ok]
+    assert sorted((r.target, r.role) for r in failed) == [("partner", "preview"), ("partner", "thumbnail")]
+    assert all("403" in r.error for r in failed) and len(first.failures) == 2
+    assert partner.files == []
+
+    again = await client.execute_workflow(
+        RedeliverAsset.run, pipeline_pb2.RedeliverRequest(workflow_id=workflow_id),
+        id=f"redeliver-{workflow_id}", task_queue=queue, result_type=pipeline_pb2.RedeliverResult,
+    )
+    assert again.state == common_pb2.COMPLETED and not again.failures
+    assert sorted((r.target, r.role, r.ok) for r in again.receipts) == [
+        ("partner", "preview", True), ("partner", "thumbnail", True)]
+    stored = {o.role: o.sha256 for o in first.outputs}
+    assert sorted((f.path.rsplit("/", 1)[-1], f.sha256) for f in partner.files) == sorted(
+        (name, stored[role]) for role, name in (("preview", "preview.jpg"), ("thumbnail", "thumbnail.webp")))
+    assert {f.headers["Idempotency-Key"] for f in partner.files} == {r.idempotency_key for r in failed}
+    assert renditions.calls == 1          # transcode did not run again
+
+    # Redelivering again sends the same idempotency keys: the partner keeps one copy each.
+    twice = await client.execute_workflow(
+        RedeliverAsset.run, pipeline_pb2.RedeliverRequest(workflow_id=workflow_id),
+        id=f"redeliver2-{workflow_id}", task_queue=queue, result_type=pipeline_pb2.RedeliverResult,
+    )
+    assert twice.state == common_pb2.COMPLETED and len(partner.files) == 2
+
+
+async def test_nothing_to_redeliver_and_bad_requests(fleet, media_dir: Path) -> None:
+    client, queue, _, _ = fleet
+    workflow_id = f"test-pipeline-{uuid.uuid4().hex}"
+    request = pipeline_pb2.PipelineRequest(source_uri=(media_dir / "small.png").as_uri(), skip_ai=True)
+    first = await client.execute_workflow(AssetPipeline.run, request, id=workflow_id, task_queue=queue,
+                                          result_type=pipeline_pb2.PipelineResult)
+    assert first.state == common_pb2.COMPLETED
+    done = await client.execute_workflow(
+        RedeliverAsset.run, pipeline_pb2.RedeliverRequest(workflow_id=workflow_id),
+        id=f"test-redeliver-{uuid.uuid4().hex}", task_queue=queue, result_type=pipeline_pb2.RedeliverResult,
+    )
+    assert done.state == common_pb2.COMPLETED and done.reason == "nothing to redeliver" and not done.receipts
+    for bad, words in (
+        (pipeline_pb2.RedeliverRequest(), "needs the original run's workflow_id"),
+        (pipeline_pb2.RedeliverRequest(workflow_id="no-such-run"), "no workflow 'no-such-run'"),
+    ):
+        with pytest.raises(WorkflowFailureError) as caught:
+            await client.execute_workflow(
+                RedeliverAsset.run, bad, id=f"test-redeliver-{uuid.uuid4().hex}", task_queue=queue,
+                result_type=pipeline_pb2.RedeliverResult,
+            )
+        assert words in str(caught.value.cause)
+
+
+async def test_notification_is_resent_with_fresh_receipts(fleet) -> None:
+    """Explicit redelivery: the delivery goes first, then the webhook notification carries
+    the new receipt in place of the failed one, under its original idempotency key."""
+    client, queue, partner, renditions = fleet
+    data = os.urandom(10_000)
+    uri = renditions.ctx.storage.keys("asset0002").rendition("proxy", "mp4")
+    await renditions.ctx.storage.write_bytes(uri, data)
+    output = common_pb2.Output(uri=uri, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), role="proxy")
+    key = "asset0002:partner:proxy:proxy.mp4"
+    failed = stages_pb2.DeliveryReceipt(target="partner", role="proxy", ok=False, error="503", idempotency_key=key,
+                                        source_uri=uri)
+    result = await client.execute_workflow(
+        RedeliverAsset.run,
+        pipeline_pb2.RedeliverRequest(
+            deliveries=[stages_pb2.DeliverInput(asset_id="asset0002", target="partner", output=output,
+                                                idempotency_key=key)],
+            notifications=[stages_pb2.NotifyInput(asset_id="asset0002", target="hook", workflow_id="wf-x",
+                                                  state=common_pb2.COMPLETED_WITH_ERRORS, outputs=[output],
+                                                  receipts=[failed], idempotency_key="asset0002:hook:webhook")],
+        ),
+        id=f"test-redeliver-{uuid.uuid4().hex}", task_queue=queue, result_type=pipeline_pb2.RedeliverResult,
+    )
+    assert result.state == common_pb2.COMPLETED, result.failures
+    assert [r.target_type for r in result.receipts] == ["http", "webhook"]
+    [note] = partner.notifications
+    assert note.headers["Idempotency-Key"] == "asset0002:hook:webhook"
+    [receipt] = note.payload["receipts"]
+    assert receipt["ok"] is True and receipt["sha256"] == output.sha256
+
+
+async def test_target_down_for_three_simulated_hours_is_delivered_when_back(tmp_path: Path) -> None:
+    """Time-skipping: the partner answers 503 for 3 simulated hours; the delivery policy's
+    capped backoff keeps retrying and delivers once it is back."""
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=temporal_test_server())
+    try:
+        async with DeliveryReceiver() as partner:
+            started: list[datetime] = []
+
+            async def down_for_three_hours(request: Any) -> Scripted | None:
+                now = await env.get_current_time()
+                if not started:
+                    started.append(now)
+                return Scripted(503) if now - started[0] < timedelta(hours=3) else None
+
+            partner.gate = down_for_three_hours
+            settings = make_settings(
+                tmp_path,
+                DAMFLEET_DISTRIBUTION_TARGETS_JSON=json.dumps({"partner": {"type": "http",
+                                                                           "url": partner.url + "/{filename}"}}),
+                DAMFLEET_DISTRIBUTION_ALLOW_PRIVATE_NETWORKS="127.0.0.1/32",
+            )
+            ctx = StageContext(settings)
+            data = os.urandom(100_000)
+            uri = ctx.storage.keys("asset0001").rendition("proxy", "mp4")
+            await ctx.storage.write_bytes(uri, data)
+            output = common_pb2.Output(uri=uri, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                                       role="proxy")
+            distribution = DistributionActivities(ctx)
+            lane = f"-{uuid.uuid4().hex[:8]}"
+            async with (
+                Worker(env.client, task_queue=Queue.PIPELINE + lane, workflows=[RedeliverAsset]),
+                Worker(env.client, task_queue=Queue.DISTRIBUTION + lane, activities=[distribution.deliver_output]),
+            ):
+                result = await env.client.execute_workflow(
+                    RedeliverAsset.run,
+                    pipeline_pb2.RedeliverRequest(deliveries=[stages_pb2.DeliverInput(
+                        asset_id="asset0001", target="partner", output=output,
+                        idempotency_key="asset0001:partner:proxy:proxy.mp4")]),
+                    id=f"test-outage-{uuid.uuid4().hex}", task_queue=Queue.PIPELINE + lane,
+                    result_type=pipeline_pb2.RedeliverResult,
+                )
+                finished = await env.get_current_time()
+            await distribution.aclose()
+            await ctx.storage.aclose()
+    finally:
+        await env.shutdown()
+    assert result.state == common_pb2.COMPLETED, result.failures
+    [receipt] = result.receipts
+    assert receipt.ok and receipt.attempts > 10
+    assert finished - started[0] >= timedelta(hours=3)
+    assert partner.statuses.count(503) == receipt.attempts - 1 and len(partner.files) == 1
+    assert partner.files[0].sha256 == output.sha256
