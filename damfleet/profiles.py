@@ -1,7 +1,7 @@
 """Processing profiles: which renditions, which enrichments, which delivery targets.
 
 A profile is chosen per request (``PipelineRequest.profile``). It names renditions from
-the rendition table (:mod:`damfleet.media.renditions`, media kind x purpose -> spec) and
+the rendition table (:mod:`damfleet.transcode.renditions`, media kind x purpose -> spec) and
 delivery targets defined in settings (``DAMFLEET_DISTRIBUTION_TARGETS_*``), so requests
 never carry credentials and operators change encodings in one declarative place.
 

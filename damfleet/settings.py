@@ -108,6 +108,7 @@ class TranscodeSettings:
     tool_memory_bytes: int = 0               # 0: no address-space limit on tool runs
     min_free_scratch_bytes: int = 512 * 1024 * 1024
     scratch_size_factor: float = 3.0         # free scratch needed = factor x source size
+    x264_preset: str = "veryfast"            # libx264 speed/size trade-off for software encodes
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ discarding an asset is one prefix delete. Layout::
     <root>/assets/<id[:2]>/<id>/original/<safe name>
     <root>/assets/<id[:2]>/<id>/metadata/technical.json
     <root>/assets/<id[:2]>/<id>/renditions/<name>.<ext>
+    <root>/assets/<id[:2]>/<id>/renditions/<name>/<file>     (multi-file renditions: HLS)
     <root>/assets/<id[:2]>/<id>/enrichment/<name>.<ext>
 """
 
@@ -55,6 +56,18 @@ class AssetKeys:
 
     def rendition(self, name: str, ext: str) -> str:
         return join_uri(self.prefix, "renditions", f"{safe_name(name)}.{ext.lstrip('.')}")
+
+    def rendition_file(self, name: str, filename: str) -> str:
+        """A file of a multi-file rendition (an HLS ladder's playlists and segments) under its folder.
+
+        ``<root>/assets/<id[:2]>/<id>/renditions/<name>/<filename>``; delete the rendition with
+        ``rendition_folder(name)`` as a prefix.
+        """
+        return join_uri(self.rendition_folder(name), safe_name(filename))
+
+    def rendition_folder(self, name: str) -> str:
+        """The folder prefix (ends with '/') of a multi-file rendition."""
+        return join_uri(self.prefix, "renditions", safe_name(name)) + "/"
 
     def rendition_prefix(self) -> str:
         return join_uri(self.prefix, "renditions") + "/"

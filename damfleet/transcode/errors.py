@@ -10,6 +10,8 @@ precisely what went wrong::
     └── TruncatedMediaError     decoding stopped well short of the declared duration
     UnsafeMediaError
     └── ImageTooLargeError      pixel count over the decompression-bomb limit
+    ConfigurationError
+    └── ScratchTooSmallError    the scratch disk is smaller than this source needs, even when empty
     TransientError
     ├── ScratchSpaceError       not enough free scratch disk for this source (another worker may have it)
     └── ToolCrashedError        a tool died from a signal (OOM kill, memory limit)
@@ -17,12 +19,19 @@ precisely what went wrong::
 
 from __future__ import annotations
 
-from damfleet.errors import CorruptMediaError, TransientError, UnsafeMediaError, UnsupportedMediaError
+from damfleet.errors import (
+    ConfigurationError,
+    CorruptMediaError,
+    TransientError,
+    UnsafeMediaError,
+    UnsupportedMediaError,
+)
 
 __all__ = [
     "ImageTooLargeError",
     "MissingStreamError",
     "ScratchSpaceError",
+    "ScratchTooSmallError",
     "ToolCrashedError",
     "TruncatedMediaError",
 ]
@@ -50,3 +59,7 @@ class ToolCrashedError(TransientError):
     """A tool was killed by a signal (for example its memory limit); worth one more try."""
 
     error_type = "ToolCrashed"
+
+
+class ScratchTooSmallError(ConfigurationError):
+    """The scratch disk could never hold this source: more retries on this worker cannot help."""

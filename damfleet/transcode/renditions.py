@@ -45,19 +45,19 @@ class RenditionSpec:
 class ImageSpec(RenditionSpec):
     """A still image made with libvips ``thumbnail`` (shrink-on-load, streaming)."""
 
-    format: str = "webp"                # webp | jpeg | avif
-    size: int = 250                     # pixels on the edge named by ``edge``
-    edge: str = "short"                 # short (Immich's fit=outside) | long (fit inside a box)
+    format: str = "webp"  # webp | jpeg | avif
+    size: int = 250  # pixels on the edge named by ``edge``
+    edge: str = "short"  # short (Immich's fit=outside) | long (fit inside a box)
     quality: int = 80
-    strip_metadata: bool = True         # web renditions carry no EXIF/GPS/XMP
-    effort: int = 4                     # webp/avif encoder effort (CPU vs size)
+    strip_metadata: bool = True  # web renditions carry no EXIF/GPS/XMP
+    effort: int = 4  # webp/avif encoder effort (CPU vs size)
 
 
 @dataclass(frozen=True)
 class ProxySpec(RenditionSpec):
     """A progressive-download H.264/AAC MP4 for browsers and review tools."""
 
-    height: int = 720                   # short side, never upscaled
+    height: int = 720  # short side, never upscaled
     crf: int = 23
     audio_bitrate: str = "128k"
     max_audio_channels: int = 2
@@ -68,10 +68,10 @@ class ProxySpec(RenditionSpec):
 class PosterSpec(RenditionSpec):
     """One representative frame as JPEG."""
 
-    height: int = 720                   # short side, never upscaled
-    at_fraction: float = 0.1            # of the duration ...
-    max_offset_seconds: float = 5.0     # ... but no later than this
-    jpeg_qscale: int = 3                # ffmpeg -q:v (2 best .. 31 worst)
+    height: int = 720  # short side, never upscaled
+    at_fraction: float = 0.1  # of the duration ...
+    max_offset_seconds: float = 5.0  # ... but no later than this
+    jpeg_qscale: int = 3  # ffmpeg -q:v (2 best .. 31 worst)
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class StoryboardSpec(RenditionSpec):
 class HlsRung:
     height: int
     crf: int
-    max_bitrate: str                    # VBV cap so the ladder's rungs stay apart
+    max_bitrate: str  # VBV cap so the ladder's rungs stay apart
     audio_bitrate: str = "128k"
 
 
@@ -119,8 +119,8 @@ class AudioProxySpec(RenditionSpec):
 class WaveformSpec(RenditionSpec):
     """Peaks JSON in BBC audiowaveform's v2 format (peaks.js reads it) and a PNG picture."""
 
-    sample_rate: int = 8000             # decode rate for peak finding
-    target_points: int = 2000           # peaks per file (samples_per_pixel is derived)
+    sample_rate: int = 8000  # decode rate for peak finding
+    target_points: int = 2000  # peaks per file (samples_per_pixel is derived)
     min_samples_per_pixel: int = 32
     png_width: int = 1800
     png_height: int = 280

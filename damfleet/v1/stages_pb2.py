@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from damfleet.v1 import common_pb2 as damfleet_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61mfleet/v1/stages.proto\x12\x0b\x64\x61mfleet.v1\x1a\x18\x64\x61mfleet/v1/common.proto\"\x8b\x01\n\x0bIngestInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x12\n\nsource_uri\x18\x02 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12,\n\x08metadata\x18\x05 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\"]\n\x0cIngestOutput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12$\n\x07outputs\x18\x02 \x03(\x0b\x32\x13.damfleet.v1.Output\"J\n\x0eTranscodeInput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x0f\n\x07profile\x18\x02 \x01(\t\"\x7f\n\x0fTranscodeOutput\x12$\n\x07outputs\x18\x01 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x12\n\nrenditions\x18\x02 \x03(\t\x12\x10\n\x08hw_accel\x18\x03 \x01(\t\x12 \n\x18hw_accel_fallback_reason\x18\x04 \x01(\t\"\x9e\x01\n\x11TranscriptSummary\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1c\n\x14language_probability\x18\x02 \x01(\x01\x12\x14\n\x0ctext_excerpt\x18\x03 \x01(\t\x12\x15\n\rsegment_count\x18\x04 \x01(\x05\x12\x12\n\nword_count\x18\x05 \x01(\x05\x12\x18\n\x10\x64uration_seconds\x18\x06 \x01(\x01\"E\n\rDetectedLabel\x12\r\n\x05label\x18\x01 \x01(\t\x12\x16\n\x0emax_confidence\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"s\n\x0b\x45nrichInput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x12\n\ntranscribe\x18\x03 \x01(\x08\x12\x16\n\x0e\x64\x65tect_objects\x18\x04 \x01(\x08\"\xab\x02\n\x0c\x45nrichOutput\x12$\n\x07outputs\x18\x01 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x32\n\ntranscript\x18\x02 \x01(\x0b\x32\x1e.damfleet.v1.TranscriptSummary\x12*\n\x06labels\x18\x03 \x03(\x0b\x32\x1a.damfleet.v1.DetectedLabel\x12\x16\n\x0eskipped_reason\x18\x04 \x01(\t\x12\x46\n\x0ftimings_seconds\x18\x05 \x03(\x0b\x32-.damfleet.v1.EnrichOutput.TimingsSecondsEntry\x1a\x35\n\x13TimingsSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9c\x01\n\x0c\x44\x65liverInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12#\n\x06output\x18\x03 \x01(\x0b\x32\x13.damfleet.v1.Output\x12,\n\x08metadata\x18\x04 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"\x82\x02\n\x0bNotifyInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12$\n\x05state\x18\x04 \x01(\x0e\x32\x15.damfleet.v1.JobState\x12\'\n\x05\x61sset\x18\x05 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12$\n\x07outputs\x18\x06 \x03(\x0b\x32\x13.damfleet.v1.Output\x12.\n\x08receipts\x18\x07 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\"\xe5\x01\n\x0f\x44\x65liveryReceipt\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x13\n\x0btarget_type\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x0f\n\x07seconds\x18\x08 \x01(\x01\x12\n\n\x02ok\x18\t \x01(\x08\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12\x12\n\nsource_uri\x18\x0c \x01(\t\"\xae\x01\n\rRedeliverPlan\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\x12-\n\ndeliveries\x18\x03 \x03(\x0b\x32\x19.damfleet.v1.DeliverInput\x12/\n\rnotifications\x18\x04 \x03(\x0b\x32\x18.damfleet.v1.NotifyInput\x12\x16\n\x0eoriginal_state\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61mfleet/v1/stages.proto\x12\x0b\x64\x61mfleet.v1\x1a\x18\x64\x61mfleet/v1/common.proto\"\x8b\x01\n\x0bIngestInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x12\n\nsource_uri\x18\x02 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12,\n\x08metadata\x18\x05 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\"]\n\x0cIngestOutput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12$\n\x07outputs\x18\x02 \x03(\x0b\x32\x13.damfleet.v1.Output\"^\n\x0eTranscodeInput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x12\n\nrenditions\x18\x03 \x03(\t\"\x9d\x02\n\x0fTranscodeOutput\x12$\n\x07outputs\x18\x01 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x12\n\nrenditions\x18\x02 \x03(\t\x12\x10\n\x08hw_accel\x18\x03 \x01(\t\x12 \n\x18hw_accel_fallback_reason\x18\x04 \x01(\t\x12I\n\x0ftimings_seconds\x18\x05 \x03(\x0b\x32\x30.damfleet.v1.TranscodeOutput.TimingsSecondsEntry\x12\x1a\n\x12resumed_renditions\x18\x06 \x03(\t\x1a\x35\n\x13TimingsSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9e\x01\n\x11TranscriptSummary\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1c\n\x14language_probability\x18\x02 \x01(\x01\x12\x14\n\x0ctext_excerpt\x18\x03 \x01(\t\x12\x15\n\rsegment_count\x18\x04 \x01(\x05\x12\x12\n\nword_count\x18\x05 \x01(\x05\x12\x18\n\x10\x64uration_seconds\x18\x06 \x01(\x01\"E\n\rDetectedLabel\x12\r\n\x05label\x18\x01 \x01(\t\x12\x16\n\x0emax_confidence\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"s\n\x0b\x45nrichInput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x12\n\ntranscribe\x18\x03 \x01(\x08\x12\x16\n\x0e\x64\x65tect_objects\x18\x04 \x01(\x08\"\xab\x02\n\x0c\x45nrichOutput\x12$\n\x07outputs\x18\x01 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x32\n\ntranscript\x18\x02 \x01(\x0b\x32\x1e.damfleet.v1.TranscriptSummary\x12*\n\x06labels\x18\x03 \x03(\x0b\x32\x1a.damfleet.v1.DetectedLabel\x12\x16\n\x0eskipped_reason\x18\x04 \x01(\t\x12\x46\n\x0ftimings_seconds\x18\x05 \x03(\x0b\x32-.damfleet.v1.EnrichOutput.TimingsSecondsEntry\x1a\x35\n\x13TimingsSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9c\x01\n\x0c\x44\x65liverInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12#\n\x06output\x18\x03 \x01(\x0b\x32\x13.damfleet.v1.Output\x12,\n\x08metadata\x18\x04 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"\x82\x02\n\x0bNotifyInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12$\n\x05state\x18\x04 \x01(\x0e\x32\x15.damfleet.v1.JobState\x12\'\n\x05\x61sset\x18\x05 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12$\n\x07outputs\x18\x06 \x03(\x0b\x32\x13.damfleet.v1.Output\x12.\n\x08receipts\x18\x07 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\"\xe5\x01\n\x0f\x44\x65liveryReceipt\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x13\n\x0btarget_type\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x0f\n\x07seconds\x18\x08 \x01(\x01\x12\n\n\x02ok\x18\t \x01(\x08\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12\x12\n\nsource_uri\x18\x0c \x01(\t\"\xae\x01\n\rRedeliverPlan\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\x12-\n\ndeliveries\x18\x03 \x03(\x0b\x32\x19.damfleet.v1.DeliverInput\x12/\n\rnotifications\x18\x04 \x03(\x0b\x32\x18.damfleet.v1.NotifyInput\x12\x16\n\x0eoriginal_state\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'damfleet.v1.stages_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_TRANSCODEOUTPUT_TIMINGSSECONDSENTRY']._loaded_options = None
+  _globals['_TRANSCODEOUTPUT_TIMINGSSECONDSENTRY']._serialized_options = b'8\001'
   _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._loaded_options = None
   _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_options = b'8\001'
   _globals['_INGESTINPUT']._serialized_start=68
@@ -39,25 +41,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTOUTPUT']._serialized_start=209
   _globals['_INGESTOUTPUT']._serialized_end=302
   _globals['_TRANSCODEINPUT']._serialized_start=304
-  _globals['_TRANSCODEINPUT']._serialized_end=378
-  _globals['_TRANSCODEOUTPUT']._serialized_start=380
-  _globals['_TRANSCODEOUTPUT']._serialized_end=507
-  _globals['_TRANSCRIPTSUMMARY']._serialized_start=510
-  _globals['_TRANSCRIPTSUMMARY']._serialized_end=668
-  _globals['_DETECTEDLABEL']._serialized_start=670
-  _globals['_DETECTEDLABEL']._serialized_end=739
-  _globals['_ENRICHINPUT']._serialized_start=741
-  _globals['_ENRICHINPUT']._serialized_end=856
-  _globals['_ENRICHOUTPUT']._serialized_start=859
-  _globals['_ENRICHOUTPUT']._serialized_end=1158
-  _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_start=1105
-  _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_end=1158
-  _globals['_DELIVERINPUT']._serialized_start=1161
-  _globals['_DELIVERINPUT']._serialized_end=1317
-  _globals['_NOTIFYINPUT']._serialized_start=1320
-  _globals['_NOTIFYINPUT']._serialized_end=1578
-  _globals['_DELIVERYRECEIPT']._serialized_start=1581
-  _globals['_DELIVERYRECEIPT']._serialized_end=1810
-  _globals['_REDELIVERPLAN']._serialized_start=1813
-  _globals['_REDELIVERPLAN']._serialized_end=1987
+  _globals['_TRANSCODEINPUT']._serialized_end=398
+  _globals['_TRANSCODEOUTPUT']._serialized_start=401
+  _globals['_TRANSCODEOUTPUT']._serialized_end=686
+  _globals['_TRANSCODEOUTPUT_TIMINGSSECONDSENTRY']._serialized_start=633
+  _globals['_TRANSCODEOUTPUT_TIMINGSSECONDSENTRY']._serialized_end=686
+  _globals['_TRANSCRIPTSUMMARY']._serialized_start=689
+  _globals['_TRANSCRIPTSUMMARY']._serialized_end=847
+  _globals['_DETECTEDLABEL']._serialized_start=849
+  _globals['_DETECTEDLABEL']._serialized_end=918
+  _globals['_ENRICHINPUT']._serialized_start=920
+  _globals['_ENRICHINPUT']._serialized_end=1035
+  _globals['_ENRICHOUTPUT']._serialized_start=1038
+  _globals['_ENRICHOUTPUT']._serialized_end=1337
+  _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_start=633
+  _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_end=686
+  _globals['_DELIVERINPUT']._serialized_start=1340
+  _globals['_DELIVERINPUT']._serialized_end=1496
+  _globals['_NOTIFYINPUT']._serialized_start=1499
+  _globals['_NOTIFYINPUT']._serialized_end=1757
+  _globals['_DELIVERYRECEIPT']._serialized_start=1760
+  _globals['_DELIVERYRECEIPT']._serialized_end=1989
+  _globals['_REDELIVERPLAN']._serialized_start=1992
+  _globals['_REDELIVERPLAN']._serialized_end=2166
 # @@protoc_insertion_point(module_scope)

@@ -30,24 +30,37 @@ class IngestOutput(_message.Message):
     def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ...) -> None: ...
 
 class TranscodeInput(_message.Message):
-    __slots__ = ("asset", "profile")
+    __slots__ = ("asset", "profile", "renditions")
     ASSET_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
+    RENDITIONS_FIELD_NUMBER: _ClassVar[int]
     asset: _common_pb2.AssetRecord
     profile: str
-    def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., profile: _Optional[str] = ...) -> None: ...
+    renditions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., profile: _Optional[str] = ..., renditions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TranscodeOutput(_message.Message):
-    __slots__ = ("outputs", "renditions", "hw_accel", "hw_accel_fallback_reason")
+    __slots__ = ("outputs", "renditions", "hw_accel", "hw_accel_fallback_reason", "timings_seconds", "resumed_renditions")
+    class TimingsSecondsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     RENDITIONS_FIELD_NUMBER: _ClassVar[int]
     HW_ACCEL_FIELD_NUMBER: _ClassVar[int]
     HW_ACCEL_FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_RENDITIONS_FIELD_NUMBER: _ClassVar[int]
     outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
     renditions: _containers.RepeatedScalarFieldContainer[str]
     hw_accel: str
     hw_accel_fallback_reason: str
-    def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., renditions: _Optional[_Iterable[str]] = ..., hw_accel: _Optional[str] = ..., hw_accel_fallback_reason: _Optional[str] = ...) -> None: ...
+    timings_seconds: _containers.ScalarMap[str, float]
+    resumed_renditions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., renditions: _Optional[_Iterable[str]] = ..., hw_accel: _Optional[str] = ..., hw_accel_fallback_reason: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ..., resumed_renditions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TranscriptSummary(_message.Message):
     __slots__ = ("language", "language_probability", "text_excerpt", "segment_count", "word_count", "duration_seconds")

@@ -1,0 +1,158 @@
+"""Still-image renditions with libvips: thumbnail, preview, AVIF.
+
+``pyvips.Image.thumbnail`` opens the file itself, so it can shrink on load (JPEG DCT
+scaling, WebP/HEIC scaled decode, TIFF/pyramid pages) and streams the rest: a 24 MP
+JPEG becomes a 250 px WebP without ever holding the full-size image in memory. It also
+applies the EXIF orientation and converts through the embedded ICC profile to sRGB.
+
+Inputs: JPEG, PNG, TIFF, WebP, HEIC/HEIF, GIF (first frame), AVIF, and the other
+loaders libvips trusts. Untrusted loaders (ImageMagick, MATLAB, OpenSlide, ...) are
+blocked process-wide by :func:`damfleet.media.probe.configure_vips`; the pixel count is
+checked from the header before any decode, against decompression bombs.
+
+These functions run inside the transcode helper subprocess
+(:mod:`damfleet.transcode.helper`), which carries the time and memory limits and can be
+killed on cancellation, but they are plain functions and work in-process too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from damfleet.errors import CorruptMediaError, UnsupportedMediaError
+from damfleet.media.probe import configure_vips
+from damfleet.transcode.errors import ImageTooLargeError
+from damfleet.transcode.renditions import ImageSpec
+
+__all__ = ["IMAGE_MIME", "ImageHeader", "ImageResult", "read_header", "render_image", "target_box"]
+
+#: File extension and MIME type per output format.
+IMAGE_MIME: dict[str, tuple[str, str]] = {
+    "webp": ("webp", "image/webp"),
+    "jpeg": ("jpg", "image/jpeg"),
+    "avif": ("avif", "image/avif"),
+    "png": ("png", "image/png"),
+}
+
+_UNBOUNDED = 10_000_000
+
+#: Orientation tags 5..8 swap width and height once applied.
+_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    width: int
+    height: int
+    orientation: int
+    loader: str
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height after the EXIF orientation is applied."""
+        if self.orientation in _SWAPPING_ORIENTATIONS:
+            return self.height, self.width
+        return self.width, self.height
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    path: str
+    width: int
+    height: int
+    size_bytes: int
+    mime_type: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def read_header(source: Path, *, max_pixels: int) -> ImageHeader:
+    """Read the header only (no pixel decode) and enforce the pixel-count limit."""
+    pyvips = configure_vips()
+    try:
+        image = pyvips.Image.new_from_file(str(source), access="sequential")
+    except pyvips.Error as exc:
+        raise CorruptMediaError(f"libvips cannot read the image: {_first_line(exc)}") from exc
+    fields = image.get_fields()
+    loader = str(image.get("vips-loader")) if "vips-loader" in fields else ""
+    orientation = int(image.get("orientation")) if "orientation" in fields else 1
+    if image.width <= 0 or image.height <= 0:
+        raise CorruptMediaError(f"image reports no size ({image.width}x{image.height})")
+    pixels = image.width * image.height
+    if max_pixels and pixels > max_pixels:
+        raise ImageTooLargeError(
+            f"image of {image.width}x{image.height} pixels ({pixels:,}) exceeds the limit of "
+            f"{max_pixels:,} pixels (decompression-bomb guard)"
+        )
+    return ImageHeader(image.width, image.height, orientation, loader)
+
+
+def target_box(display_width: int, display_height: int, spec: ImageSpec) -> tuple[int, int]:
+    """The (width, height) box to pass to ``thumbnail`` so ``spec.edge`` becomes ``spec.size``.
+
+    ``short`` follows Immich (fit=outside): the shorter side becomes ``size``; ``long`` fits
+    the image inside a ``size`` square. Never upscales (callers pass ``size="down"``).
+    """
+    if spec.edge == "long":
+        return spec.size, spec.size
+    # Constrain only the short side: thumbnail fits inside the box, so the other side's
+    # limit is set beyond any image libvips can hold.
+    if display_width <= display_height:
+        return spec.size, _UNBOUNDED
+    return _UNBOUNDED, spec.size
+
+
+def render_image(source: Path, dest: Path, spec: ImageSpec, *, max_pixels: int) -> ImageResult:
+    """Make one still rendition of ``source`` at ``dest`` (orientation applied, sRGB, stripped)."""
+    if spec.format not in IMAGE_MIME:
+        raise UnsupportedMediaError(f"unknown image rendition format {spec.format!r}")
+    pyvips = configure_vips()
+    header = read_header(source, max_pixels=max_pixels)
+    box_w, box_h = target_box(*header.display_size, spec)
+    try:
+        image = pyvips.Image.thumbnail(
+            str(source), box_w, height=box_h, size="down", export_profile="srgb", fail_on="error"
+        )
+        image = _to_srgb(image)
+        if spec.format == "jpeg" and image.hasalpha():
+            image = image.flatten(background=[255, 255, 255])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(f".{dest.name}.partial{dest.suffix}")
+        _save(image, partial, spec)
+    except pyvips.Error as exc:
+        raise CorruptMediaError(f"libvips could not decode the image: {_first_line(exc)}") from exc
+    partial.replace(dest)
+    _, mime = IMAGE_MIME[spec.format]
+    return ImageResult(str(dest), image.width, image.height, dest.stat().st_size, mime)
+
+
+def _to_srgb(image: Any) -> Any:
+    """8-bit sRGB (or greyscale) whatever came in: CMYK, 16-bit, Lab, scRGB."""
+    interpretation = str(image.interpretation)
+    if interpretation in ("b-w", "grey16"):
+        return image.colourspace("b-w") if interpretation == "grey16" else image
+    if interpretation != "srgb" or str(image.format) != "uchar":
+        image = image.colourspace("srgb")
+    if str(image.format) != "uchar":
+        image = image.cast("uchar")
+    return image
+
+
+def _save(image: Any, path: Path, spec: ImageSpec) -> None:
+    strip = spec.strip_metadata
+    if spec.format == "webp":
+        image.webpsave(str(path), Q=spec.quality, effort=spec.effort, strip=strip, smart_subsample=True)
+    elif spec.format == "jpeg":
+        image.jpegsave(str(path), Q=spec.quality, strip=strip, optimize_coding=True, interlace=True)
+    elif spec.format == "avif":
+        image.heifsave(str(path), Q=spec.quality, compression="av1", effort=spec.effort, strip=strip)
+    else:
+        image.pngsave(str(path), strip=strip)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:400] or type(exc).__name__

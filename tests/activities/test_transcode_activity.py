@@ -1,0 +1,225 @@
+"""The transcode activity through a real Temporal dev server (cancel, non-retryable bad input,
+success) and through ActivityEnvironment (heartbeat details, resume on retry)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+from temporalio import workflow
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.workflow import ActivityCancellationType
+
+from activities.common import StageContext
+from activities.transcode import TranscodeActivities, build_activities
+from damfleet.errors import PERMANENT_ERROR_TYPES
+from damfleet.media.tools import find_tool
+from damfleet.policies import ActivityName
+from damfleet.settings import Settings
+from damfleet.v1 import common_pb2, stages_pb2
+from tests.conftest import make_settings
+
+
+@workflow.defn(name="TranscodeActivityProbe")
+class TranscodeOnly:
+    """Runs just the transcode activity with a short heartbeat timeout, waiting for cancel cleanup."""
+
+    @workflow.run
+    async def run(self, request: stages_pb2.TranscodeInput) -> stages_pb2.TranscodeOutput:
+        return await workflow.execute_activity(
+            ActivityName.TRANSCODE,
+            request,
+            result_type=stages_pb2.TranscodeOutput,
+            task_queue=workflow.info().task_queue,
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=4),
+            retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=list(PERMANENT_ERROR_TYPES)),
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(
+        [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=120
+    )
+
+
+def _asset(path: Path, kind: int, asset_id: str) -> common_pb2.AssetRecord:
+    return common_pb2.AssetRecord(
+        asset_id=asset_id,
+        original_uri=path.as_uri(),
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        size_bytes=path.stat().st_size,
+        media=common_pb2.MediaInfo(kind=kind),
+    )
+
+
+def _ffmpeg_under(folder: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if proc.info["name"] == "ffmpeg" and any(str(folder) in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.fixture
+async def transcode_worker(temporal_env, tmp_path: Path) -> AsyncIterator[tuple[Client, str, Settings]]:
+    """A transcode worker (real activities) plus the probe workflow, on a fresh task queue.
+
+    The slowest x264 preset keeps the encode running long enough to cancel mid-way.
+    """
+    settings = make_settings(tmp_path, DAMFLEET_TRANSCODE_X264_PRESET="veryslow")
+    queue = f"q-transcode-{uuid.uuid4().hex[:8]}"
+    client: Client = temporal_env.client  # type: ignore[attr-defined]
+    ctx = StageContext(settings=settings)
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[TranscodeOnly],
+        activities=build_activities(ctx),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        yield client, queue, settings
+    await ctx.storage.aclose()
+
+
+async def test_cancel_kills_ffmpeg_and_cleans_scratch_and_outputs(
+    transcode_worker: tuple[Client, str, Settings], tmp_path: Path
+) -> None:
+    client, queue, settings = transcode_worker
+    source = tmp_path / "long.mp4"
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=25:duration=30",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(source),
+    )
+    request = stages_pb2.TranscodeInput(
+        asset=_asset(source, common_pb2.MEDIA_KIND_VIDEO, "asset-cancel"), renditions=["poster", "proxy"]
+    )
+    handle = await client.start_workflow(
+        TranscodeOnly.run, request, id=f"cancel-{uuid.uuid4().hex[:8]}", task_queue=queue
+    )
+
+    for _ in range(600):  # until the proxy encode is running
+        if _ffmpeg_under(settings.scratch_path) and any(settings.scratch_path.rglob("proxy.mp4")):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the proxy ffmpeg never started")
+    await asyncio.sleep(1.0)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    assert isinstance(caught.value.cause, (CancelledError, ActivityError))
+
+    # The activity finished its cleanup before the workflow saw the cancel (WAIT_CANCELLATION_COMPLETED).
+    assert _ffmpeg_under(settings.scratch_path) == []
+    assert [p for p in settings.scratch_path.rglob("*")] == []
+    keys_prefix = Path(settings.storage_root.removeprefix("file://")) / "assets" / "as" / "asset-cancel" / "renditions"
+    stored = sorted(p.name for p in keys_prefix.rglob("*") if p.is_file()) if keys_prefix.exists() else []
+    assert "proxy.mp4" not in stored  # the poster finished before the cancel and may stay; no partial proxy
+
+
+async def test_bad_input_fails_once_without_retry(
+    transcode_worker: tuple[Client, str, Settings], tmp_path: Path
+) -> None:
+    client, queue, _settings = transcode_worker
+    audio_only = tmp_path / "sound.m4a"
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac", str(audio_only))
+    request = stages_pb2.TranscodeInput(
+        asset=_asset(audio_only, common_pb2.MEDIA_KIND_VIDEO, "asset-novideo"), renditions=["proxy"]
+    )
+    handle = await client.start_workflow(TranscodeOnly.run, request, id=f"bad-{uuid.uuid4().hex[:8]}", task_queue=queue)
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    activity_error = caught.value.cause
+    assert isinstance(activity_error, ActivityError)
+    cause = activity_error.cause
+    assert isinstance(cause, ApplicationError) and cause.non_retryable
+    assert cause.type == "UnsupportedMedia" and "needs a video stream" in cause.message
+    history = [e async for e in handle.fetch_history_events()]
+    started = [e for e in history if e.HasField("activity_task_started_event_attributes")]
+    assert started[-1].activity_task_started_event_attributes.attempt == 1
+
+
+async def test_image_renditions_through_the_server(
+    transcode_worker: tuple[Client, str, Settings], tmp_path: Path
+) -> None:
+    client, queue, settings = transcode_worker
+    picture = tmp_path / "photo.jpg"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=2000x1500:rate=1", "-frames:v", "1", str(picture))
+    request = stages_pb2.TranscodeInput(
+        asset=_asset(picture, common_pb2.MEDIA_KIND_IMAGE, "asset-photo"), profile="web"
+    )
+    result = await client.execute_workflow(
+        TranscodeOnly.run, request, id=f"img-{uuid.uuid4().hex[:8]}", task_queue=queue
+    )
+    assert list(result.renditions) == ["thumbnail", "preview", "avif"]
+    assert [o.role for o in result.outputs] == ["thumbnail", "preview", "avif"]
+    assert [o.mime_type for o in result.outputs] == ["image/webp", "image/jpeg", "image/avif"]
+    assert all(
+        o.uri.endswith(("renditions/thumbnail.webp", "renditions/preview.jpg", "renditions/avif.avif"))
+        for o in result.outputs
+    )
+    assert result.hw_accel == "software"
+    assert [p for p in settings.scratch_path.rglob("*")] == []
+
+
+async def test_heartbeats_carry_progress_and_a_retry_resumes(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    source = tmp_path / "clip.mp4"
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25:duration=3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(source),
+    )
+    request = stages_pb2.TranscodeInput(
+        asset=_asset(source, common_pb2.MEDIA_KIND_VIDEO, "asset-resume"), renditions=["poster", "storyboard"]
+    )
+    ctx = StageContext(settings=settings)
+    acts = TranscodeActivities(ctx)
+    beats: list[object] = []
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(seconds=4))
+    env.on_heartbeat = lambda *details: beats.extend(details)
+    first = await env.run(acts.transcode_asset, request)
+    records = [b for b in beats if isinstance(b, dict)]
+    assert records and records[-1]["percent"] == 100.0
+    assert [d["name"] for d in records[-1]["done"]] == ["poster", "storyboard"]
+
+    # An attempt that died after the poster: its last heartbeat lists only the poster as done.
+    after_poster = next(r for r in records if [d["name"] for d in r["done"]] == ["poster"])
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[after_poster])
+    second = await retry.run(acts.transcode_asset, request)
+    assert list(second.resumed_renditions) == ["poster"]
+    assert set(second.timings_seconds) == {"storyboard"}
+    assert [o.uri for o in second.outputs] == [o.uri for o in first.outputs]
+    await ctx.storage.aclose()
