@@ -132,7 +132,7 @@ def test_probes_and_metrics_port(render: Render) -> None:
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         for probe in (c["livenessProbe"], c["readinessProbe"]):
             if component == name("inference"):
-                assert probe["grpc"] == {"port": 50061}
+                assert probe["grpc"] == {"port": 50061} == c["startupProbe"]["grpc"]
                 assert plain_env(d)["DAMFLEET_AI_INFERENCE_LISTEN"] == "0.0.0.0:50061"
             else:
                 assert probe["httpGet"] == {"path": "/metrics", "port": "metrics"}
@@ -152,9 +152,11 @@ def test_per_component_overrides_and_global_fallback(render: Render) -> None:
     objects = render(
         {
             "replicaCount": 7,
+            "concurrency": 8,
+            "image": {"tag": "1.2.3"},
             "components": {
                 "ingest": {"replicaCount": None},  # null removes the key: falls back to the global 7
-                "transcode": {"replicaCount": 3},
+                "transcode": {"replicaCount": 3, "concurrency": 0, "image": {"repository": "reg.local/tc"}},
                 "distribution": {"replicaCount": 0},  # 0 is honoured, not treated as "unset"
                 "pipeline": {"podDisruptionBudget": {"enabled": False}},
             },
@@ -165,6 +167,11 @@ def test_per_component_overrides_and_global_fallback(render: Render) -> None:
     assert replicas[name("ingest")] == 7 and replicas[name("transcode")] == 3
     assert replicas[name("distribution")] == 0 and replicas[name("pipeline")] == 2
     assert name("pipeline") not in by_kind(objects, "PodDisruptionBudget")
+    deployments = by_kind(objects, "Deployment")
+    assert container(deployments[name("ingest")])["image"] == "ghcr.io/damfleet/damfleet-ingest:1.2.3"
+    assert container(deployments[name("transcode")])["image"] == "reg.local/tc:1.2.3"
+    assert plain_env(deployments[name("ingest")])["DAMFLEET_WORKER_CONCURRENCY"] == "8"
+    assert "DAMFLEET_WORKER_CONCURRENCY" not in plain_env(deployments[name("transcode")]), "0: the policy default"
 
 
 def test_a_disabled_pool_leaves_nothing_behind(render: Render) -> None:
@@ -259,7 +266,7 @@ def test_inference_service_and_ai_enrich_pointed_at_it(render: Render) -> None:
     assert container(inference)["command"] == ["damfleet", "inference", "serve"]
     assert container(inference)["image"] == "ghcr.io/damfleet/damfleet-ai:0.1.0"
     assert "DAMFLEET_TEMPORAL_API_KEY" not in secret_env(inference)
-    assert "DAMFLEET_AI_INFERENCE_URL" not in render()[0].get("data", {})
+    assert "DAMFLEET_AI_INFERENCE_URL" not in config(render())["data"]
 
 
 def test_credentials_only_by_secret_reference(render: Render) -> None:

@@ -90,10 +90,8 @@ def test_base_has_one_deployment_per_pool_from_one_template() -> None:
 
 
 def test_base_matches_the_helm_chart_defaults() -> None:
-    with helm.Chart.load(REPO / "helm" / "damfleet") as chart:
-        manifests = chart.render({}, name="damfleet", namespace="media")
-    chart_objects = load_all(manifests["damfleet/templates/deployment.yaml"])
-    from_chart = {d["metadata"]["name"]: d for d in chart_objects}
+    chart_objects = helm_render({})
+    from_chart = by_kind(chart_objects, "Deployment")
     from_kustomize = by_kind(objects_of("base"), "Deployment")
     assert set(from_chart) == set(from_kustomize)
     for deployment_name, k in from_kustomize.items():
@@ -108,8 +106,34 @@ def test_base_matches_the_helm_chart_defaults() -> None:
             assert plain_env(k)[var] == plain_env(h)[var], f"{deployment_name} {var}"
         assert container(k)["volumeMounts"] == container(h)["volumeMounts"], deployment_name
         assert k["spec"]["template"]["spec"]["volumes"] == h["spec"]["template"]["spec"]["volumes"], deployment_name
-    helm_cm = load_all(manifests["damfleet/templates/configmap.yaml"])[0]["data"]
+    helm_cm = by_kind(chart_objects, "ConfigMap")["damfleet-config"]["data"]
     assert the_configmap(objects_of("base"))["data"] == helm_cm
+
+
+def helm_render(values: dict[str, Any]) -> list[dict[str, Any]]:
+    with helm.Chart.load(REPO / "helm" / "damfleet") as chart:
+        manifests = chart.render(values, name="damfleet", namespace="damfleet")
+    return [o for path, text in sorted(manifests.items()) if path.endswith(".yaml") for o in load_all(text)]
+
+
+def test_keda_component_matches_the_helm_chart() -> None:
+    from_chart = by_kind(helm_render({"keda": {"enabled": True}}), "ScaledObject")
+    from_kustomize = by_kind(objects_of("overlays/gpu"), "ScaledObject")
+    assert set(from_chart) == set(from_kustomize)
+    for so_name, k in from_kustomize.items():
+        h = from_chart[so_name]
+        assert k["spec"] == h["spec"], so_name
+
+
+def test_inference_component_matches_the_helm_chart() -> None:
+    values = {"components": {"inference": {"enabled": True, "gpu": {"enabled": True}}}}
+    h = by_kind(helm_render(values), "Deployment")["damfleet-inference"]
+    k = by_kind(objects_of("overlays/inference"), "Deployment")["damfleet-inference"]
+    for field in ("command", "ports", "resources", "startupProbe", "livenessProbe", "readinessProbe", "image"):
+        assert container(k)[field] == container(h)[field], field
+    assert plain_env(k) == plain_env(h)
+    for field in ("terminationGracePeriodSeconds", "tolerations", "securityContext"):
+        assert k["spec"]["template"]["spec"][field] == h["spec"]["template"]["spec"][field], field
 
 
 def test_keda_and_gpu_overlay() -> None:
