@@ -4,13 +4,23 @@ Kubernetes schemas, and the values cross-checked against the code they configure
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import pytest
 
+from tests.conftest import free_port
 from tests.deploy.deploy_checks import (
     REPO,
     by_kind,
@@ -366,3 +376,64 @@ def test_file_storage_needs_and_mounts_a_shared_claim(render: Render) -> None:
 def test_bad_values_fail_with_a_message(render: Render, values: dict[str, Any], message: str) -> None:
     with pytest.raises(helm.HelmError, match=message):
         render(values)
+
+
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def _get_until(url: str, deadline: float) -> tuple[int, str]:
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status, response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+async def test_rendered_pipeline_pod_passes_its_probe_and_stops_within_its_grace(
+    render: Render, temporal_env: Any, tmp_path: Path
+) -> None:
+    """Run the pipeline pod's container as the chart renders it, short of a kubelet: its
+    command with the ConfigMap and env it would get, on a lane of its own (queueSuffix).
+    Substituted for this machine: the Temporal address, the state/scratch paths, the port."""
+    lane = f"-{uuid.uuid4().hex[:8]}"
+    objects = render({"queueSuffix": lane, "keda": {"enabled": True}})
+    deployment = by_kind(objects, "Deployment")[name("pipeline")]
+    c = container(deployment)
+    port = free_port()
+    env = dict(os.environ) | config(objects)["data"] | plain_env(deployment)
+    env |= {
+        "DAMFLEET_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "DAMFLEET_STATE_DIR": str(tmp_path / "state"),
+        "DAMFLEET_WORKER_SCRATCH_DIR": str(tmp_path / "scratch"),
+        "DAMFLEET_WORKER_METRICS_PORT": str(port),
+    }
+    command = [sys.executable if c["command"][0] == "python" else c["command"][0], *c["command"][1:]]
+    log = tmp_path / "pod.log"
+    proc = _start(command, env, log)
+    try:
+        probe = c["readinessProbe"]["httpGet"]
+        status, text = await asyncio.to_thread(
+            _get_until, f"http://127.0.0.1:{port}{probe['path']}", time.monotonic() + 60
+        )
+        assert status == 200
+        queue = by_kind(objects, "ScaledObject")[name("pipeline")]["spec"]["triggers"][0]["metadata"]["taskQueue"]
+        assert queue == f"q-pipeline{lane}" == deployment["metadata"]["labels"]["damfleet.io/task-queue"]
+        deadline = time.monotonic() + 60
+        while f'damfleet_worker_up{{task_queue="{queue}"}} 1.0' not in text:
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
+            await asyncio.sleep(0.5)
+            _, text = await asyncio.to_thread(_get_until, f"http://127.0.0.1:{port}{probe['path']}", deadline)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        try:
+            code = await asyncio.to_thread(proc.wait, grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"still running {grace}s after SIGTERM: Kubernetes would SIGKILL it\n{log.read_text()[-3000:]}")
+    assert code == 0, log.read_text()[-3000:]
