@@ -204,7 +204,7 @@ def _sample_video_frames(path: Path, frames_dir: Path, options: DetectOptions) -
         )
     except subprocess.TimeoutExpired as exc:
         raise ToolTimeoutError(f"sampling frames of {path.name} ran longer than {options.timeout_seconds:.0f}s") from exc
-    messages = done.stderr.decode("utf-8", "replace").strip()[-600:]
+    messages = done.stderr.decode("utf-8", "replace").replace(str(path), path.name).strip()[-600:]
     found = sorted(
         (int(m.group(1)) / 1000.0, p) for p in frames_dir.iterdir() if (m := _FRAME_NAME.match(p.name))
     )

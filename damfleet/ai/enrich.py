@@ -33,6 +33,7 @@ from damfleet.ai.backend import InferenceBackend, LocalInference, MediaSource
 from damfleet.ai.transcribe import to_json, to_srt, to_vtt, transcript_text
 from damfleet.settings import Settings
 from damfleet.storage import Storage
+from damfleet.storage.keys import safe_name
 from damfleet.v1 import common_pb2, inference_pb2, stages_pb2
 
 __all__ = ["STAGE", "backend_from_settings", "enrich_asset", "summarize_transcript"]
@@ -129,7 +130,8 @@ async def enrich_asset(
     if backend.needs_local_file:
         started = time.perf_counter()
         report(phase="download")
-        local = scratch / ("original" + Path(asset.original_uri).suffix[:16])
+        # Named like the original so error messages name the user's file, not a scratch path.
+        local = scratch / safe_name(asset.original_filename or Path(asset.original_uri).name)
         await storage.download_file(asset.original_uri, local)
         media = MediaSource(uri=asset.original_uri, kind=kind, path=local, duration_seconds=total)
         out.timings_seconds["download"] = round(time.perf_counter() - started, 3)

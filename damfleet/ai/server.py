@@ -135,6 +135,10 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
                     else:
                         waiter.cancel()
                 transcript = job.result()
+                while not events.empty():  # progress that arrived with the result
+                    yield inference_pb2.TranscribeEvent(
+                        progress=inference_pb2.TranscribeProgress(transcribed_seconds=events.get_nowait())
+                    )
             yield inference_pb2.TranscribeEvent(transcript=transcript)
         except DamfleetError as exc:
             log.warning("transcribe %s failed: %s", request.request_id, exc)

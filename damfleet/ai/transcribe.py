@@ -304,6 +304,7 @@ def transcribe_file(
         stream.close()
         raise
     returncode, messages = stream.finish()
+    messages = messages.replace(str(path), path.name)  # no scratch paths in user-facing errors
     if stream.timed_out:
         raise ToolTimeoutError(f"decoding audio of {path.name} ran longer than {options.timeout_seconds:.0f}s")
     if returncode != 0:
