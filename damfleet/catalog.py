@@ -128,10 +128,9 @@ async def prepare_manifest(
         storage, pages_prefix_for(storage, request.batch_id), request.page_size or settings.jobs.manifest_page_size,
         request.defaults, settings.jobs.bad_rows_kept,
     )
-    count = 0
-    for item in manifest.iter_manifest(local, base_uri=base_uri, fmt=fmt, max_rows=settings.jobs.manifest_max_rows):
+    items = manifest.iter_manifest(local, base_uri=base_uri, fmt=fmt, max_rows=settings.jobs.manifest_max_rows)
+    for count, item in enumerate(items, start=1):
         await writer.add(item)
-        count += 1
         if progress is not None and count % 1000 == 0:
             progress(count)
     await writer.flush()

@@ -183,7 +183,7 @@ def _row(line: int, cells: list[str], columns: list[str], header: list[str], bas
 def _iter_csv(path: Path) -> Iterator[tuple[int, list[str] | str]]:
     """(line number, cells) per CSV record, or (line, error) for one that cannot be parsed."""
     try:
-        fh = open(path, encoding="utf-8-sig", newline="")
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by the with below
     except OSError as exc:
         raise BadInputError(f"manifest {path.name} cannot be read: {exc.strerror or exc}") from exc
     with fh:

@@ -43,9 +43,9 @@ class StandIns:
 
     storage: Storage
     #: sources whose (stand-in) ingest fails non-retryably
-    fail_when: Callable[[str], bool] = lambda uri: "fail" in uri
+    fail_when: Callable[[str], bool] = lambda uri: uri.rsplit("/", 1)[-1].startswith("fail")
     #: sources whose deliveries fail (the run ends COMPLETED_WITH_ERRORS)
-    deliver_fails_when: Callable[[str], bool] = lambda uri: "cwe" in uri
+    deliver_fails_when: Callable[[str], bool] = lambda text: text.startswith("cwe")
     #: transcodes of sources matching this wait for ``gate`` (heartbeating)
     hold_when: Callable[[str], bool] = lambda uri: False
     gate: asyncio.Event = field(default_factory=asyncio.Event)
@@ -116,7 +116,7 @@ class StandIns:
 
     @activity.defn(name=ActivityName.DELIVER)
     async def deliver(self, request: stages_pb2.DeliverInput) -> stages_pb2.DeliveryReceipt:
-        if self.deliver_fails_when(request.output.uri) or self.deliver_fails_when(request.metadata.title):
+        if self.deliver_fails_when(request.metadata.title):
             raise ApplicationError("target refused: 403", type="TargetRejected", non_retryable=True)
         self.delivered.append(request.asset_id)
         return stages_pb2.DeliveryReceipt(
@@ -151,7 +151,13 @@ async def run_fleet(
 ) -> AsyncIterator[Fleet]:
     """Workers for every queue of a fresh lane: real workflows and catalog activities, stand-in stages."""
     lane = f"-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(root, DAMFLEET_WORKER_QUEUE_SUFFIX=lane, **(env or {}))
+    settings = make_settings(
+        root,
+        DAMFLEET_WORKER_QUEUE_SUFFIX=lane,
+        DAMFLEET_TEMPORAL_ADDRESS=client.service_client.config.target_host,
+        DAMFLEET_TEMPORAL_NAMESPACE=client.namespace,
+        **(env or {}),
+    )
     ctx = StageContext(settings)
     stand_ins = StandIns(ctx.storage, **(stand_ins_options or {}))
     ingest = ingest_activities(ctx) if real_ingest else [stand_ins.ingest, _discard(ctx)]

@@ -26,7 +26,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -254,8 +260,9 @@ class BatchIngest:
                 self._record_failure(row, child_id, common_pb2.CANCELLED, "cancelled")
             else:
                 self._record_failure(row, child_id, common_pb2.FAILED, failure_message(err)[0])
-        except Exception as err:  # a start that failed (id clash, bad input) fails only this asset
-            self._record_failure(row, child_id, common_pb2.FAILED, f"{type(err).__name__}: {err}")
+        except WorkflowAlreadyStartedError:
+            # The id is taken by a run outside this batch (a reused batch id): that asset fails, not the batch.
+            self._record_failure(row, child_id, common_pb2.FAILED, f"workflow id {child_id} is already in use")
         else:
             if result.state == common_pb2.COMPLETED_WITH_ERRORS:
                 self._state.completed_with_errors += 1

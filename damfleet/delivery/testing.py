@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import inspect
 import json
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -66,8 +67,12 @@ class Scripted:
 class DeliveryReceiver:
     """An in-process partner endpoint on 127.0.0.1; ``async with DeliveryReceiver() as r: r.url``."""
 
-    def __init__(self, *, webhook_secret: str = "", host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, *, webhook_secret: str = "", host: str = "127.0.0.1", port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.webhook_secret = webhook_secret
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         self.files: list[ReceivedFile] = []
@@ -103,7 +108,8 @@ class DeliveryReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     # ---- server ---------------------------------------------------------------------------
 
@@ -112,7 +118,7 @@ class DeliveryReceiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self
@@ -145,6 +151,12 @@ class DeliveryReceiver:
         return response
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET" and request.path == "/_received":
+            # What arrived so far, for a sender in another process (the benchmark).
+            return web.json_response({
+                "files": [{"path": f.path, "size_bytes": f.size_bytes, "sha256": f.sha256} for f in self.files],
+                "notifications": len(self.notifications), "requests": self.requests,
+            })
         if request.path in self._redirects:
             status, location = self._redirects[request.path]
             return web.Response(status=status, headers={"Location": location})

@@ -43,6 +43,10 @@ async def _history_stats(client: Client, workflow_id: str, run_id: str) -> tuple
     return len(history.events), sum(event.ByteSize() for event in history.events)
 
 
+async def _ids(client: Client, query: str) -> list[str]:
+    return [e.id async for e in client.list_workflows(query)]
+
+
 async def _run_ids(client: Client, workflow_id: str) -> list[str]:
     return [e.run_id async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
 
@@ -88,8 +92,8 @@ async def test_manifest_batch_reports_bad_rows_and_reruns_failed_assets(temporal
             (7, "fail-d.jpg"), (9, "fail-f.jpg")
         ]
         assert all("corrupt media" in a.error for a in progress.failed_assets)
-        children = [e.id async for e in fleet.client.list_workflows(f"{sa.BATCH_ID.name} = '{batch.workflow_id}'")]
-        assert len(children) in range(0, 5)  # visibility is eventually consistent; never more than 4
+        children = await eventually(lambda: _many(_ids(fleet.client, f"{sa.BATCH_ID.name} = '{batch.workflow_id}'"), 4))
+        assert sorted(children) == [f"{batch.workflow_id}/{line:06d}" for line in (2, 7, 8, 9)]
 
         # The same manifest submitted again is the same (finished) batch, not a second one.
         again = await fleet.fleet.batch(manifest=str(manifest2), profile="archive", collection="news")

@@ -228,3 +228,37 @@ async def test_busy_target_hands_the_task_back(distributor_for, stored_rendition
         assert caught.value.retry_after_seconds and caught.value.retry_after_seconds > 0
         slow.hold.set()
         await held
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl CLI)."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+async def test_tls_is_verified_by_default(distributor_for, stored_rendition, self_signed) -> None:
+    import ssl
+
+    cert, key = self_signed
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    async with DeliveryReceiver(ssl_context=context) as receiver:
+        distributor, _ = distributor_for({
+            "untrusted": {"type": "http", "url": receiver.url + "/x"},
+            "pinned": {"type": "http", "url": receiver.url + "/y", "ca_bundle": str(cert)},
+        }, **LOOPBACK)
+        item = await stored_rendition(distributor.storage)
+        with pytest.raises(TargetUnavailableError, match="'untrusted'.*CERTIFICATE_VERIFY_FAILED"):
+            await distributor.deliver("untrusted", item)
+        assert receiver.files == []
+        await distributor.deliver("pinned", item)          # trusted through the target's CA bundle
+    assert [f.path for f in receiver.files] == ["/y"]

@@ -1,0 +1,265 @@
+"""Distribution benchmark: many concurrent uploads through damfleet's delivery code versus a
+plain httpx loop doing the same uploads, in the same run.
+
+    .venv/bin/python bench/distribution.py [--uploads 200] [--size-mb 20] [--rounds 2]
+
+What it does:
+- stores ``--distinct`` renditions of ``--size-mb`` each (default 20 distinct, each
+  delivered for 10 assets: 200 uploads, 4 GB sent per phase) under a file:// storage root;
+- starts a receiver in a separate process (:mod:`damfleet.delivery.testing`), which
+  hashes every upload as it streams in, so neither side keeps bodies in memory and the
+  receiver's memory is not counted against the sender;
+- runs each phase in its own child process so peak RSS belongs to that phase alone:
+  ``delivery``: all uploads at once through :class:`damfleet.delivery.Distributor`
+  (HTTP PUT target, guarded network backend, checksum verification, per-target slot
+  limit set to the upload count); ``plain``: the same PUTs with a bare
+  ``httpx.AsyncClient`` streaming the files in the same chunk size;
+- checks after each phase that the receiver got every upload with the right sha256.
+
+Prints progress to stderr and ends with ONE line of JSON on stdout, ratios first.
+Goals (issue 5): peak_rss_mb < 300, throughput_vs_plain_ratio >= 0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+MiB = 1024 * 1024
+CHUNK = 256 * 1024
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PeakRss:
+    """Samples this process's resident set size every 20 ms; ``peak_mb`` is the maximum."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / MiB
+
+
+# ---- phases (each runs in its own child process) -----------------------------------------
+
+
+async def _plain(jobs: list[dict[str, Any]], receiver: str, run: str) -> None:
+    import httpx
+
+    loop = asyncio.get_running_loop()
+
+    async def body(path: str) -> Any:
+        with open(path, "rb") as fh:
+            while chunk := await loop.run_in_executor(None, fh.read, CHUNK):
+                yield chunk
+
+    async def put(client: httpx.AsyncClient, job: dict[str, Any]) -> None:
+        response = await client.put(
+            f"{receiver}/{run}/{job['asset_id']}/{Path(job['path']).name}",
+            content=body(job["path"]),
+            headers={"Content-Length": str(job["size"]), "Content-Type": "video/mp4"},
+        )
+        response.raise_for_status()
+
+    limits = httpx.Limits(max_connections=len(jobs), max_keepalive_connections=len(jobs))
+    async with httpx.AsyncClient(limits=limits, timeout=600, trust_env=False) as client:
+        await asyncio.gather(*(put(client, job) for job in jobs))
+
+
+async def _delivery(jobs: list[dict[str, Any]], receiver: str, run: str, state: str) -> None:
+    from damfleet.delivery import Distributor, delivery_item
+    from damfleet.settings import load_settings
+    from damfleet.storage import Storage
+
+    settings = load_settings({
+        "DAMFLEET_STATE_DIR": state,
+        "DAMFLEET_STORAGE_ROOT": Path(state, "storage").as_uri(),
+        "DAMFLEET_DISTRIBUTION_TARGETS_JSON": json.dumps(
+            {"bench": {"type": "http", "url": f"{receiver}/{run}/{{asset_id}}/{{filename}}"}}),
+        "DAMFLEET_DISTRIBUTION_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+        "DAMFLEET_DISTRIBUTION_PER_TARGET_CONCURRENCY": str(len(jobs)),
+        "DAMFLEET_DISTRIBUTION_STREAM_CHUNK_BYTES": str(CHUNK),
+        "DAMFLEET_DISTRIBUTION_HTTP_TIMEOUT_SECONDS": "600",
+    })
+    storage = Storage.from_settings(settings)
+    distributor = Distributor(settings, storage)
+    items = [
+        delivery_item(asset_id=job["asset_id"], role="proxy", source_uri=Path(job["path"]).as_uri(),
+                      size_bytes=job["size"], sha256=job["sha256"], mime_type="video/mp4",
+                      idempotency_key=f"{run}:{job['asset_id']}:bench:proxy")
+        for job in jobs
+    ]
+    try:
+        await asyncio.gather(*(distributor.deliver("bench", item) for item in items))
+    finally:
+        await distributor.aclose()
+        await storage.aclose()
+
+
+def run_phase(args: argparse.Namespace) -> None:
+    """Child process: run one phase, print {"seconds", "peak_rss_mb"} as JSON."""
+    jobs = json.loads(Path(args.jobs).read_text())
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        if args.phase == "plain":
+            asyncio.run(_plain(jobs, args.receiver, args.run))
+        else:
+            asyncio.run(_delivery(jobs, args.receiver, args.run, args.state))
+        seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": round(rss.peak_mb, 1)}))
+
+
+# ---- the driver ------------------------------------------------------------------------
+
+
+def make_sources(folder: Path, distinct: int, size: int) -> list[tuple[Path, str]]:
+    sources = []
+    for index in range(distinct):
+        path = folder / f"rendition-{index:03d}.mp4"
+        digest = hashlib.sha256()
+        with open(path, "wb") as fh:
+            remaining = size
+            while remaining:
+                block = os.urandom(min(4 * MiB, remaining))
+                digest.update(block)
+                fh.write(block)
+                remaining -= len(block)
+        sources.append((path, digest.hexdigest()))
+    return sources
+
+
+def received(receiver: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{receiver}/_received", timeout=30) as response:  # noqa: S310 - loopback
+        return list(json.load(response)["files"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--uploads", type=int, default=200)
+    parser.add_argument("--size-mb", type=float, default=20.0)
+    parser.add_argument("--distinct", type=int, default=20, help="distinct source files (page-cache friendly)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--phase", choices=["plain", "delivery"], help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", help=argparse.SUPPRESS)
+    parser.add_argument("--receiver", help=argparse.SUPPRESS)
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--state", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        run_phase(args)
+        return
+
+    size = int(args.size_mb * MiB)
+    with tempfile.TemporaryDirectory(prefix="damfleet-bench-dist-") as tmp:
+        root = Path(tmp)
+        log(f"writing {args.distinct} sources of {args.size_mb:g} MB")
+        sources = make_sources(root, args.distinct, size)
+        jobs = [
+            {"asset_id": f"bench{index:05d}", "path": str(sources[index % len(sources)][0]), "size": size,
+             "sha256": sources[index % len(sources)][1]}
+            for index in range(args.uploads)
+        ]
+        jobs_file = root / "jobs.json"
+        jobs_file.write_text(json.dumps(jobs))
+        port = free_port()
+        receiver_url = f"http://127.0.0.1:{port}"
+        receiver = subprocess.Popen(
+            [sys.executable, "-m", "damfleet.delivery.testing", "--port", str(port)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        try:
+            assert receiver.stdout is not None
+            receiver.stdout.readline()       # "listening on ..."
+            results: dict[str, list[dict[str, Any]]] = {"plain": [], "delivery": []}
+            for round_number in range(args.rounds):
+                for phase in ("plain", "delivery"):
+                    run = f"{phase}{round_number}"
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--phase", phase, "--jobs", str(jobs_file),
+                         "--receiver", receiver_url, "--run", run, "--state", str(root / "state")],
+                        cwd=REPO, capture_output=True, text=True, check=False,
+                    )
+                    if out.returncode != 0:
+                        log(out.stderr[-3000:])
+                        raise SystemExit(f"{phase} phase failed")
+                    figures = json.loads(out.stdout.strip().splitlines()[-1])
+                    got = [f for f in received(receiver_url) if f["path"].startswith(f"/{run}/")]
+                    expected = {f"/{run}/{job['asset_id']}/{Path(job['path']).name}": job["sha256"] for job in jobs}
+                    verified = len(got) == len(expected) and all(expected.get(f["path"]) == f["sha256"] for f in got)
+                    if not verified:
+                        raise SystemExit(f"{phase} round {round_number}: receiver got {len(got)} of {len(expected)} "
+                                         "uploads or wrong checksums")
+                    figures["mb_per_s"] = len(jobs) * size / MiB / figures["seconds"]
+                    results[phase].append(figures)
+                    log(f"round {round_number} {phase:8s}: {figures['seconds']:.2f}s "
+                        f"{figures['mb_per_s']:.0f} MB/s, peak RSS {figures['peak_rss_mb']:.0f} MB, all verified")
+        finally:
+            receiver.terminate()
+            receiver.wait(timeout=30)
+
+    delivery_rate = statistics.median(r["mb_per_s"] for r in results["delivery"])
+    plain_rate = statistics.median(r["mb_per_s"] for r in results["plain"])
+    summary = {
+        "throughput_vs_plain_ratio": round(delivery_rate / plain_rate, 3),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in results["delivery"]),
+        "plain_peak_rss_mb": max(r["peak_rss_mb"] for r in results["plain"]),
+        "delivery_mb_per_s": round(delivery_rate, 1),
+        "plain_mb_per_s": round(plain_rate, 1),
+        "uploads": args.uploads,
+        "concurrent": args.uploads,
+        "size_mb": args.size_mb,
+        "distinct_sources": args.distinct,
+        "rounds": args.rounds,
+        "target": "http PUT to a local receiver process (hashes and verifies every upload)",
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
