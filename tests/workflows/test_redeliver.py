@@ -116,6 +116,36 @@ async def test_failed_deliveries_are_retried_later_without_earlier_stages(fleet,
     assert twice.state == common_pb2.COMPLETED and len(partner.files) == 2
 
 
+async def test_failed_webhook_is_recorded_and_resent(fleet, media_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile with a webhook: the receiver refuses the first notification (400, permanent);
+    the run records a failed webhook receipt; redelivery re-sends it, signed, same key."""
+    from damfleet import profiles
+
+    monkeypatch.setitem(profiles.PROFILES, "hooked", profiles.Profile(
+        name="hooked", description="test", renditions={"image": ("thumbnail",)}, transcribe=False,
+        targets=("local",), webhooks=("hook",)))
+    client, queue, partner, _ = fleet
+    partner.fail_next(400, path="/hooks/")
+    workflow_id = f"test-pipeline-{uuid.uuid4().hex}"
+    request = pipeline_pb2.PipelineRequest(source_uri=(media_dir / "small.png").as_uri(), profile="hooked")
+    first = await client.execute_workflow(AssetPipeline.run, request, id=workflow_id, task_queue=queue,
+                                          result_type=pipeline_pb2.PipelineResult)
+    assert first.state == common_pb2.COMPLETED_WITH_ERRORS
+    [failed] = [r for r in first.receipts if not r.ok]
+    assert (failed.target, failed.target_type, failed.role) == ("hook", "webhook", "webhook")
+    assert "400" in failed.error and partner.notifications == []
+
+    again = await client.execute_workflow(
+        RedeliverAsset.run, pipeline_pb2.RedeliverRequest(workflow_id=workflow_id),
+        id=f"redeliver-{workflow_id}", task_queue=queue, result_type=pipeline_pb2.RedeliverResult,
+    )
+    assert again.state == common_pb2.COMPLETED, again.failures
+    [note] = partner.notifications
+    assert note.headers["Idempotency-Key"] == failed.idempotency_key
+    assert note.payload["workflow_id"] == workflow_id and note.payload["asset_id"] == first.asset_id
+    assert {r["target"] for r in note.payload["receipts"]} == {"local"}
+
+
 async def test_nothing_to_redeliver_and_bad_requests(fleet, media_dir: Path) -> None:
     client, queue, _, _ = fleet
     workflow_id = f"test-pipeline-{uuid.uuid4().hex}"
