@@ -132,8 +132,9 @@ class AISettings:
     inference_timeout_seconds: float = 600.0
     inference_listen: str = "0.0.0.0:50051"
     inference_connect_seconds: float = 10.0  # wait this long for the service before failing retryably
-    inference_max_workers: int = 4           # gRPC server threads (model runs are serialised per model)
+    inference_max_workers: int = 4           # concurrent RPCs; more get RESOURCE_EXHAUSTED (callers retry)
     inference_shared_dir: str = ""           # MediaRef.path must lie under it; "" refuses path references
+    inference_metrics_port: int = 9465       # /metrics of `damfleet inference serve`; 0 disables
     whisper_language: str = ""               # "" = detect (English-only models always answer "en")
     whisper_vad: bool = True                 # Silero VAD (bundled with faster-whisper) skips silence
     whisper_word_timestamps: bool = True

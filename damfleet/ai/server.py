@@ -185,7 +185,12 @@ async def start_server(
     if preload:
         await asyncio.to_thread(local.preload)
     storage = Storage.from_settings(settings)
-    server = grpc.aio.server(options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
+    # Model runs are serialised per model anyway; bounding RPCs turns overload into a retryable
+    # RESOURCE_EXHAUSTED for the calling worker instead of an ever-growing backlog here.
+    server = grpc.aio.server(
+        options=[("grpc.max_send_message_length", 64 * 1024 * 1024)],
+        maximum_concurrent_rpcs=max(1, settings.ai.inference_max_workers),
+    )
     inference_pb2_grpc.add_InferenceServicer_to_server(InferenceService(settings, local, storage), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -205,6 +210,11 @@ async def serve(settings: Settings, *, listen: str | None = None, grace_seconds:
     import signal
 
     server, _port, health = await start_server(settings, listen=listen)
+    if settings.ai.inference_metrics_port:
+        from prometheus_client import start_http_server
+
+        # Model load times (damfleet_ai_model_load_seconds) and load counts, as on an AI worker.
+        start_http_server(settings.ai.inference_metrics_port, addr=settings.worker.metrics_host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
