@@ -160,7 +160,7 @@ def _check_url(name: str, url: str, *, allow_placeholders: bool) -> None:
         probe = url.format(**{f: "x" for f in URL_PLACEHOLDERS})
     try:
         parts = urlsplit(probe)
-        port = parts.port
+        _ = parts.port          # raises ValueError for a port that is not a number in range
     except ValueError as exc:
         raise ConfigurationError(f"target {name!r}: malformed URL {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -169,7 +169,6 @@ def _check_url(name: str, url: str, *, allow_placeholders: bool) -> None:
         raise ConfigurationError(
             f"target {name!r}: credentials in the URL are not allowed; use bearer_token or username/password"
         )
-    del port
 
 
 def _coerce_field(name: str, fld: dataclasses.Field[Any], value: Any) -> Any:

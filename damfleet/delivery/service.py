@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -195,6 +196,4 @@ class Distributor:
 
 
 def _with_size(item: DeliveryItem, size_bytes: int, sha256: str) -> DeliveryItem:
-    from dataclasses import replace
-
-    return replace(item, size_bytes=size_bytes, sha256=sha256.lower())
+    return dataclasses.replace(item, size_bytes=size_bytes, sha256=sha256.lower())

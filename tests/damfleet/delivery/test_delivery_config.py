@@ -150,3 +150,17 @@ def test_redelivery_plan_keeps_keys_and_only_failed_items() -> None:
     assert [(n.target, n.idempotency_key, len(n.receipts)) for n in plan.notifications] == [("hook", "k4", 3)]
     only_cdn = plan_redelivery(result, ["cdn"])
     assert [d.target for d in only_cdn.deliveries] == ["cdn"] and not only_cdn.notifications
+
+
+def test_public_surface_is_pinned() -> None:
+    """The package's exported names change only on purpose."""
+    from damfleet import delivery
+
+    assert sorted(delivery.__all__) == [
+        "BUILTIN_LOCAL_TARGET", "DeliveryItem", "DeliveryResult", "Distributor", "HttpTargetConfig",
+        "LocalTargetConfig", "OutboundBlockedError", "OutboundPolicy", "S3TargetConfig", "SIGNATURE_HEADER",
+        "TIMESTAMP_HEADER", "TargetConfig", "TargetRegistry", "WebhookTargetConfig", "WebhookVerificationError",
+        "build_notification", "delivery_item", "parse_retry_after", "parse_target", "plan_redelivery",
+        "redact_url", "sign", "verify_request", "verify_signature",
+    ]
+    assert all(hasattr(delivery, name) for name in delivery.__all__)
