@@ -63,6 +63,10 @@ async def temporal_env() -> AsyncIterator[object]:
             "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
             # Task-queue priority (PipelineRequest.priority) needs the new matcher on server 1.32.
             "--dynamic-config-value", "matching.useNewMatcher=true",
+            # One partition per queue: priority orders tasks within a partition, so tests that
+            # check the order need a single one (production queues order approximately).
+            "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+            "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
         ],
     )
     try:
