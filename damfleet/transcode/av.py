@@ -240,12 +240,15 @@ def hls_rung_job(
     *,
     threads: int = 0,
 ) -> FfmpegJob:
-    """One rung ``name``: ``<name>.m3u8``, ``<name>_init.mp4``, ``<name>_00000.m4s``...
+    """One rung ``name``: a VOD playlist ``<name>.m3u8`` over one fMP4 file ``<name>.mp4``.
 
-    File names are unique across rungs so the whole ladder can live (and be delivered)
-    in one flat folder; playlists refer to them by relative name.
-
-    fMP4 segments of ``spec.segment_seconds`` with aligned keyframes, a VOD playlist."""
+    Segments of ``spec.segment_seconds`` (keyframes forced on the boundaries, so every
+    rung switches at the same instants) are byte ranges of a single file (HLS v7
+    ``EXT-X-BYTERANGE``, init section included). A rendition is therefore 2 files per rung
+    plus the master, however long the video: the Output list, and so the activity result
+    and its heartbeats, stay small for a two-hour film. Names are unique across rungs so
+    the ladder lives (and can be delivered) in one flat folder.
+    """
     video = source.require_video(spec.name)
     duration = source.require_duration(spec.name)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -260,9 +263,8 @@ def hls_rung_job(
         "hls_time": spec.segment_seconds,
         "hls_playlist_type": "vod",
         "hls_segment_type": "fmp4",
-        "hls_fmp4_init_filename": f"{name}_init.mp4",
-        "hls_segment_filename": str(out_dir / f"{name}_%05d.m4s"),
-        "hls_flags": "independent_segments",
+        "hls_segment_filename": str(out_dir / f"{name}.mp4"),
+        "hls_flags": "single_file+independent_segments",
         "max_muxing_queue_size": 1024,
         **_threads(threads),
     }
@@ -280,7 +282,7 @@ _EXTINF = re.compile(r"^#EXTINF:([0-9.]+)")
 
 
 def _avc_codec_string(init_segment: Path) -> str:
-    """RFC 6381 codec string (``avc1.PPCCLL``) read from the init segment's avcC box."""
+    """RFC 6381 codec string (``avc1.PPCCLL``) read from the avcC box in the rung's init section."""
     data = init_segment.read_bytes()[:1_000_000]
     at = data.find(b"avcC")
     if at < 0 or at + 8 > len(data):
@@ -289,26 +291,33 @@ def _avc_codec_string(init_segment: Path) -> str:
     return f"avc1.{profile:02x}{compat:02x}{level:02x}"
 
 
+_BYTERANGE = re.compile(r"^#EXT-X-BYTERANGE:(\d+)(?:@\d+)?")
+_MAP_RANGE = re.compile(r'^#EXT-X-MAP:.*BYTERANGE="(\d+)')
+
+
 def _bandwidths(rung_dir: Path, name: str) -> tuple[int, int]:
     """Peak and average bits per second over the rung's segments (the HLS spec's definitions)."""
-    durations: list[tuple[float, str]] = []
-    pending: float | None = None
+    segments: list[tuple[float, int]] = []
+    init_bytes = 0
+    seconds: float | None = None
+    length: int | None = None
     for line in (rung_dir / f"{name}.m3u8").read_text().splitlines():
-        match = _EXTINF.match(line)
-        if match:
-            pending = float(match.group(1))
-        elif pending is not None and line and not line.startswith("#"):
-            durations.append((pending, line.strip()))
-            pending = None
-    init = rung_dir / f"{name}_init.mp4"
-    init_bytes = init.stat().st_size if init.exists() else 0
+        if match := _EXTINF.match(line):
+            seconds = float(match.group(1))
+        elif match := _BYTERANGE.match(line):
+            length = int(match.group(1))
+        elif match := _MAP_RANGE.match(line):
+            init_bytes = int(match.group(1))
+        elif seconds is not None and line and not line.startswith("#"):
+            size = length if length is not None else (rung_dir / line.strip()).stat().st_size
+            segments.append((seconds, size))
+            seconds, length = None, None
     peak, total_bits, total_seconds = 0, 0, 0.0
-    for seconds, segment in durations:
-        bits = (rung_dir / segment).stat().st_size * 8
-        if seconds > 0:
-            peak = max(peak, int(bits / seconds))
-        total_bits += bits
-        total_seconds += seconds
+    for duration, size in segments:
+        if duration > 0:
+            peak = max(peak, int(size * 8 / duration))
+        total_bits += size * 8
+        total_seconds += duration
     average = int((total_bits + init_bytes * 8) / total_seconds) if total_seconds else peak
     return max(peak, average, 1), max(average, 1)
 
@@ -319,7 +328,7 @@ def master_playlist(rungs: list[tuple[str, int, int, float, bool]], root: Path) 
     for folder, width, height, fps, has_audio in rungs:
         rung_dir = root / folder
         peak, average = _bandwidths(rung_dir, folder)
-        codecs = _avc_codec_string(rung_dir / f"{folder}_init.mp4") + (",mp4a.40.2" if has_audio else "")
+        codecs = _avc_codec_string(rung_dir / f"{folder}.mp4") + (",mp4a.40.2" if has_audio else "")
         attrs = f'BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},RESOLUTION={width}x{height},CODECS="{codecs}"'
         if fps > 0:
             attrs += f",FRAME-RATE={fps:.3f}"

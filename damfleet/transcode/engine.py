@@ -47,20 +47,16 @@ log = logging.getLogger(__name__)
 #: Called with the rendition's own percentage (0..100).
 RenditionProgress = Callable[[float], None]
 
-_HLS_MIME = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-}
+_HLS_MIME = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4"}
 
 
 @dataclass(frozen=True)
 class RenditionFile:
     """One file of a rendition, with where it goes under the asset's ``renditions/`` prefix."""
 
-    role: str  # Output.role: "thumbnail", "hls_segment", "storyboard_vtt", ...
+    role: str  # Output.role: "thumbnail", "hls_media", "storyboard_vtt", ...
     path: Path
-    key: str  # "thumbnail.webp" or "hls/720p_00001.m4s"
+    key: str  # "thumbnail.webp" or "hls/720p.mp4"
     mime_type: str
 
 
@@ -229,18 +225,9 @@ class Transcoder:
                 (name, width, height, source.video.frame_rate if source.video else 0.0, source.audio is not None)
             )
             for path in sorted(rung_dir.iterdir()):
-                role = (
-                    "hls_playlist"
-                    if path.suffix == ".m3u8"
-                    else "hls_init"
-                    if path.name.endswith("_init.mp4")
-                    else "hls_segment"
-                )
-                files.append(
-                    RenditionFile(
-                        role, path, f"{spec.name}/{path.name}", _HLS_MIME.get(path.suffix, "application/octet-stream")
-                    )
-                )
+                role = "hls_playlist" if path.suffix == ".m3u8" else "hls_media"
+                mime = _HLS_MIME.get(path.suffix, "application/octet-stream")
+                files.append(RenditionFile(role, path, f"{spec.name}/{path.name}", mime))
         master = out / "master.m3u8"
         master.write_text(av.master_playlist(rungs_meta, out))
         files.insert(0, RenditionFile("hls_master", master, f"{spec.name}/master.m3u8", _HLS_MIME[".m3u8"]))
