@@ -2,6 +2,7 @@
 plain httpx loop doing the same uploads, in the same run.
 
     .venv/bin/python bench/distribution.py [--uploads 200] [--size-mb 20] [--rounds 2]
+    .venv/bin/python bench/distribution.py --target s3 [--uploads 64] [--concurrency 16]
 
 What it does:
 - stores ``--distinct`` renditions of ``--size-mb`` each (default 20 distinct, each
@@ -15,6 +16,13 @@ What it does:
   limit set to the upload count); ``plain``: the same PUTs with a bare
   ``httpx.AsyncClient`` streaming the files in the same chunk size;
 - checks after each phase that the receiver got every upload with the right sha256.
+
+``--target s3`` does the same against a moto S3 server in its own process: the delivery
+code's streaming multipart upload (Content-MD5 per part, sha256 verified) versus a plain
+aioboto3 multipart loop (8 MiB parts read straight from the file), both ``--concurrency``
+uploads at a time (the per-target default, 16); moto keeps objects in memory, so this
+mode sends fewer uploads and deletes each phase's objects after checking them. Its
+figures show that S3 memory is bounded by concurrency x part size.
 
 Prints progress to stderr and ends with ONE line of JSON on stdout, ratios first.
 Goals (issue 5): peak_rss_mb < 300, throughput_vs_plain_ratio >= 0.8.
@@ -36,7 +44,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -71,7 +79,7 @@ class PeakRss:
             self.peak = max(self.peak, self._process.memory_info().rss)
             self._stop.wait(0.02)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -94,9 +102,12 @@ async def _plain(jobs: list[dict[str, Any]], receiver: str, run: str) -> None:
     loop = asyncio.get_running_loop()
 
     async def body(path: str) -> Any:
-        with open(path, "rb") as fh:
+        fh = await loop.run_in_executor(None, open, path, "rb")
+        try:
             while chunk := await loop.run_in_executor(None, fh.read, CHUNK):
                 yield chunk
+        finally:
+            fh.close()
 
     async def put(client: httpx.AsyncClient, job: dict[str, Any]) -> None:
         response = await client.put(
@@ -111,7 +122,46 @@ async def _plain(jobs: list[dict[str, Any]], receiver: str, run: str) -> None:
         await asyncio.gather(*(put(client, job) for job in jobs))
 
 
-async def _delivery(jobs: list[dict[str, Any]], receiver: str, run: str, state: str) -> None:
+S3_PART = 8 * MiB
+
+
+def _s3_client_config(concurrency: int) -> Any:
+    from botocore.config import Config
+
+    return Config(request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                  s3={"addressing_style": "path"}, max_pool_connections=max(10, concurrency))
+
+
+async def _plain_s3(jobs: list[dict[str, Any]], endpoint: str, run: str, concurrency: int) -> None:
+    import aioboto3
+
+    loop = asyncio.get_running_loop()
+    session = aioboto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1")
+    slots = asyncio.Semaphore(concurrency)
+    async with session.client("s3", endpoint_url=endpoint, config=_s3_client_config(concurrency)) as client:
+
+        async def upload(job: dict[str, Any]) -> None:
+            async with slots:
+                key = f"{job['asset_id']}/{Path(job['path']).name}"
+                created = await client.create_multipart_upload(Bucket=run, Key=key, ContentType="video/mp4")
+                parts = []
+                fh = await loop.run_in_executor(None, open, job["path"], "rb")
+                try:
+                    while data := await loop.run_in_executor(None, fh.read, S3_PART):
+                        number = len(parts) + 1
+                        answer = await client.upload_part(Bucket=run, Key=key, UploadId=created["UploadId"],
+                                                          PartNumber=number, Body=data)
+                        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                finally:
+                    fh.close()
+                await client.complete_multipart_upload(Bucket=run, Key=key, UploadId=created["UploadId"],
+                                                       MultipartUpload={"Parts": parts})
+
+        await asyncio.gather(*(upload(job) for job in jobs))
+
+
+async def _delivery(jobs: list[dict[str, Any]], receiver: str, run: str, state: str,
+                    *, target: str = "http", concurrency: int = 0) -> None:
     from damfleet.delivery import Distributor, delivery_item
     from damfleet.settings import load_settings
     from damfleet.storage import Storage
@@ -119,10 +169,14 @@ async def _delivery(jobs: list[dict[str, Any]], receiver: str, run: str, state: 
     settings = load_settings({
         "DAMFLEET_STATE_DIR": state,
         "DAMFLEET_STORAGE_ROOT": Path(state, "storage").as_uri(),
-        "DAMFLEET_DISTRIBUTION_TARGETS_JSON": json.dumps(
-            {"bench": {"type": "http", "url": f"{receiver}/{run}/{{asset_id}}/{{filename}}"}}),
+        "DAMFLEET_DISTRIBUTION_TARGETS_JSON": json.dumps({"bench": (
+            {"type": "http", "url": f"{receiver}/{run}/{{asset_id}}/{{filename}}"} if target == "http" else
+            {"type": "s3", "bucket": run, "endpoint_url": receiver, "access_key_id": "bench",
+             "secret_access_key": "bench", "part_size_bytes": S3_PART}
+        )}),
         "DAMFLEET_DISTRIBUTION_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-        "DAMFLEET_DISTRIBUTION_PER_TARGET_CONCURRENCY": str(len(jobs)),
+        "DAMFLEET_DISTRIBUTION_PER_TARGET_CONCURRENCY": str(concurrency or len(jobs)),
+        "DAMFLEET_DISTRIBUTION_PER_TARGET_WAIT_SECONDS": "0",
         "DAMFLEET_DISTRIBUTION_STREAM_CHUNK_BYTES": str(CHUNK),
         "DAMFLEET_DISTRIBUTION_HTTP_TIMEOUT_SECONDS": "600",
     })
@@ -146,15 +200,28 @@ def run_phase(args: argparse.Namespace) -> None:
     jobs = json.loads(Path(args.jobs).read_text())
     with PeakRss() as rss:
         started = time.perf_counter()
-        if args.phase == "plain":
+        if args.phase == "plain" and args.target == "s3":
+            asyncio.run(_plain_s3(jobs, args.receiver, args.run, args.concurrency))
+        elif args.phase == "plain":
             asyncio.run(_plain(jobs, args.receiver, args.run))
         else:
-            asyncio.run(_delivery(jobs, args.receiver, args.run, args.state))
+            asyncio.run(_delivery(jobs, args.receiver, args.run, args.state, target=args.target,
+                                  concurrency=args.concurrency if args.target == "s3" else 0))
         seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "peak_rss_mb": round(rss.peak_mb, 1)}))
 
 
 # ---- the driver ------------------------------------------------------------------------
+
+
+def wait_listening(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"receiver did not start on port {port}")
 
 
 def make_sources(folder: Path, distinct: int, size: int) -> list[tuple[Path, str]]:
@@ -174,16 +241,47 @@ def make_sources(folder: Path, distinct: int, size: int) -> list[tuple[Path, str
 
 
 def received(receiver: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{receiver}/_received", timeout=30) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(f"{receiver}/_received", timeout=30) as response:
         return list(json.load(response)["files"])
+
+
+def _boto(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench", aws_secret_access_key="bench",
+                        region_name="us-east-1")
+
+
+def verify_http(receiver: str, run: str, jobs: list[dict[str, Any]]) -> bool:
+    got = [f for f in received(receiver) if f["path"].startswith(f"/{run}/")]
+    expected = {f"/{run}/{job['asset_id']}/{Path(job['path']).name}": job["sha256"] for job in jobs}
+    return len(got) == len(expected) and all(expected.get(f["path"]) == f["sha256"] for f in got)
+
+
+def verify_s3_and_empty(endpoint: str, run: str, jobs: list[dict[str, Any]]) -> bool:
+    """Every object there with the right size (one sampled object read back and hashed),
+    then the bucket emptied so moto's memory does not pile up across phases."""
+    client = _boto(endpoint)
+    objects = client.list_objects_v2(Bucket=run, MaxKeys=1000).get("Contents", [])
+    expected = {f"{job['asset_id']}/{Path(job['path']).name}": job for job in jobs}
+    ok = len(objects) == len(expected) and all(o["Size"] == expected[o["Key"]]["size"] for o in objects)
+    if ok:
+        sample = objects[0]["Key"]
+        body = client.get_object(Bucket=run, Key=sample)["Body"].read()
+        ok = hashlib.sha256(body).hexdigest() == expected[sample]["sha256"]
+    for obj in objects:
+        client.delete_object(Bucket=run, Key=obj["Key"])
+    return ok
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--uploads", type=int, default=200)
+    parser.add_argument("--uploads", type=int, help="default 200 (http) or 64 (s3)")
     parser.add_argument("--size-mb", type=float, default=20.0)
     parser.add_argument("--distinct", type=int, default=20, help="distinct source files (page-cache friendly)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--target", choices=["http", "s3"], default="http")
+    parser.add_argument("--concurrency", type=int, default=16, help="s3 only: uploads at a time (per-target limit)")
     parser.add_argument("--phase", choices=["plain", "delivery"], help=argparse.SUPPRESS)
     parser.add_argument("--jobs", help=argparse.SUPPRESS)
     parser.add_argument("--receiver", help=argparse.SUPPRESS)
@@ -195,6 +293,7 @@ def main() -> None:
         return
 
     size = int(args.size_mb * MiB)
+    args.uploads = args.uploads or (200 if args.target == "http" else 64)
     with tempfile.TemporaryDirectory(prefix="damfleet-bench-dist-") as tmp:
         root = Path(tmp)
         log(f"writing {args.distinct} sources of {args.size_mb:g} MB")
@@ -208,17 +307,19 @@ def main() -> None:
         jobs_file.write_text(json.dumps(jobs))
         port = free_port()
         receiver_url = f"http://127.0.0.1:{port}"
-        receiver = subprocess.Popen(
-            [sys.executable, "-m", "damfleet.delivery.testing", "--port", str(port)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
+        if args.target == "http":
+            command = [sys.executable, "-m", "damfleet.delivery.testing", "--port", str(port)]
+        else:
+            command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+        receiver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
-            assert receiver.stdout is not None
-            receiver.stdout.readline()       # "listening on ..."
+            wait_listening(port)
             results: dict[str, list[dict[str, Any]]] = {"plain": [], "delivery": []}
             for round_number in range(args.rounds):
                 for phase in ("plain", "delivery"):
                     run = f"{phase}{round_number}"
+                    if args.target == "s3":
+                        _boto(receiver_url).create_bucket(Bucket=run)
                     out = subprocess.run(
                         [sys.executable, __file__, "--phase", phase, "--jobs", str(jobs_file),
                          "--receiver", receiver_url, "--run", run, "--state", str(root / "state")],
@@ -228,12 +329,12 @@ def main() -> None:
                         log(out.stderr[-3000:])
                         raise SystemExit(f"{phase} phase failed")
                     figures = json.loads(out.stdout.strip().splitlines()[-1])
-                    got = [f for f in received(receiver_url) if f["path"].startswith(f"/{run}/")]
-                    expected = {f"/{run}/{job['asset_id']}/{Path(job['path']).name}": job["sha256"] for job in jobs}
-                    verified = len(got) == len(expected) and all(expected.get(f["path"]) == f["sha256"] for f in got)
+                    if args.target == "http":
+                        verified = verify_http(receiver_url, run, jobs)
+                    else:
+                        verified = verify_s3_and_empty(receiver_url, run, jobs)
                     if not verified:
-                        raise SystemExit(f"{phase} round {round_number}: receiver got {len(got)} of {len(expected)} "
-                                         "uploads or wrong checksums")
+                        raise SystemExit(f"{phase} round {round_number}: not every upload arrived intact")
                     figures["mb_per_s"] = len(jobs) * size / MiB / figures["seconds"]
                     results[phase].append(figures)
                     log(f"round {round_number} {phase:8s}: {figures['seconds']:.2f}s "
@@ -251,11 +352,12 @@ def main() -> None:
         "delivery_mb_per_s": round(delivery_rate, 1),
         "plain_mb_per_s": round(plain_rate, 1),
         "uploads": args.uploads,
-        "concurrent": args.uploads,
+        "concurrent": args.uploads if args.target == "http" else args.concurrency,
         "size_mb": args.size_mb,
         "distinct_sources": args.distinct,
         "rounds": args.rounds,
-        "target": "http PUT to a local receiver process (hashes and verifies every upload)",
+        "target": ("http PUT to a local receiver process (hashes and verifies every upload)" if args.target == "http"
+                   else "s3 multipart to a moto server process (sizes checked, one object hashed per phase)"),
         "cpus": os.cpu_count(),
     }
     print(json.dumps(summary))

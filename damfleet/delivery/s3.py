@@ -223,13 +223,13 @@ async def deliver_s3(
     upload_id: str | None = None
     parts: list[dict[str, Any]] = []
 
-    def checksums(data: bytes) -> dict[str, str]:
+    def checksums(data: bytes | bytearray) -> dict[str, str]:
         sums = {"ContentMD5": _b64(hashlib.md5(data, usedforsecurity=False).digest())}
         if use_sha256:
             sums["ChecksumSHA256"] = _b64(hashlib.sha256(data).digest())
         return sums
 
-    async def send_part(data: bytes) -> None:
+    async def send_part(data: bytes | bytearray) -> None:
         nonlocal upload_id
         if upload_id is None:
             created = await client.create_multipart_upload(
@@ -253,19 +253,14 @@ async def deliver_s3(
         parts.append(part)
 
     try:
-        pending: list[bytes] = []
-        pending_bytes = 0
+        # One growing buffer per upload, sent as is: about one part in memory, not two.
+        data = bytearray()
         async for chunk in stream:
-            pending.append(chunk)
-            pending_bytes += len(chunk)
-            if pending_bytes >= config.part_size_bytes and stream.size < item.size_bytes:
-                data = b"".join(pending)
-                pending.clear()
-                pending_bytes = 0
+            data += chunk
+            if len(data) >= config.part_size_bytes and stream.size < item.size_bytes:
                 await send_part(data)
+                data = bytearray()
         stream.verify()
-        data = b"".join(pending)
-        pending.clear()
         if upload_id is None:
             await client.put_object(Bucket=config.bucket, Key=key, Body=data, **checksums(data), **extra)
         else:
