@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from damfleet import search_attributes as sa
 from damfleet.client import JobControlError, JobNotFoundError
+from damfleet.policies import Queue
 from damfleet.v1 import common_pb2
 from tests.jobs_support import eventually, run_fleet
 
@@ -118,6 +119,9 @@ async def test_high_priority_submission_overtakes_low_priority_backlog(temporal_
             await eventually(lambda h=handle: _transcode_scheduled(client, h.workflow_id))
         high = await submit("/inbox/urgent.mov", profile="archive", priority=1, dedup=False)
         await eventually(lambda: _transcode_scheduled(client, high.workflow_id))
+        # "Scheduled" in the run's history is not yet "queued": history hands the task to
+        # matching asynchronously. Release the slot only once all five wait in the backlog.
+        await eventually(lambda: _transcode_backlog_at_least(fleet, 5), timeout=60, interval=0.5)
 
         fleet.stand_ins.gate.set()
         for handle in [blocker, high, *low]:
@@ -126,6 +130,11 @@ async def test_high_priority_submission_overtakes_low_priority_backlog(temporal_
         order = [uri.rsplit("/", 1)[-1] for uri in fleet.stand_ins.transcode_started]
         assert order[:2] == ["blocker.mov", "urgent.mov"], order
         assert sorted(order[2:]) == [f"backfill-{i}.mov" for i in range(4)]
+
+
+async def _transcode_backlog_at_least(fleet, count: int) -> bool:
+    (transcode,) = await fleet.fleet.queues([Queue.TRANSCODE])
+    return transcode.backlog >= count
 
 
 async def _state_is(handle, state: int):
