@@ -31,6 +31,7 @@ from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
     ChildWorkflowError,
+    FailureError,
     WorkflowAlreadyStartedError,
 )
 from temporalio.workflow import ParentClosePolicy
@@ -74,6 +75,7 @@ class BatchIngest:
         self._state.CopyFrom(request.state)
         self._job_state: int = common_pb2.PENDING
         self._running: dict[str, jobs_pb2.ManifestRow] = {}
+        self._child_handles: dict[str, workflow.ChildWorkflowHandle[Any, pipeline_pb2.PipelineResult]] = {}
         self._page_number = -1
         self._page_rows: list[jobs_pb2.ManifestRow] = []
         self._retry_of = request.retry_of
@@ -110,9 +112,11 @@ class BatchIngest:
 
     @workflow.update(name="pause")
     async def pause(self) -> str:
-        """Start no new asset until resumed; assets in flight finish."""
+        """Start no new asset until resumed; assets in flight finish their running activity
+        and then hold too (each child pipeline is paused)."""
         self._state.paused = True
         self._upsert_state()
+        await self._signal_children(True)
         return "PAUSED"
 
     @pause.validator
@@ -123,6 +127,7 @@ class BatchIngest:
     async def resume(self) -> str:
         self._state.paused = False
         self._upsert_state()
+        await self._signal_children(False)
         return common_pb2.JobState.Name(self._job_state)
 
     @resume.validator
@@ -241,7 +246,7 @@ class BatchIngest:
         if not child_request.metadata.tenant:
             child_request.metadata.tenant = request.metadata.tenant
         try:
-            result = await workflow.execute_child_workflow(
+            handle = await workflow.start_child_workflow(
                 WorkflowName.ASSET_PIPELINE,
                 child_request,
                 id=child_id,
@@ -252,6 +257,10 @@ class BatchIngest:
                     [SearchAttributePair(sa.BATCH_ID, workflow.info().workflow_id)]
                 ),
             )
+            self._child_handles[child_id] = handle
+            if self._state.paused:  # paused while this child was starting
+                await handle.signal("set_paused", True)
+            result = await handle
         except asyncio.CancelledError:
             self._record_failure(row, child_id, common_pb2.CANCELLED, "cancelled with the batch")
             raise
@@ -272,6 +281,7 @@ class BatchIngest:
                 self._state.duplicates += 1
         finally:
             self._running.pop(child_id, None)
+            self._child_handles.pop(child_id, None)
 
     def _record_failure(self, row: jobs_pb2.ManifestRow, child_id: str, state: int, error: str) -> None:
         if state == common_pb2.CANCELLED:
@@ -301,6 +311,14 @@ class BatchIngest:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _signal_children(self, paused: bool) -> None:
+        """Pause or resume every child in flight (a child that just finished is skipped)."""
+        for child_id, handle in list(self._child_handles.items()):
+            try:
+                await handle.signal("set_paused", paused)
+            except FailureError as err:
+                workflow.logger.info("could not %s child %s: %s", "pause" if paused else "resume", child_id, err)
 
     # ---- helpers ------------------------------------------------------------------------
 

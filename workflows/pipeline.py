@@ -106,6 +106,13 @@ class AssetPipeline:
         if self._is_finished():
             raise ApplicationError(f"run already {common_pb2.JobState.Name(self._result.state)}; nothing to resume")
 
+    @workflow.signal(name="set_paused")
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume on behalf of a parent batch: workflows can signal each other, not
+        send updates, so BatchIngest's pause/resume reaches its running children this way."""
+        if not self._is_finished():
+            self._pause_requested = paused
+
     # ---- the run ------------------------------------------------------------------------
 
     @workflow.run

@@ -210,22 +210,31 @@ async def _at_least_runs(batch, runs: int) -> jobs_pb2.BatchProgress | None:
 
 
 async def test_batch_pause_resume_and_cancel_apply_to_the_whole_batch(temporal_env, tmp_path: Path) -> None:
-    manifest = write_manifest(tmp_path / "twenty.csv", _rows(20))
+    manifest = write_manifest(tmp_path / "twenty.csv", [{"source_uri": f"media/{i:02d}.jpg"} for i in range(20)])
     options = {"hold_when": lambda uri: True}
     async with run_fleet(temporal_env.client, tmp_path, transcode_slots=10, stand_ins_options=options) as fleet:
-        batch = await fleet.fleet.batch(manifest=str(manifest), max_in_flight=3, profile="archive")
+        batch = await fleet.fleet.batch(manifest=str(manifest), max_in_flight=3, skip_ai=True)
         await eventually(lambda: len(fleet.stand_ins.transcode_started) == 3)
+        in_flight = [f"{batch.workflow_id}/{line:06d}" for line in (2, 3, 4)]
 
         assert await fleet.fleet.pause(batch.workflow_id) == "PAUSED"
-        fleet.stand_ins.gate.set()  # the three in flight finish ...
-        progress = await eventually(lambda: _finished_at_least(batch, 3))
+        fleet.stand_ins.gate.set()
+        # The running transcodes finish; then each child holds before distribution ...
+        for child in in_flight:
+            status = await eventually(lambda c=child: _child_state_is(fleet, c, common_pb2.PAUSED))
+            assert status.stages["transcode"].status == common_pb2.STAGE_STATUS_COMPLETED
+        progress = await batch.progress()
         assert progress.state == common_pb2.PAUSED and progress.paused
-        assert (progress.completed, progress.running) == (3, 0)
-        assert len(fleet.stand_ins.transcode_started) == 3, "... and no new asset starts while paused"
+        assert (progress.completed, progress.running, progress.pending) == (0, 3, 17)
+        # ... and no new asset starts, nothing is delivered while paused.
+        assert len(fleet.stand_ins.transcode_started) == 3 and fleet.stand_ins.delivered == []
 
         fleet.stand_ins.gate.clear()
         await fleet.fleet.resume(batch.workflow_id)
         await eventually(lambda: len(fleet.stand_ins.transcode_started) == 6)
+        await eventually(lambda: _finished_at_least(batch, 3, running=3))
+        resumed = [(await fleet.fleet.status(child)).asset_id for child in in_flight]
+        assert sorted(fleet.stand_ins.delivered) == sorted(resumed), "the paused children resumed and delivered"
         await fleet.fleet.cancel(batch.workflow_id)
         final = await batch.wait()
 
@@ -239,10 +248,15 @@ async def test_batch_pause_resume_and_cancel_apply_to_the_whole_batch(temporal_e
             await fleet.fleet.pause(batch.workflow_id)
 
 
-async def _finished_at_least(batch, count: int):
+async def _child_state_is(fleet: Fleet, workflow_id: str, state: int):
+    status = await fleet.fleet.status(workflow_id)
+    return status if status.state == state else None
+
+
+async def _finished_at_least(batch, count: int, running: int = 0):
     progress = await batch.progress()
     done = progress.completed + progress.failed + progress.completed_with_errors
-    return progress if done >= count and progress.running == 0 else None
+    return progress if done >= count and progress.running == running else None
 
 
 async def test_rescan_schedule_batches_only_new_objects(temporal_env, tmp_path: Path) -> None:
