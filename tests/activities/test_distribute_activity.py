@@ -51,6 +51,12 @@ def _deliver_input(output: common_pb2.Output, target: str, asset_id: str = "asse
     )
 
 
+def test_build_activities_registers_the_three_distribution_activities(tmp_path: Path) -> None:
+    activities = build_activities(StageContext(_settings(tmp_path, {})))
+    names = {fn.__temporal_activity_definition.name for fn in activities}  # type: ignore[attr-defined]
+    assert names == {"deliver_output", "notify_webhook", "load_failed_deliveries"}
+
+
 async def test_deliver_output_returns_a_receipt_and_heartbeats(tmp_path: Path) -> None:
     ctx = StageContext(_settings(tmp_path, {}))
     acts = DistributionActivities(ctx)
@@ -158,10 +164,11 @@ async def test_flaky_partner_is_delivered_exactly_once_through_temporal(temporal
         receiver.fail_next(429, retry_after="1")
         ctx = StageContext(_settings(tmp_path, {"partner": {"type": "http", "url": receiver.url + "/in/{filename}"}}))
         output = await _stored_output(ctx)
-        activities = build_activities(ctx)
+        acts = DistributionActivities(ctx)
         async with (
             Worker(client, task_queue=Queue.PIPELINE + lane, workflows=[RedeliverAsset]),
-            Worker(client, task_queue=Queue.DISTRIBUTION + lane, activities=activities),
+            Worker(client, task_queue=Queue.DISTRIBUTION + lane,
+                   activities=[acts.deliver_output, acts.notify_webhook, acts.load_failed_deliveries]),
         ):
             result = await client.execute_workflow(
                 RedeliverAsset.run,
@@ -169,7 +176,7 @@ async def test_flaky_partner_is_delivered_exactly_once_through_temporal(temporal
                 id=f"test-deliver-{uuid.uuid4().hex}", task_queue=Queue.PIPELINE + lane,
                 result_type=pipeline_pb2.RedeliverResult,
             )
-        await activities[0].__self__.aclose()  # type: ignore[attr-defined]
+        await acts.aclose()
     assert result.state == common_pb2.COMPLETED, result.failures
     [receipt] = result.receipts
     assert receipt.ok and receipt.attempts == 5 and receipt.sha256 == output.sha256
