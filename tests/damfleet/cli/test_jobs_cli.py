@@ -51,6 +51,11 @@ async def test_status_json_and_clear_errors(temporal_env, tmp_path: Path) -> Non
         assert status["stages"]["transcode"]["status"] == "COMPLETED"
         assert status["stages"]["distribution"]["status"] == "SKIPPED"
 
+        code, out, err = await _cli(fleet, tmp_path, "status", handle.workflow_id)
+        assert code == 0 and "COMPLETED" in out and "transcode" in out, (out, err)
+        code, out, err = await _cli(fleet, tmp_path, "watch", handle.workflow_id)
+        assert code == 0 and "COMPLETED" in out + err, (out, err)
+
         code, out, err = await _cli(fleet, tmp_path, "status", "asset-no-such-run", "--json")
         assert code == 1 and out == ""
         assert "not found: no job with workflow id 'asset-no-such-run'" in " ".join(err.split())
@@ -109,6 +114,8 @@ async def test_batch_status_retry_failed_and_queues(temporal_env, tmp_path: Path
         rerun = await fleet.fleet.get_batch(retry["workflow_id"]).wait()
         assert (rerun.completed, rerun.failed) == (1, 0)
 
+        code, out, err = await _cli(fleet, tmp_path, "queues")
+        assert code == 0 and f"q-transcode{fleet.lane}" in out, (out, err)
         queues = (await _cli_json(fleet, tmp_path, "queues"))["queues"]
         by_name = {(q["name"], q["kind"]): q for q in queues}
         assert set(by_name) == {
