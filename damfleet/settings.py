@@ -140,6 +140,7 @@ class AISettings:
     whisper_word_timestamps: bool = True
     yolo_sampling: str = "interval"          # interval | scene (video frame sampling)
     yolo_scene_threshold: float = 0.3        # ffmpeg scene score for "scene" sampling
+    yolo_agnostic_nms: bool = True           # one box per object across classes (no duplicate tags)
     yolo_max_frame_side: int = 1920          # video frames / images are scaled down to this before detection
     max_image_pixels: int = 268_402_689      # larger images are refused (decompression bombs)
     tool_timeout_seconds: float = 3600.0     # ffmpeg decode runs (PCM stream, frame sampling)

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURE_DIR = REPO / "tests" / "fixtures" / "yolo"
 MODEL_YAML = FIXTURE_DIR / "shapes-model.yaml"
 WEIGHTS = FIXTURE_DIR / "shapes.pt"
+ONNX_WEIGHTS = FIXTURE_DIR / "shapes.onnx"
 CLASSES_YAML = FIXTURE_DIR / "shapes.yaml"
 
 #: Class ids are positions in this tuple (and in shapes.yaml's ``names``).
@@ -212,6 +213,20 @@ def evaluate(weights: Path, images: int, seed: int, imgsz: int) -> dict[str, flo
     return score(truths, found)
 
 
+def export_onnx(weights: Path, imgsz: int, workdir: Path) -> Path:
+    """An ONNX export next to the .pt (static input size ``imgsz``), run by onnxruntime at inference."""
+    _offline_ultralytics(workdir / "yolo-config")
+    from ultralytics import YOLO
+
+    staged = workdir / "export" / weights.name
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(weights, staged)
+    exported = Path(YOLO(str(staged), task="detect").export(format="onnx", imgsz=imgsz, simplify=False, dynamic=False))
+    target = weights.with_suffix(".onnx")
+    shutil.copyfile(exported, target)
+    return target
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30)
@@ -221,8 +236,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=WEIGHTS)
     parser.add_argument("--keep-workdir", action="store_true")
+    parser.add_argument("--export-onnx", action="store_true", help="also write shapes.onnx (needs the onnx package)")
+    parser.add_argument("--export-only", action="store_true", help="export the existing --output to ONNX and stop")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="damfleet-yolo-train-"))
+    if args.export_only:
+        print(json.dumps({"onnx": str(export_onnx(args.output, args.imgsz, workdir))}))
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0
     started = time.monotonic()
     try:
         best = train(args.epochs, args.train_images, args.val_images, args.imgsz, workdir, args.threads)
@@ -233,6 +254,8 @@ def main() -> int:
             f"nc: {len(CLASS_NAMES)}\nnames:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASS_NAMES))
         )
         metrics = evaluate(args.output, images=100, seed=12345, imgsz=args.imgsz)
+        if args.export_onnx:
+            export_onnx(args.output, args.imgsz, workdir)
         print(json.dumps({
             "weights": str(args.output), "size_bytes": args.output.stat().st_size,
             "train_seconds": round(time.monotonic() - started, 1), "epochs": args.epochs,

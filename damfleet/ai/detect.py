@@ -121,6 +121,7 @@ class DetectOptions:
     sampling: str = "interval"            # interval | scene
     interval_seconds: float = 2.0
     scene_threshold: float = 0.3
+    agnostic_nms: bool = True              # suppress a second class's box on the same object
     max_frame_side: int = 1920
     max_image_pixels: int = 268_402_689
     timeout_seconds: float = 3600.0
@@ -135,6 +136,7 @@ class DetectOptions:
             sampling=ai.yolo_sampling,
             interval_seconds=max(0.04, ai.yolo_frame_interval_seconds),
             scene_threshold=ai.yolo_scene_threshold,
+            agnostic_nms=ai.yolo_agnostic_nms,
             max_frame_side=max(64, ai.yolo_max_frame_side),
             max_image_pixels=ai.max_image_pixels,
             timeout_seconds=ai.tool_timeout_seconds,
@@ -246,7 +248,7 @@ def predict_frame(model: YoloModel, frame: np.ndarray, options: DetectOptions) -
     with model.lock:
         result = yolo.predict(
             frame, imgsz=options.image_size, conf=options.confidence, iou=options.iou,
-            device=model.device, verbose=False,
+            agnostic_nms=options.agnostic_nms, device=model.device, verbose=False,
         )[0]
     names = result.names
     boxes = []
