@@ -23,7 +23,7 @@ from activities.common import Heartbeater, StageContext, translate_errors
 from damfleet.delivery import Distributor, build_notification, delivery_item, plan_redelivery
 from damfleet.errors import BadInputError, TransientError
 from damfleet.policies import ActivityName
-from damfleet.v1 import pipeline_pb2, stages_pb2
+from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
 
 __all__ = ["DistributionActivities", "build_activities"]
 
@@ -136,7 +136,7 @@ class DistributionActivities:
         return plan
 
 
-def _metadata(metadata: Any) -> dict[str, str]:
+def _metadata(metadata: common_pb2.AssetMetadata) -> dict[str, str]:
     """Descriptive metadata as plain strings, for object metadata and multipart fields."""
     values = {"title": metadata.title, "collection": metadata.collection, "tenant": metadata.tenant}
     values.update({f"x-{k}": v for k, v in metadata.extra.items()})
