@@ -73,6 +73,26 @@ async def test_deliver_output_returns_a_receipt_and_heartbeats(tmp_path: Path) -
     await acts.aclose()
 
 
+async def test_deliver_output_to_an_s3_target(tmp_path: Path, s3_server: dict[str, str], s3_bucket: str) -> None:
+    import boto3
+
+    target = {"type": "s3", "bucket": s3_bucket, "prefix": "out", "endpoint_url": s3_server["endpoint"],
+              "access_key_id": s3_server["access_key"], "secret_access_key": s3_server["secret_key"]}
+    ctx = StageContext(_settings(tmp_path, {"cdn": target}))
+    acts = DistributionActivities(ctx)
+    output = await _stored_output(ctx, size=1_000_000)
+    receipt = await ActivityEnvironment().run(acts.deliver_output, _deliver_input(output, "cdn"))
+    await acts.aclose()
+    assert receipt.ok and receipt.target_type == "s3"
+    assert receipt.location == f"s3://{s3_bucket}/out/asset0001/proxy.mp4"
+    client = boto3.client("s3", endpoint_url=s3_server["endpoint"], aws_access_key_id=s3_server["access_key"],
+                          aws_secret_access_key=s3_server["secret_key"], region_name=s3_server["region"])
+    obj = client.get_object(Bucket=s3_bucket, Key="out/asset0001/proxy.mp4")
+    assert hashlib.sha256(obj["Body"].read()).hexdigest() == output.sha256
+    assert obj["Metadata"]["title"] == "Clip" and obj["Metadata"]["tenant"] == "acme"
+    assert s3_server["secret_key"] not in str(receipt)
+
+
 async def test_rejection_is_non_retryable_and_names_target(tmp_path: Path) -> None:
     async with DeliveryReceiver() as receiver:
         receiver.fail_next(403)
