@@ -404,7 +404,8 @@ class AssetPipeline:
 
     async def _cancelled(self, asset_id: str) -> None:
         stage = self._result.current_stage
-        if stage:
+        # Only a stage still running was cut short; a paused run sits between stages.
+        if stage and self._result.stages[stage].status == common_pb2.STAGE_STATUS_RUNNING:
             self._end(self._result.stages[stage], common_pb2.STAGE_STATUS_CANCELLED, reason="cancelled")
         self._set_state(common_pb2.CANCELLED)
         # The running activity has acknowledged cancellation (WAIT_CANCELLATION_COMPLETED);

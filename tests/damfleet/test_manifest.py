@@ -212,3 +212,25 @@ async def test_claim_content_links_same_content_in_the_same_collection_only(tmp_
     fourth = await catalog.claim_content(
         jobs_pb2.ClaimContentInput(asset=await asset("asset-fourth", "news"), workflow_id="wf-4"), storage=storage)
     assert not fourth.duplicate
+
+
+async def test_prepare_xlsx_manifest(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    storage = Storage.from_settings(settings)
+    book = openpyxl.Workbook()
+    book.active.append(["Source", "Title"])
+    book.active.append(["clips/a.mov", "A"])
+    book.active.append(["clips/a.mov", "again"])
+    path = tmp_path / "june.xlsx"
+    book.save(path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    prepared = await catalog.prepare_manifest(
+        jobs_pb2.PrepareBatchInput(batch_id="xlsx-1", manifest_uri=path.as_uri()),
+        storage=storage, settings=settings, scratch=scratch,
+    )
+    assert (prepared.total_rows, prepared.bad_row_count, prepared.page_count) == (1, 1, 1)
+    assert prepared.bad_rows[0].line == 3
+    page = await catalog.read_page(jobs_pb2.ManifestPageInput(pages_prefix=prepared.pages_prefix, page=0),
+                                   storage=storage)
+    assert page.rows[0].source_uri == (tmp_path / "clips" / "a.mov").as_uri() and page.rows[0].metadata.title == "A"

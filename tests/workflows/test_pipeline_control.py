@@ -86,6 +86,27 @@ async def test_cancel_during_transcode_kills_ffmpeg_and_discards_outputs(tempora
             await fleet.fleet.cancel(handle.workflow_id)
 
 
+async def test_cancel_while_paused_between_stages(temporal_env, tmp_path: Path, media_dir: Path) -> None:
+    client: Client = temporal_env.client
+    async with run_fleet(client, tmp_path, real_ingest=True,
+                         stand_ins_options={"hold_when": lambda uri: True}) as fleet:
+        handle = await fleet.fleet.submit(str(media_dir / "small.png"), collection="control", dedup=False)
+        await eventually(lambda: fleet.stand_ins.transcode_started)
+        await fleet.fleet.pause(handle.workflow_id)
+        fleet.stand_ins.gate.set()
+        paused = await eventually(lambda: _state_is(handle, common_pb2.PAUSED))
+        prefix = fleet.storage.keys(paused.asset_id).prefix
+
+        await fleet.fleet.cancel(handle.workflow_id)
+        result = await handle.wait()
+
+        assert result.state == common_pb2.CANCELLED
+        assert result.stages["transcode"].status == common_pb2.STAGE_STATUS_COMPLETED, "it had finished"
+        assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_PENDING
+        assert fleet.stand_ins.delivered == []
+        assert [info async for info in fleet.storage.list(prefix)] == [], "the asset's outputs were discarded"
+
+
 async def test_control_of_unknown_or_finished_runs_is_a_clear_error(temporal_env, tmp_path: Path,
                                                                     media_dir: Path) -> None:
     async with run_fleet(temporal_env.client, tmp_path) as fleet:
