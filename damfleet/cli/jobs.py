@@ -312,9 +312,14 @@ def retry_failed(batch_id: Annotated[str, typer.Argument(help="A finished batch'
             _emit(as_json, {"workflow_id": "", "retry_of": batch_id, "assets": 0},
                   lambda: console.print(f"batch {batch_id} has no failed assets"))
             return 0
-        total = len((await fleet.get_batch(batch_id).progress()).failed_assets)
-        _emit(as_json, {"workflow_id": handle.workflow_id, "retry_of": batch_id, "assets": total},
-              lambda: console.print(f"re-running {total} failed assets as batch [bold]{handle.workflow_id}[/]"))
+        original = await fleet.get_batch(batch_id).progress()
+        total, omitted = len(original.failed_assets), original.failed_assets_omitted
+        data = {"workflow_id": handle.workflow_id, "retry_of": batch_id, "assets": total}
+        if omitted:
+            data["not_listed"] = omitted
+        _emit(as_json, data, lambda: console.print(
+            f"re-running {total} failed assets as batch [bold]{handle.workflow_id}[/]"
+            + (f"; {omitted} more failures were only counted (see the batch's failed assets)" if omitted else "")))
         return 0
 
     _run(work)

@@ -173,12 +173,15 @@ async def test_temporal_cli_equivalents_from_the_docs(temporal_env, tmp_path: Pa
                    "metadata": {"title": "Harbour", "collection": "news"}}
         code, out, err = await _temporal(
             fleet, "workflow", "start", "--task-queue", fleet.pipeline_queue, "--type", "AssetPipeline",
-            "--workflow-id", workflow_id, "--input", json.dumps(request),
+            "--workflow-id", workflow_id, "--priority-key", "2", "--id-conflict-policy", "UseExisting",
+            "--input", json.dumps(request),
             "--input-meta", "encoding=json/protobuf", "--input-meta", "messageType=damfleet.v1.PipelineRequest",
         )
         assert code == 0, err
         result = await fleet.fleet.wait(workflow_id)
         assert result.state == common_pb2.COMPLETED and result.asset.metadata.title == "Harbour"
+        info = (await fleet.client.get_workflow_handle(workflow_id).describe()).raw_description
+        assert info.workflow_execution_info.priority.priority_key == 2
 
         code, out, err = await _temporal(fleet, "workflow", "query", "--workflow-id", workflow_id, "--name", "status",
                                          "-o", "json")
