@@ -323,13 +323,20 @@ class BatchIngest:
     # ---- helpers ------------------------------------------------------------------------
 
     async def _activity(self, name: str, arg: Any, result_type: type[Any], request: jobs_pb2.BatchRequest) -> Any:
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            priority=Priority(priority_key=request.priority or DEFAULT_BATCH_PRIORITY),
-            **policy_for(name).options(lane_of(workflow.info().task_queue)),  # type: ignore[arg-type]
-        )
+        try:
+            return await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                priority=Priority(priority_key=request.priority or DEFAULT_BATCH_PRIORITY),
+                **policy_for(name).options(lane_of(workflow.info().task_queue)),  # type: ignore[arg-type]
+            )
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                # The batch is being cancelled while reading its manifest: a cancellation,
+                # not an unusable source.
+                raise asyncio.CancelledError() from err
+            raise
 
     def _set_state(self, state: int) -> None:
         self._job_state = state
