@@ -16,7 +16,9 @@
    *same* compiled ffmpeg command directly. Best of ``--overhead-repeats`` each, interleaved.
    On a shared machine separate runs differ by load, so the activity's wall time is also
    divided by its own encode time from the same run (``transcode_overhead_in_run_ratio``:
-   download + probe + upload/sha256 + heartbeating, with the noise between runs removed).
+   download + probe + upload/sha256 + heartbeating, with the noise between runs removed),
+   and CPU seconds are compared too (``transcode_overhead_cpu_ratio``: everything the
+   activity burned, ffprobe and ffmpeg children included, over the direct ffmpeg's CPU).
 
 Ends with one JSON line: ratios first (speedup = Pillow time / libvips time; memory
 ratio = libvips peak RSS / Pillow peak RSS; overhead = activity wall / direct ffmpeg wall).
@@ -150,6 +152,15 @@ def bench_thumbnails(folder: Path, repeats: int) -> dict[str, float]:
     return {k: round(v, 4 if k.endswith("seconds") else 1) for k, v in figures.items()}
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its reaped children so far."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 async def bench_overhead(folder: Path, clip_seconds: float, repeats: int) -> dict[str, float]:
     from temporalio.testing import ActivityEnvironment
 
@@ -197,16 +208,20 @@ async def bench_overhead(folder: Path, clip_seconds: float, repeats: int) -> dic
     ctx = StageContext(settings=settings)
     acts = TranscodeActivities(ctx)
 
-    direct_runs, activity_runs, in_run_ratios = [], [], []
+    direct_runs, activity_runs, in_run_ratios, cpu_ratios = [], [], [], []
     for _ in range(repeats):
+        cpu_before = _cpu_seconds()
         started = time.perf_counter()
         subprocess.run(argv, check=True, timeout=1800)  # noqa: ASYNC221 - the bare baseline, deliberately blocking
         direct_runs.append(time.perf_counter() - started)
+        direct_cpu = _cpu_seconds() - cpu_before
 
         env = ActivityEnvironment()
+        cpu_before = _cpu_seconds()
         started = time.perf_counter()
         result = await env.run(acts.transcode_asset, request)
         activity_runs.append(time.perf_counter() - started)
+        cpu_ratios.append((_cpu_seconds() - cpu_before) / direct_cpu)
         assert result.outputs and result.outputs[0].role == "proxy"
         # The same run's own encode time: immune to load changing between separate runs.
         in_run_ratios.append(activity_runs[-1] / result.timings_seconds["proxy"])
@@ -221,6 +236,7 @@ async def bench_overhead(folder: Path, clip_seconds: float, repeats: int) -> dic
         "direct_ffmpeg_seconds": round(direct_s, 3),
         "activity_seconds": round(activity_s, 3),
         "in_run_ratio": round(min(in_run_ratios), 4),
+        "cpu_ratio": round(statistics.median(cpu_ratios), 4),
         "clip_seconds": clip_seconds,
     }
 
@@ -240,6 +256,7 @@ def main() -> None:
         "vips_vs_pillow_memory_ratio": round(thumbs["vips_peak_rss_mib"] / thumbs["pillow_peak_rss_mib"], 3),
         "transcode_overhead_ratio": round(overhead["activity_seconds"] / overhead["direct_ffmpeg_seconds"], 4),
         "transcode_overhead_in_run_ratio": overhead.pop("in_run_ratio"),
+        "transcode_overhead_cpu_ratio": overhead.pop("cpu_ratio"),
         "vips_vs_pillow_full_decode_speedup": round(thumbs["pillow_full_decode_seconds"] / thumbs["vips_seconds"], 3),
         "vips_vs_pillow_full_decode_memory_ratio": round(
             thumbs["vips_peak_rss_mib"] / thumbs["pillow_full_decode_peak_rss_mib"], 3

@@ -214,7 +214,7 @@ class Transcoder:
         for rung, width, height in ladder:
             name = f"{rung.height}p"
             rung_dir = out / name
-            share = (100.0 * done_pixels / total_pixels, 99.0 * (done_pixels + width * height) / total_pixels)
+            share = (99.0 * done_pixels / total_pixels, 99.0 * (done_pixels + width * height) / total_pixels)
             job = av.hls_rung_job(
                 source, spec, rung, width, height, self.encoder, rung_dir, name, threads=self.settings.ffmpeg_threads
             )

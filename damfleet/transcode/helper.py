@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from damfleet import errors as core_errors
-from damfleet.errors import ConfigurationError, CorruptMediaError, DamfleetError
+from damfleet.errors import ConfigurationError, DamfleetError
 from damfleet.media.tools import run_tool
 from damfleet.transcode import errors as transcode_errors
 from damfleet.transcode.errors import ToolCrashedError
@@ -61,8 +61,9 @@ async def run_helper(request: dict[str, Any], *, timeout_seconds: float, memory_
             f"{' (memory limit?)' if memory_bytes else ''}: {result.stderr_tail}"
         )
     if not isinstance(reply, dict):
-        raise CorruptMediaError(
-            f"libvips helper ({request.get('op')}) failed with exit {result.returncode}: "
+        # No verdict at all: the helper itself broke (import error, crash), not the media.
+        raise ToolCrashedError(
+            f"libvips helper ({request.get('op')}) failed with exit {result.returncode} and no reply: "
             f"{result.stderr_tail or 'no output'}"
         )
     if reply.get("ok"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from damfleet.media.tools import find_tool, run_tool
 
@@ -115,6 +116,8 @@ async def _probe(wanted: str, vaapi_device: str, preset: str) -> EncoderChoice:
     listing = await run_tool([ffmpeg, "-hide_banner", "-encoders"], timeout_seconds=30)
     if codec not in listing.stdout.decode("utf-8", "replace"):
         return software_encoder(preset, f"this ffmpeg build has no {codec} encoder")
+    if wanted == "vaapi" and not Path(vaapi_device).exists():
+        return software_encoder(preset, f"VAAPI device {vaapi_device} does not exist (DAMFLEET_TRANSCODE_VAAPI_DEVICE)")
     choice = _hardware_choice(wanted, vaapi_device, preset)
     filters = ",".join(
         [
@@ -142,6 +145,7 @@ async def _probe(wanted: str, vaapi_device: str, preset: str) -> EncoderChoice:
     ]
     result = await run_tool(test, timeout_seconds=30)
     if result.returncode != 0:
-        detail = result.stderr_tail.splitlines()[-1:] or ["encoder failed"]
-        return software_encoder(preset, f"{codec} test encode failed: {detail[0][:300]}")
+        # The first lines carry the cause ("Cannot load libcuda.so.1"); the last is ffmpeg's generic summary.
+        lines = [line.strip() for line in result.stderr_tail.splitlines() if line.strip()] or ["encoder failed"]
+        return software_encoder(preset, f"{codec} test encode failed: {' / '.join(lines[:2])[:300]}")
     return choice

@@ -208,7 +208,7 @@ async def transcode_asset(
             timeout_seconds=min(settings.transcode.tool_timeout_seconds, 600.0),
             max_image_pixels=settings.transcode.max_image_pixels,
         )
-        if kind in ("video", "audio") and source.kind == "image" or kind == "image" and source.kind != "image":
+        if (kind == "image") != (source.kind == "image"):
             raise UnsupportedMediaError(f"asset was ingested as {kind}, but the stored original is {source.kind}")
         if _needs_encoder(todo):
             encoder = await select_encoder(

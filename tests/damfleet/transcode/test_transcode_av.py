@@ -121,7 +121,7 @@ async def test_hls_ladder_capped_at_source_height(settings: Settings, tmp_path: 
     bandwidths = [int(b) for b in re.findall(r"[^-]BANDWIDTH=(\d+)", master)]
     assert bandwidths == sorted(bandwidths) and bandwidths[0] > 0
     assert 'CODECS="avc1.64' in master and "mp4a.40.2" in master
-    for playlist in re.findall(r"^(\d+p\.m3u8)$", master, flags=re.M):
+    for playlist in re.findall(r"^(\d+p\.m3u8)$", master, flags=re.MULTILINE):
         text = (master_path.parent / playlist).read_text()
         assert "#EXT-X-ENDLIST" in text and "#EXT-X-PLAYLIST-TYPE:VOD" in text
         assert text.count("#EXTINF:6.0") == 1 and text.count("#EXT-X-BYTERANGE:") == 2  # 8 s = 6 s + 2 s
@@ -187,6 +187,28 @@ async def test_resume_reuses_finished_renditions(settings: Settings, tmp_path: P
     stale = dict(seen[-1], sha256="0" * 64)
     again = await tm.run_stage(settings, source, "video", ["poster"], resume=stale)
     assert list(again.resumed_renditions) == []
+
+
+async def test_hwaccel_setting_falls_back_and_reports_why(tmp_path: Path) -> None:
+    from damfleet.transcode.hwaccel import reset_encoder_cache
+    from tests.conftest import make_settings
+
+    reset_encoder_cache()
+    settings = make_settings(tmp_path, DAMFLEET_TRANSCODE_HWACCEL="nvenc")
+    source = tm.video(tmp_path / "gpu.mp4", 1.0, size="320x240")
+    result = await tm.run_stage(settings, source, "video", ["proxy"])
+    try:
+        import shutil
+
+        has_gpu = shutil.which("nvidia-smi") is not None
+    finally:
+        reset_encoder_cache()
+    if has_gpu and result.hw_accel == "nvenc":
+        assert not result.hw_accel_fallback_reason
+    else:
+        assert result.hw_accel == "software"
+        assert "h264_nvenc" in result.hw_accel_fallback_reason
+    assert _video_stream(tm.ffprobe(tm.local(result.outputs[0].uri)))["codec_name"] == "h264"
 
 
 @pytest.mark.slow
