@@ -281,6 +281,22 @@ class FleetClient:
         await self._describe(workflow_id)
         return await self.get(workflow_id).wait()
 
+    async def redeliver(
+        self, workflow_id: str, *, targets: Sequence[str] = (), task_queue: str | None = None
+    ) -> pipeline_pb2.RedeliverResult:
+        """Retry the failed deliveries of a finished run, without re-running earlier stages.
+
+        Uses the original idempotency keys, so a delivery that did land is not stored twice.
+        Returns when the retries end (deliveries keep the distribution policy's long backoff).
+        """
+        await self._describe(workflow_id)
+        request = pipeline_pb2.RedeliverRequest(workflow_id=workflow_id, targets=list(targets))
+        handle, _ = await self._start(
+            WorkflowName.REDELIVER_ASSET, request, f"{workflow_id}-redeliver-{uuid.uuid4().hex[:8]}", task_queue,
+            pipeline_pb2.RedeliverResult, 0,
+        )
+        return await handle.result()
+
     # ---- control (pipelines and batches alike) ----------------------------------------
 
     async def pause(self, workflow_id: str) -> str:

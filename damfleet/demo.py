@@ -100,7 +100,9 @@ async def run_assets(
 ) -> list[dict[str, Any]]:
     """Submit every source, report progress while they run, return their summaries."""
     handles = [
-        (str(src), await fleet.submit(str(src), profile=profile, title=Path(str(src)).stem, task_queue=task_queue))
+        # dedup off: the demo regenerates identical samples and should process them every time.
+        (str(src), await fleet.submit(str(src), profile=profile, title=Path(str(src)).stem, task_queue=task_queue,
+                                      dedup=False))
         for src in sources
     ]
     finals = {h.workflow_id: asyncio.create_task(_final_result(h)) for _, h in handles}

@@ -78,6 +78,11 @@ class DevServer:
             "--db-filename", str(state / "temporal.db"),
             "--namespace", self.settings.temporal.namespace,
             "--log-level", "warn",
+            # Task priority (PipelineRequest.priority) needs server 1.32's new matcher; one
+            # partition per queue makes the order exact on a single machine.
+            "--dynamic-config-value", "matching.useNewMatcher=true",
+            "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+            "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
             *search_attributes.cli_flags(),
         ]
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime

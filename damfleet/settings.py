@@ -83,6 +83,7 @@ class WorkerSettings:
     scratch_dir: str = ""                # local scratch for tool runs; defaults under the state dir
     identity: str = ""
     queue_suffix: str = ""               # lane suffix appended to every queue name (see policies.lane_of)
+    heartbeat_throttle_seconds: float = 2.0   # max delay before a heartbeat reaches the server (cancel latency)
 
 
 @dataclass(frozen=True)

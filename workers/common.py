@@ -134,6 +134,10 @@ async def run_worker(
         "task_queue": task_queue,
         "graceful_shutdown_timeout": timedelta(seconds=settings.worker.graceful_shutdown_seconds),
         "identity": identity,
+        # Cancellation reaches an activity only with a heartbeat's response; the SDK would
+        # otherwise throttle heartbeats to 80% of the heartbeat timeout (48 s for transcode).
+        "max_heartbeat_throttle_interval": timedelta(seconds=settings.worker.heartbeat_throttle_seconds),
+        "default_heartbeat_throttle_interval": timedelta(seconds=settings.worker.heartbeat_throttle_seconds),
     }
     if workflows:
         kwargs["workflows"] = list(workflows)

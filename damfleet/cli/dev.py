@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 
 from damfleet.cli import app
+from damfleet.client import DamfleetClientError
 from damfleet.errors import DamfleetError
 from damfleet.settings import Settings, get_settings
 
@@ -139,7 +140,7 @@ def demo(
     try:
         code = asyncio.run(_demo(get_settings(), as_json=as_json, attach=attach, profile=profile,
                                  keep_running=keep_running))
-    except DamfleetError as exc:
+    except (DamfleetError, DamfleetClientError) as exc:
         console.print(f"[red]demo failed:[/] {exc}")
         code = 2
     except KeyboardInterrupt:
@@ -170,7 +171,7 @@ def dev() -> None:
 
     try:
         code = asyncio.run(run())
-    except DamfleetError as exc:
+    except (DamfleetError, DamfleetClientError) as exc:
         console.print(f"[red]{exc}[/]")
         code = 2
     _exit(code)
@@ -218,10 +219,44 @@ def submit(
 
     try:
         code = asyncio.run(run())
-    except DamfleetError as exc:
+    except (DamfleetError, DamfleetClientError) as exc:
         console.print(f"[red]{exc}[/]")
         code = 2
     except RuntimeError as exc:  # connection failures from the SDK
         console.print(f"[red]cannot reach Temporal: {exc}[/]")
+        code = 2
+    _exit(code)
+
+
+@app.command()
+def redeliver(
+    workflow_id: Annotated[str, typer.Argument(help="An AssetPipeline run that ended COMPLETED_WITH_ERRORS.")],
+    target: Annotated[list[str] | None, typer.Option(help="Only these targets (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Retry a finished run's failed deliveries (earlier stages are not re-run)."""
+
+    async def run() -> int:
+        from google.protobuf.json_format import MessageToDict
+
+        from damfleet.client import FleetClient
+        from damfleet.v1 import common_pb2
+
+        client = await FleetClient.connect()
+        result = await client.redeliver(workflow_id, targets=target or [])
+        if as_json:
+            print(json.dumps(MessageToDict(result, preserving_proto_field_name=True)))
+        else:
+            state = common_pb2.JobState.Name(result.state)
+            console.print(f"{workflow_id}: {state} {result.reason}".rstrip())
+            for receipt in result.receipts:
+                mark = "[green]ok[/]" if receipt.ok else f"[red]failed[/] {receipt.error}"
+                console.print(f"  {receipt.target} {receipt.role}: {mark} {receipt.location}")
+        return 0 if result.state == common_pb2.COMPLETED else 1
+
+    try:
+        code = asyncio.run(run())
+    except (DamfleetError, DamfleetClientError) as exc:
+        console.print(f"[red]{exc}[/]")
         code = 2
     _exit(code)
