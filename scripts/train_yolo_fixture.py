@@ -1,12 +1,17 @@
 """Train the small YOLO shapes detector committed as tests/fixtures/yolo/shapes.pt.
 
-    python scripts/train_yolo_fixture.py                 # generate data, train, evaluate, write the fixture
-    python scripts/train_yolo_fixture.py --epochs 40 --train-images 600
+    python scripts/train_yolo_fixture.py --export-onnx   # generate, train, evaluate, write shapes.pt + .onnx
+    python scripts/train_yolo_fixture.py --export-only   # re-export the committed shapes.pt to ONNX
+
+The committed weights were made with the defaults (40 epochs, 400 training images, seed 0)
+and scored precision 0.995 / recall 1.000 on 100 new scenes (seed 12345, IoU >= 0.5).
 
 No package ships COCO weights and nothing may be downloaded, so the detection tests use a
 detector trained here from a model YAML (tests/fixtures/yolo/shapes-model.yaml, a scaled-
 down yolov8n graph) on generated images: circles, squares and triangles of random colours
-and sizes on noisy backgrounds. It trains on 2 CPU cores in a few minutes. The tests
+and sizes on noisy backgrounds. 40 epochs on 400 images at 320 px take about 12 minutes on 2
+idle CPU cores (26 minutes when the committed weights were made, on a shared 2-core machine);
+validation precision/recall passed 0.95 after about 20 epochs. The tests
 generate *new* scenes with a different seed and check that the AI stage finds the right
 classes at the right places; an untrained model would score zero there.
 
@@ -229,8 +234,8 @@ def export_onnx(weights: Path, imgsz: int, workdir: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--train-images", type=int, default=480)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--train-images", type=int, default=400)
     parser.add_argument("--val-images", type=int, default=80)
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--threads", type=int, default=2)
