@@ -11,7 +11,8 @@ precisely what went wrong::
     UnsafeMediaError
     └── ImageTooLargeError      pixel count over the decompression-bomb limit
     ConfigurationError
-    └── ScratchTooSmallError    the scratch disk is smaller than this source needs, even when empty
+    ├── ScratchTooSmallError    the scratch disk is smaller than this source needs, even when empty
+    └── ToolResourceLimitError  a tool cannot run within DAMFLEET_TRANSCODE_TOOL_MEMORY_BYTES
     TransientError
     ├── ScratchSpaceError       not enough free scratch disk for this source (another worker may have it)
     └── ToolCrashedError        a tool died from a signal (OOM kill, memory limit)
@@ -33,6 +34,7 @@ __all__ = [
     "ScratchSpaceError",
     "ScratchTooSmallError",
     "ToolCrashedError",
+    "ToolResourceLimitError",
     "TruncatedMediaError",
 ]
 
@@ -63,3 +65,32 @@ class ToolCrashedError(TransientError):
 
 class ScratchTooSmallError(ConfigurationError):
     """The scratch disk could never hold this source: more retries on this worker cannot help."""
+
+
+class ToolResourceLimitError(ConfigurationError):
+    """A tool could not start or finish within the configured memory limit.
+
+    The address-space limit is deterministic, so retrying with the same setting cannot
+    help; the message names the setting to raise.
+    """
+
+
+def memory_limit_hint(memory_bytes: int) -> str:
+    return f"DAMFLEET_TRANSCODE_TOOL_MEMORY_BYTES={memory_bytes} ({memory_bytes / 2**20:.0f} MiB) is too low for it"
+
+
+#: stderr fragments that mean "out of memory / address space", not "bad media".
+MEMORY_MARKERS: tuple[str, ...] = (
+    "cannot allocate memory",
+    "out of memory",
+    "failed to map segment",
+    "error while loading shared libraries",
+    "error creating thread",
+    "resource temporarily unavailable",
+    "memoryerror",
+)
+
+
+def looks_like_memory_exhaustion(text: str) -> bool:
+    lowered = text.lower()
+    return any(marker in lowered for marker in MEMORY_MARKERS)

@@ -1,4 +1,4 @@
-"""libvips work in a child process: ``python -m damfleet.transcode.helper '<json request>'``.
+"""libvips work in a child process (:mod:`damfleet.transcode.vips_child`), run and read back here.
 
 libvips runs in-process as a C library, so a thread running it can be neither killed on
 cancellation nor bounded in memory without taking the whole worker down with it. Each
@@ -17,25 +17,27 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, fields
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 from damfleet import errors as core_errors
-from damfleet.errors import ConfigurationError, DamfleetError
+from damfleet.errors import DamfleetError
 from damfleet.media.tools import run_tool
 from damfleet.transcode import errors as transcode_errors
-from damfleet.transcode.errors import ToolCrashedError
+from damfleet.transcode.errors import (
+    ToolCrashedError,
+    ToolResourceLimitError,
+    looks_like_memory_exhaustion,
+    memory_limit_hint,
+)
 from damfleet.transcode.renditions import ImageSpec, WaveformSpec
 
-__all__ = ["helper_command", "main", "run_helper"]
-
-_EXIT_FAILED = 3
+__all__ = ["helper_command", "run_helper", "spec_to_dict"]
 
 
 def helper_command(request: dict[str, Any]) -> list[str]:
     """The argument list that runs one helper request."""
-    return [sys.executable, "-m", "damfleet.transcode.helper", json.dumps(request)]
+    return [sys.executable, "-m", "damfleet.transcode.vips_child", json.dumps(request)]
 
 
 async def run_helper(request: dict[str, Any], *, timeout_seconds: float, memory_bytes: int = 0) -> dict[str, Any]:
@@ -46,7 +48,6 @@ async def run_helper(request: dict[str, Any], *, timeout_seconds: float, memory_
     """
     env = dict(os.environ)
     env["VIPS_BLOCK_UNTRUSTED"] = "1"
-    env.setdefault("VIPS_CONCURRENCY", "0")
     result = await run_tool(
         helper_command(request), timeout_seconds=timeout_seconds, memory_bytes=memory_bytes, env=env
     )
@@ -60,6 +61,11 @@ async def run_helper(request: dict[str, Any], *, timeout_seconds: float, memory_
             f"libvips helper ({request.get('op')}) was killed by signal {-result.returncode}"
             f"{' (memory limit?)' if memory_bytes else ''}: {result.stderr_tail}"
         )
+    if not isinstance(reply, dict) and memory_bytes and looks_like_memory_exhaustion(result.stderr_tail):
+        raise ToolResourceLimitError(
+            f"libvips helper ({request.get('op')}) could not run: {memory_limit_hint(memory_bytes)}: "
+            f"{result.stderr_tail[-300:]}"
+        )
     if not isinstance(reply, dict):
         # No verdict at all: the helper itself broke (import error, crash), not the media.
         raise ToolCrashedError(
@@ -68,7 +74,10 @@ async def run_helper(request: dict[str, Any], *, timeout_seconds: float, memory_
         )
     if reply.get("ok"):
         return dict(reply["result"])
-    raise _error_class(str(reply.get("error_class", "")))(str(reply.get("message", "helper failed")))
+    message = str(reply.get("message", "helper failed"))
+    if memory_bytes and looks_like_memory_exhaustion(message):
+        raise ToolResourceLimitError(f"libvips ({request.get('op')}): {memory_limit_hint(memory_bytes)}: {message}")
+    raise _error_class(str(reply.get("error_class", "")))(message)
 
 
 def _error_class(name: str) -> type[DamfleetError]:
@@ -80,51 +89,6 @@ def _error_class(name: str) -> type[DamfleetError]:
     return ToolCrashedError
 
 
-def _spec(cls: type, data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
-    return cls(**clean)
-
-
 def spec_to_dict(spec: ImageSpec | WaveformSpec) -> dict[str, Any]:
     """A spec as JSON-able data for a helper request."""
     return asdict(spec)
-
-
-def _handle(request: dict[str, Any]) -> dict[str, Any]:
-    op = request.get("op")
-    if op == "image":
-        from damfleet.transcode.images import render_image
-
-        spec = _spec(ImageSpec, request["spec"])
-        return render_image(
-            Path(request["source"]), Path(request["dest"]), spec, max_pixels=int(request["max_pixels"])
-        ).to_dict()
-    if op == "waveform":
-        from damfleet.transcode.waveform import render_waveform
-
-        spec = _spec(WaveformSpec, request["spec"])
-        return render_waveform(
-            Path(request["pcm"]), Path(request["json_dest"]), Path(request["png_dest"]), spec
-        ).to_dict()
-    raise ConfigurationError(f"unknown helper op {op!r}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        reply = {"ok": True, "result": _handle(json.loads(args[0]))}
-        code = 0
-    except DamfleetError as exc:
-        reply = {"ok": False, "error_class": type(exc).__name__, "message": str(exc)}
-        code = _EXIT_FAILED
-    except MemoryError:
-        reply = {"ok": False, "error_class": "ToolCrashedError", "message": "out of memory (memory limit reached)"}
-        code = _EXIT_FAILED
-    sys.stdout.write(json.dumps(reply) + "\n")
-    sys.stdout.flush()
-    return code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -23,7 +23,7 @@ from typing import Any
 
 from damfleet.errors import CorruptMediaError, UnsupportedMediaError
 from damfleet.media.probe import configure_vips
-from damfleet.transcode.errors import ImageTooLargeError
+from damfleet.transcode.errors import ImageTooLargeError, ToolCrashedError, looks_like_memory_exhaustion
 from damfleet.transcode.renditions import ImageSpec
 
 __all__ = ["IMAGE_MIME", "ImageHeader", "ImageResult", "read_header", "render_image", "target_box"]
@@ -123,6 +123,8 @@ def render_image(source: Path, dest: Path, spec: ImageSpec, *, max_pixels: int) 
         partial = dest.with_name(f".{dest.name}.partial{dest.suffix}")
         _save(image, partial, spec)
     except pyvips.Error as exc:
+        if looks_like_memory_exhaustion(str(exc)):
+            raise ToolCrashedError(f"libvips ran out of memory: {_first_line(exc)}") from exc
         raise CorruptMediaError(f"libvips could not decode the image: {_first_line(exc)}") from exc
     partial.replace(dest)
     _, mime = IMAGE_MIME[spec.format]

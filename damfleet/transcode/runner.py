@@ -26,9 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from damfleet.errors import CorruptMediaError, ToolStalledError, UnsafeMediaError
+from damfleet.errors import ConfigurationError, CorruptMediaError, ToolStalledError, UnsafeMediaError
 from damfleet.media.tools import ToolTimeoutError, find_tool
-from damfleet.transcode.errors import ScratchSpaceError, ToolCrashedError
+from damfleet.transcode.errors import (
+    ScratchSpaceError,
+    ToolCrashedError,
+    ToolResourceLimitError,
+    looks_like_memory_exhaustion,
+    memory_limit_hint,
+)
 
 __all__ = [
     "FfmpegJob",
@@ -166,10 +172,16 @@ def _apply(progress: FfmpegProgress, block: dict[str, str], duration: float) -> 
     return advanced
 
 
-def classify_failure(label: str, returncode: int, stderr_tail: str) -> Exception:
+def classify_failure(label: str, returncode: int, stderr_tail: str, *, memory_bytes: int = 0) -> Exception:
     """The damfleet error for a failed ffmpeg run, decided by how it failed."""
     text = stderr_tail.strip() or "no error output"
     lowered = text.lower()
+    if memory_bytes and looks_like_memory_exhaustion(text):
+        return ToolResourceLimitError(
+            f"ffmpeg ({label}) ran out of memory: {memory_limit_hint(memory_bytes)}: {text[-300:]}"
+        )
+    if returncode == 127 or "error while loading shared libraries" in lowered:
+        return ConfigurationError(f"ffmpeg cannot start on this worker: {text[-300:]}")
     if returncode < 0:
         return ToolCrashedError(f"ffmpeg ({label}) was killed by signal {-returncode}: {text[-300:]}")
     if "not on whitelist" in lowered or "protocol not found" in lowered or "unsafe file name" in lowered:
@@ -272,7 +284,7 @@ async def run_ffmpeg(
     returncode = proc.returncode if proc.returncode is not None else -1
     if returncode != 0:
         remove_outputs(job.outputs)
-        raise classify_failure(job.label, returncode, "\n".join(stderr_lines))
+        raise classify_failure(job.label, returncode, "\n".join(stderr_lines), memory_bytes=memory_bytes)
     return FfmpegResult(
         job.label, progress.out_time_seconds, progress.frame, progress.total_size, time.monotonic() - started
     )

@@ -211,6 +211,24 @@ async def test_hwaccel_setting_falls_back_and_reports_why(tmp_path: Path) -> Non
     assert _video_stream(tm.ffprobe(tm.local(result.outputs[0].uri)))["codec_name"] == "h264"
 
 
+async def test_memory_limit_applies_to_every_tool_run(tmp_path: Path) -> None:
+    """An address-space limit too small for the tools fails clearly, permanently, naming the setting."""
+    from damfleet.transcode.errors import ToolResourceLimitError
+    from tests.conftest import make_settings
+
+    clip = tm.video(tmp_path / "clip.mp4", 1.0, size="320x240")
+    photo = tm.still(tmp_path / "photo.jpg", 800, 600)
+    tight = make_settings(tmp_path / "tight", DAMFLEET_TRANSCODE_TOOL_MEMORY_BYTES=str(64 * 2**20))
+    for path, kind, renditions in ((clip, "video", ["proxy"]), (photo, "image", ["thumbnail"])):
+        with pytest.raises(ToolResourceLimitError, match="DAMFLEET_TRANSCODE_TOOL_MEMORY_BYTES=67108864") as caught:
+            await tm.run_stage(tight, path, kind, renditions)
+        assert not caught.value.retryable
+        assert tm.stored_files(tight) == []
+    roomy = make_settings(tmp_path / "roomy", DAMFLEET_TRANSCODE_TOOL_MEMORY_BYTES=str(2 * 2**30))
+    assert [o.role for o in (await tm.run_stage(roomy, clip, "video", ["proxy"])).outputs] == ["proxy"]
+    assert [o.role for o in (await tm.run_stage(roomy, photo, "image", ["thumbnail"])).outputs] == ["thumbnail"]
+
+
 @pytest.mark.slow
 async def test_full_hd_ladder_includes_1080p(settings: Settings, tmp_path: Path) -> None:
     source = tm.video(tmp_path / "fhd.mp4", 4.0, size="1920x1080")
