@@ -169,7 +169,7 @@ class TranscribeOptions:
             beam_size=max(1, ai.whisper_beam_size),
             vad=ai.whisper_vad,
             word_timestamps=ai.whisper_word_timestamps,
-            chunk_seconds=max(30.0, ai.whisper_chunk_seconds),
+            chunk_seconds=max(5.0, ai.whisper_chunk_seconds),
             timeout_seconds=ai.tool_timeout_seconds,
         )
 

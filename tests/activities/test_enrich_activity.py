@@ -150,11 +150,14 @@ async def test_heartbeats_report_transcribed_seconds_and_retries_overwrite(tmp_p
     beats: list[object] = []
     request = stages_pb2.EnrichInput(asset=asset, transcribe=True)
     result = await _activity_env(beats).run(acts.enrich_asset, request)
-    progress = [b["transcribed_seconds"] for b in beats if isinstance(b, dict) and "transcribed_seconds" in b]
+    details = [b for b in beats if isinstance(b, dict) and "transcribed_seconds" in b]
+    progress = [b["transcribed_seconds"] for b in details]
     print(f"\nheartbeat progress (s): {progress}")
-    # Beats are sampled every 0.5 s while whisper runs in a thread: real, growing progress mid-way.
+    # Beats sample the latest progress every 0.5 s while whisper runs in a thread, so which values
+    # they catch depends on the machine's speed; that every report is mid-way and growing is
+    # checked deterministically in tests/damfleet/ai/test_enrich_stage.py.
+    assert details and all(b["phase"] == "transcribe" and b["total_seconds"] == pytest.approx(34.3) for b in details)
     assert progress == sorted(progress)
-    assert any(0 < p < 34.3 for p in progress), "a heartbeat in the middle of the transcription"
     assert result.transcript.duration_seconds == pytest.approx(34.3, abs=0.5)
     again = await ActivityEnvironment().run(acts.enrich_asset, request)
     assert [o.uri for o in again.outputs] == [o.uri for o in result.outputs], "deterministic keys"
