@@ -68,7 +68,7 @@ async def test_remote_transcription_streams_progress_and_the_transcript(service)
 async def test_remote_detection_and_health(service, tmp_path: Path) -> None:
     import numpy as np
 
-    from tests.damfleet.ai.test_detect import shapes_script
+    from tests.damfleet.ai.test_yolo_detect import shapes_script
 
     client, storage = service
     image, truth = shapes_script().draw_scene(np.random.default_rng(31337))
