@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
+import os
+import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 from temporalio import workflow
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
@@ -223,3 +227,103 @@ async def test_heartbeats_carry_progress_and_a_retry_resumes(tmp_path: Path) -> 
     assert set(second.timings_seconds) == {"storyboard"}
     assert [o.uri for o in second.outputs] == [o.uri for o in first.outputs]
     await ctx.storage.aclose()
+
+
+async def _recorded_done(handle: WorkflowHandle) -> list[str]:
+    """Rendition names the server's last recorded heartbeat of the pending transcode lists as done."""
+    description = await handle.describe()
+    for pending in description.raw_description.pending_activities:
+        for payload in pending.heartbeat_details.payloads:
+            details = json.loads(payload.data)
+            if isinstance(details, dict):
+                return [d["name"] for d in details.get("done", [])]
+    return []
+
+
+_ACTIVITY_WORKER = """
+import asyncio, sys
+from temporalio.client import Client
+from temporalio.worker import Worker
+from activities.common import StageContext
+from activities.transcode import build_activities
+from damfleet.settings import load_settings
+
+async def main():
+    client = await Client.connect(sys.argv[1], namespace=sys.argv[2])
+    ctx = StageContext(settings=load_settings())
+    async with Worker(client, task_queue=sys.argv[3], activities=build_activities(ctx)):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_worker_killed_outright_is_retried_elsewhere_and_resumes(temporal_env, tmp_path: Path) -> None:
+    """SIGKILL the worker process mid-proxy: the heartbeat timeout hands the task to another
+    worker, which resumes after the poster recorded in the last heartbeat."""
+    client: Client = temporal_env.client  # type: ignore[attr-defined]
+    queue = f"q-transcode-{uuid.uuid4().hex[:8]}"
+    root_env = {
+        "DAMFLEET_STATE_DIR": str(tmp_path / "state"),
+        "DAMFLEET_STORAGE_ROOT": (tmp_path / "storage").as_uri(),
+        "DAMFLEET_WORKER_METRICS_PORT": "0",
+    }
+    doomed_scratch = tmp_path / "scratch-doomed"
+    doomed = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-c", _ACTIVITY_WORKER, client.service_client.config.target_host, client.namespace, queue],
+        env={
+            **os.environ,
+            **root_env,
+            "DAMFLEET_WORKER_SCRATCH_DIR": str(doomed_scratch),
+            "DAMFLEET_TRANSCODE_X264_PRESET": "veryslow",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert doomed.stdout is not None
+        assert (await asyncio.wait_for(doomed.stdout.readline(), 120)).strip() == b"ready"
+        source = tmp_path / "clip.mp4"
+        _ffmpeg(
+            "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=12",
+            "-c:v", "libx264", "-preset", "ultrafast", str(source),
+        )  # fmt: skip
+        request = stages_pb2.TranscodeInput(
+            asset=_asset(source, common_pb2.MEDIA_KIND_VIDEO, "asset-killed"), renditions=["poster", "proxy"]
+        )
+        survivor_settings = make_settings(tmp_path, DAMFLEET_WORKER_SCRATCH_DIR=str(tmp_path / "scratch-survivor"))
+        async with Worker(
+            client, task_queue=queue, workflows=[TranscodeOnly], workflow_runner=UnsandboxedWorkflowRunner()
+        ):
+            handle = await client.start_workflow(
+                TranscodeOnly.run, request, id=f"killed-{uuid.uuid4().hex[:8]}", task_queue=queue
+            )
+            for _ in range(600):  # until the server holds a heartbeat listing the poster as done
+                if await _recorded_done(handle) == ["poster"] and _ffmpeg_under(doomed_scratch):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                pytest.fail("the doomed worker never heartbeated a finished poster while encoding the proxy")
+            os.killpg(doomed.pid, signal.SIGKILL)  # the worker process, as a crashed pod
+            for orphan in _ffmpeg_under(doomed_scratch):  # in a pod its ffmpeg would die with it
+                orphan.kill()
+            await asyncio.wait_for(doomed.wait(), 10)
+
+            ctx = StageContext(settings=survivor_settings)
+            async with Worker(client, task_queue=queue, activities=build_activities(ctx)):
+                result = await handle.result()
+            await ctx.storage.aclose()
+        assert list(result.renditions) == ["poster", "proxy"]
+        assert list(result.resumed_renditions) == ["poster"]
+        assert set(result.timings_seconds) == {"proxy"}
+        history = [e async for e in handle.fetch_history_events()]
+        started = [e for e in history if e.HasField("activity_task_started_event_attributes")]
+        assert started[-1].activity_task_started_event_attributes.attempt == 2
+        assert [p for p in (tmp_path / "scratch-survivor").rglob("*")] == []
+    finally:
+        if doomed.returncode is None:
+            os.killpg(doomed.pid, signal.SIGKILL)
+            await asyncio.wait_for(doomed.wait(), 10)
+        for orphan in _ffmpeg_under(doomed_scratch):
+            orphan.kill()
