@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -99,7 +100,8 @@ async def test_service_errors_keep_their_class(service, tmp_path: Path) -> None:
 
 
 async def test_unreachable_service_is_transient(service_settings: Settings) -> None:
-    client = RemoteInference(f"127.0.0.1:{free_port()}", service_settings.ai)
+    ai = dataclasses.replace(service_settings.ai, inference_connect_seconds=1.0)
+    client = RemoteInference(f"127.0.0.1:{free_port()}", ai)
     with pytest.raises(TransientError, match="unreachable"):
         await client.transcribe(MediaSource(uri="file:///nothing.wav", kind="audio"))
     with pytest.raises(TransientError):
