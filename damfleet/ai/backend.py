@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from damfleet.ai.detect import DetectOptions, detect_file, yolo_model
 from damfleet.ai.models import ModelRegistry, get_registry
@@ -27,6 +29,10 @@ from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2
 
 __all__ = ["InferenceBackend", "LocalInference", "MediaSource", "ProgressFn"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Called with seconds of audio transcribed so far.
 ProgressFn = Callable[[float], None]
@@ -40,6 +46,25 @@ class MediaSource:
     kind: str                      # "audio" | "video" | "image"
     path: Path | None = None
     duration_seconds: float = 0.0  # from the asset record, for progress reports
+
+
+async def _cancellable(work: Awaitable[T], cancel: threading.Event) -> T:
+    """Await blocking work running in a thread; on cancellation, stop it and wait until it has.
+
+    A thread cannot be killed, so cancelling only sets ``cancel``, which the model loop checks
+    between segments, chunks or frames. Waiting for the thread to notice keeps the caller's
+    scratch folder (the media file) in place until the thread no longer reads it, and means a
+    cancelled activity has released the model when it ends.
+    """
+    job = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        cancel.set()
+        await asyncio.wait({job})
+        if not job.cancelled() and job.exception() is not None:
+            log.debug("cancelled model run ended with %r", job.exception())
+        raise
 
 
 class InferenceBackend(abc.ABC):
@@ -87,23 +112,28 @@ class LocalInference(InferenceBackend):
             path, self.whisper(), TranscribeOptions.from_settings(self.ai), progress=progress, cancel=cancel
         )
 
-    def detect_blocking(self, path: Path, kind: str, scratch: Path) -> inference_pb2.Detections:
-        return detect_file(path, kind, self.yolo(), DetectOptions.from_settings(self.ai), scratch=scratch)
+    def detect_blocking(
+        self, path: Path, kind: str, scratch: Path, *, cancel: threading.Event | None = None
+    ) -> inference_pb2.Detections:
+        return detect_file(
+            path, kind, self.yolo(), DetectOptions.from_settings(self.ai), scratch=scratch, cancel=cancel
+        )
 
     async def transcribe(self, media: MediaSource, *, progress: ProgressFn | None = None) -> inference_pb2.Transcript:
         if media.path is None:
             raise ValueError("local inference needs a local copy of the media")
         cancel = threading.Event()
-        try:
-            return await asyncio.to_thread(self.transcribe_blocking, media.path, progress=progress, cancel=cancel)
-        except asyncio.CancelledError:
-            cancel.set()
-            raise
+        return await _cancellable(
+            asyncio.to_thread(self.transcribe_blocking, media.path, progress=progress, cancel=cancel), cancel
+        )
 
     async def detect(self, media: MediaSource, *, scratch: Path) -> inference_pb2.Detections:
         if media.path is None:
             raise ValueError("local inference needs a local copy of the media")
-        return await asyncio.to_thread(self.detect_blocking, media.path, media.kind, scratch)
+        cancel = threading.Event()
+        return await _cancellable(
+            asyncio.to_thread(self.detect_blocking, media.path, media.kind, scratch, cancel=cancel), cancel
+        )
 
     async def detection_available(self) -> bool:
         return bool(self.ai.yolo_weights)

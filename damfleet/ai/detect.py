@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +31,20 @@ from typing import Any
 import numpy as np
 
 from damfleet.ai.models import InferenceModel, ModelRegistry, get_registry
-from damfleet.errors import ConfigurationError, CorruptMediaError, UnsafeMediaError, UnsupportedMediaError
+from damfleet.errors import (
+    ConfigurationError,
+    CorruptMediaError,
+    DamfleetError,
+    UnsafeMediaError,
+    UnsupportedMediaError,
+)
 from damfleet.media.tools import ToolTimeoutError, find_tool, safe_input_args
 from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2, stages_pb2
 
 __all__ = [
     "DetectOptions",
+    "DetectionCancelled",
     "YoloModel",
     "configure_ultralytics",
     "detect_file",
@@ -47,6 +55,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _FRAME_NAME = re.compile(r"^frame-(-?\d+)\.png$")
+
+
+class DetectionCancelled(DamfleetError):
+    """The caller asked detection to stop (activity cancelled); not an input problem."""
+
+    error_type = "Cancelled"
 
 
 def configure_ultralytics(config_dir: Path | None = None) -> None:
@@ -282,6 +296,7 @@ def detect_file(
     *,
     scratch: Path,
     progress: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> inference_pb2.Detections:
     """Detect objects in an image or in a video's sampled frames; blocking (run it in a thread).
 
@@ -294,6 +309,8 @@ def detect_file(
         model=model.source, sampling="image" if media_kind == "image" else options.sampling_label
     )
     for index, (seconds, frame) in enumerate(iter_frames(path, media_kind, scratch, options)):
+        if cancel is not None and cancel.is_set():
+            raise DetectionCancelled("detection cancelled")
         height, width = frame.shape[:2]
         boxes = predict_frame(model, frame, options)
         detections.frames.append(

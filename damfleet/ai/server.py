@@ -149,13 +149,18 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
     async def Detect(
         self, request: inference_pb2.DetectRequest, context: grpc.aio.ServicerContext
     ) -> inference_pb2.Detections:
+        cancel = threading.Event()
         try:
             async with self._media(request.media) as (path, scratch):
-                return await asyncio.to_thread(self.local.detect_blocking, path, request.media.media_kind, scratch)
+                return await asyncio.to_thread(
+                    self.local.detect_blocking, path, request.media.media_kind, scratch, cancel=cancel
+                )
         except DamfleetError as exc:
             log.warning("detect %s failed: %s", request.request_id, exc)
             await _abort(context, exc)
             raise  # unreachable: abort raises
+        finally:
+            cancel.set()
 
     async def Health(
         self, request: inference_pb2.HealthRequest, context: grpc.aio.ServicerContext

@@ -279,6 +279,8 @@ def transcribe_file(
     try:
         with model.lock:
             for chunk in stream.chunks(samples_per_chunk):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("transcription cancelled")
                 chunk_seconds = len(chunk) / SAMPLE_RATE
                 segments, info = whisper.transcribe(
                     chunk,

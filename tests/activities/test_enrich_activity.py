@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -27,6 +28,7 @@ from damfleet import samples
 from damfleet.ai.backend import LocalInference
 from damfleet.ai.models import ModelRegistry
 from damfleet.ai.remote import RemoteInference
+from damfleet.ai.transcribe import Cancelled
 from damfleet.errors import PERMANENT_ERROR_TYPES
 from damfleet.policies import ActivityName
 from damfleet.storage import Storage
@@ -289,3 +291,52 @@ async def test_remote_bad_media_fails_the_workflow_without_retries(temporal_env,
     assert cause.retry_state is not None and cause.retry_state.name == "NON_RETRYABLE_FAILURE"
     await ctx.storage.aclose()
 
+
+
+class RecordingInference(LocalInference):
+    """LocalInference that remembers how its last transcription thread ended."""
+
+    outcome: object = None
+
+    def transcribe_blocking(self, path: Path, **kwargs: Any) -> Any:
+        try:
+            result = super().transcribe_blocking(path, **kwargs)
+        except BaseException as exc:
+            self.outcome = exc
+            raise
+        self.outcome = "finished"
+        return result
+
+
+async def test_cancel_stops_the_transcription_and_stores_nothing(tmp_path: Path) -> None:
+    """Cancellation reaches the activity through its heartbeats; the model thread stops at the next segment."""
+    settings = make_settings(tmp_path, DAMFLEET_AI_WHISPER_CPU_THREADS="2", DAMFLEET_AI_WHISPER_CHUNK_SECONDS="5")
+    ctx = StageContext(settings=settings)
+    backend = RecordingInference(settings.ai, registry=ModelRegistry())
+    long_clip = tmp_path / "ten-times.flac"
+    await asyncio.to_thread(
+        subprocess.run,
+        ["ffmpeg", "-v", "error", "-stream_loop", "9", "-i", str(samples.speech_path()), str(long_clip)],
+        check=True, timeout=60,
+    )
+    asset = await stored_asset(ctx.storage, long_clip, common_pb2.MEDIA_KIND_AUDIO, has_audio=True, duration=114.3)
+    beats: list[object] = []
+    env = _activity_env(beats)
+    task = asyncio.create_task(
+        env.run(EnrichActivities(ctx, backend).enrich_asset, stages_pb2.EnrichInput(asset=asset, transcribe=True))
+    )
+    for _ in range(600):
+        if any(isinstance(b, dict) and b.get("phase") == "transcribe" for b in beats) or task.done():
+            break
+        await asyncio.sleep(0.1)
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(1200):  # the thread notices the flag at its next segment or chunk
+        if backend.outcome is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert isinstance(backend.outcome, Cancelled), f"the model thread should stop early, it ended with {backend.outcome!r}"
+    listed = [o async for o in ctx.storage.list(ctx.storage.keys(asset.asset_id).prefix + "enrichment/")]
+    assert listed == [], "a cancelled enrichment stores nothing"
+    await ctx.storage.aclose()
