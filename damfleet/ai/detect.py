@@ -219,7 +219,9 @@ def _sample_video_frames(path: Path, frames_dir: Path, options: DetectOptions) -
             start_new_session=True, check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise ToolTimeoutError(f"sampling frames of {path.name} ran longer than {options.timeout_seconds:.0f}s") from exc
+        raise ToolTimeoutError(
+            f"sampling frames of {path.name} ran longer than {options.timeout_seconds:.0f}s"
+        ) from exc
     messages = done.stderr.decode("utf-8", "replace").replace(str(path), path.name).strip()[-600:]
     found = sorted(
         (int(m.group(1)) / 1000.0, p) for p in frames_dir.iterdir() if (m := _FRAME_NAME.match(p.name))
@@ -242,7 +244,9 @@ def _read_png(path: Path) -> np.ndarray:
     return frame
 
 
-def iter_frames(path: Path, media_kind: str, scratch: Path, options: DetectOptions) -> Iterator[tuple[float, np.ndarray]]:
+def iter_frames(
+    path: Path, media_kind: str, scratch: Path, options: DetectOptions
+) -> Iterator[tuple[float, np.ndarray]]:
     """(seconds, BGR frame) for an image (one frame at 0 s) or a video's sampled frames."""
     if media_kind == "image":
         yield 0.0, _image_frame(path, options)

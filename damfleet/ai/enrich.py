@@ -61,7 +61,9 @@ def backend_from_settings(settings: Settings) -> InferenceBackend:
     return LocalInference(settings.ai, config_dir=settings.state_path / "ultralytics")
 
 
-def summarize_transcript(transcript: inference_pb2.Transcript, excerpt_chars: int = 300) -> stages_pb2.TranscriptSummary:
+def summarize_transcript(
+    transcript: inference_pb2.Transcript, excerpt_chars: int = 300
+) -> stages_pb2.TranscriptSummary:
     """What the pipeline result (and the Temporal UI) shows of a transcript."""
     text = transcript_text(transcript)
     excerpt = text if len(text) <= excerpt_chars else text[: excerpt_chars - 1].rsplit(" ", 1)[0] + "…"

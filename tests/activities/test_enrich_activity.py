@@ -336,7 +336,8 @@ async def test_cancel_stops_the_transcription_and_stores_nothing(tmp_path: Path)
         if backend.outcome is not None:
             break
         await asyncio.sleep(0.1)
-    assert isinstance(backend.outcome, Cancelled), f"the model thread should stop early, it ended with {backend.outcome!r}"
+    outcome = backend.outcome
+    assert isinstance(outcome, Cancelled), f"the model thread should stop early, it ended with {outcome!r}"
     listed = [o async for o in ctx.storage.list(ctx.storage.keys(asset.asset_id).prefix + "enrichment/")]
     assert listed == [], "a cancelled enrichment stores nothing"
     await ctx.storage.aclose()

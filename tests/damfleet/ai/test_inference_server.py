@@ -29,11 +29,15 @@ from tests.conftest import free_port, make_settings
 REPO = Path(__file__).resolve().parents[3]
 WEIGHTS = REPO / "tests" / "fixtures" / "yolo" / "shapes.pt"
 
+#: A client connected to a running service, and the storage both share.
+Service = tuple[RemoteInference, Storage]
+
 
 @pytest.fixture
 def service_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, DAMFLEET_AI_YOLO_WEIGHTS=str(WEIGHTS), DAMFLEET_AI_YOLO_IMAGE_SIZE="320",
-                         DAMFLEET_AI_WHISPER_CPU_THREADS="2", DAMFLEET_AI_INFERENCE_CONNECT_SECONDS="5")
+                         DAMFLEET_AI_WHISPER_CPU_THREADS="2", DAMFLEET_AI_INFERENCE_CONNECT_SECONDS="5",
+                         DAMFLEET_AI_INFERENCE_SHARED_DIR=str(tmp_path / "shared"))
 
 
 @pytest_asyncio.fixture
@@ -55,7 +59,7 @@ async def _store(storage: Storage, path: Path) -> str:
     return uri
 
 
-async def test_remote_transcription_streams_progress_and_the_transcript(service) -> None:
+async def test_remote_transcription_streams_progress_and_the_transcript(service: Service) -> None:
     client, storage = service
     uri = await _store(storage, samples.speech_path())
     seen: list[float] = []
@@ -66,7 +70,7 @@ async def test_remote_transcription_streams_progress_and_the_transcript(service)
     assert seen and seen == sorted(seen) and seen[-1] == pytest.approx(transcript.duration_seconds)
 
 
-async def test_remote_detection_and_health(service, tmp_path: Path) -> None:
+async def test_remote_detection_and_health(service: Service, tmp_path: Path) -> None:
     import numpy as np
 
     from tests.damfleet.ai.test_yolo_detect import shapes_script
@@ -85,7 +89,7 @@ async def test_remote_detection_and_health(service, tmp_path: Path) -> None:
     assert status.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_service_errors_keep_their_class(service, tmp_path: Path) -> None:
+async def test_service_errors_keep_their_class(service: Service, tmp_path: Path) -> None:
     client, storage = service
     broken = tmp_path / "broken.ogg"
     broken.write_bytes(b"OggS" + os.urandom(3000))
@@ -97,6 +101,28 @@ async def test_service_errors_keep_their_class(service, tmp_path: Path) -> None:
     outside = Path("/etc/hostname").as_uri()
     with pytest.raises(BadInputError, match="outside the inference service's storage root"):
         await client.transcribe(MediaSource(uri=outside, kind="audio"))
+
+
+async def test_media_by_path_only_under_the_shared_dir(service: Service, tmp_path: Path) -> None:
+    import shutil
+
+    from damfleet.v1 import inference_pb2, inference_pb2_grpc
+
+    client, _storage = service
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    clip = shared / "speech.opus"
+    shutil.copyfile(samples.speech_path(), clip)
+    async with grpc.aio.insecure_channel(client.url) as channel:
+        stub = inference_pb2_grpc.InferenceStub(channel)
+        request = inference_pb2.TranscribeRequest(media=inference_pb2.MediaRef(path=str(clip), media_kind="audio"))
+        events = [event async for event in stub.Transcribe(request)]
+        assert "bicycle" in events[-1].transcript.segments[0].text.lower()
+        outside = inference_pb2.TranscribeRequest(media=inference_pb2.MediaRef(path=str(samples.speech_path())))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            _ = [event async for event in stub.Transcribe(outside)]
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "DAMFLEET_AI_INFERENCE_SHARED_DIR" in (caught.value.details() or "")
 
 
 async def test_unreachable_service_is_transient(service_settings: Settings) -> None:
