@@ -101,10 +101,17 @@ def compile_job(label: str, node: Any, *, duration_seconds: float, outputs: Sequ
     return FfmpegJob(label, tuple(str(a) for a in args), max(0.0, duration_seconds), tuple(outputs))
 
 
-def _child_limits(memory_bytes: int) -> Callable[[], None]:
+def _child_limits(memory_bytes: int) -> Callable[[], None] | None:
+    """A pre-exec hook setting the address-space limit, or None when there is no limit.
+
+    Code between fork and exec in a threaded process (the Temporal worker is one) is
+    best kept to nothing, so the hook exists only when a limit is configured.
+    """
+    if memory_bytes <= 0:
+        return None
+
     def apply() -> None:  # runs in the child between fork and exec
-        if memory_bytes > 0:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     return apply

@@ -231,8 +231,8 @@ async def transcode_asset(
                 outputs = []
                 for item in rendered.files:
                     uri = _key_for(keys, item)
+                    uploaded.append(uri)  # before the await: a cancel landing as it completes still cleans it
                     written = await storage.upload_file(item.path, uri, content_type=item.mime_type)
-                    uploaded.append(uri)
                     outputs.append(
                         common_pb2.Output(
                             uri=written.uri,
