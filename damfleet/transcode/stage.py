@@ -26,7 +26,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from damfleet.errors import BadInputError, ConfigurationError, UnsupportedMediaError
+from damfleet.errors import BadInputError, ChecksumMismatchError, ConfigurationError, UnsupportedMediaError
 from damfleet.profiles import get_profile
 from damfleet.settings import Settings
 from damfleet.storage import Storage
@@ -202,7 +202,12 @@ async def transcode_asset(
         check_scratch_space(scratch, source_bytes, settings.transcode)
         tracker.update(todo[0].name, 0.0)
         local = scratch / "original"
-        await storage.download_file(asset.original_uri, local)
+        fetched = await storage.download_file(asset.original_uri, local)
+        if asset.sha256 and fetched.sha256 != asset.sha256.lower():
+            raise ChecksumMismatchError(
+                f"stored original {asset.original_uri} has sha256 {fetched.sha256}, not the {asset.sha256} "
+                f"recorded at ingest: it was replaced or damaged in storage"
+            )
         source = await inspect_source(
             local,
             timeout_seconds=min(settings.transcode.tool_timeout_seconds, 600.0),

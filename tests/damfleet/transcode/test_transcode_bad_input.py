@@ -105,3 +105,28 @@ async def test_audio_file_without_audio_frames(settings: Settings, tmp_path: Pat
 
 async def test_image_asset_whose_original_is_not_an_image(settings: Settings, tmp_path: Path, good_mp4: Path) -> None:
     await _expect_refusal(settings, good_mp4, "image", ["thumbnail"], UnsupportedMediaError, "ingested as image")
+
+
+async def test_stored_original_changed_since_ingest(settings: Settings, tmp_path: Path, good_mp4: Path) -> None:
+    from damfleet.errors import ChecksumMismatchError
+    from damfleet.storage import Storage
+    from damfleet.transcode import stage
+    from damfleet.v1 import common_pb2, stages_pb2
+
+    asset = common_pb2.AssetRecord(
+        asset_id="asset-test",
+        original_uri=good_mp4.as_uri(),
+        sha256="0" * 64,
+        size_bytes=good_mp4.stat().st_size,
+        media=common_pb2.MediaInfo(kind=common_pb2.MEDIA_KIND_VIDEO),
+    )
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with pytest.raises(ChecksumMismatchError, match="replaced or damaged in storage"):
+        await stage.transcode_asset(
+            stages_pb2.TranscodeInput(asset=asset, renditions=["poster"]),
+            storage=Storage.from_settings(settings),
+            settings=settings,
+            scratch=scratch,
+        )
+    assert tm.stored_files(settings) == []
