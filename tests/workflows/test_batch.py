@@ -289,7 +289,11 @@ async def test_rescan_schedule_batches_only_new_objects(temporal_env, tmp_path: 
             await fleet.fleet.pause_schedule(schedule_id)
         finally:
             await fleet.fleet.delete_schedule(schedule_id)
-        assert schedule_id not in {s.schedule_id for s in await fleet.fleet.list_schedules()}
+
+        async def gone() -> bool:  # the schedule list comes from visibility: eventually consistent
+            return schedule_id not in {s.schedule_id for s in await fleet.fleet.list_schedules()}
+
+        await eventually(gone, timeout=15)
 
 
 async def _has_schedule(fleet: Fleet, schedule_id: str):
