@@ -45,6 +45,10 @@ class DistributionActivities:
     async def aclose(self) -> None:
         await self.distributor.aclose()
 
+    def activities(self) -> list[Callable[..., Any]]:
+        """The bound activities a worker registers."""
+        return [self.deliver_output, self.notify_webhook, self.load_failed_deliveries]
+
     @activity.defn(name=ActivityName.DELIVER)
     @translate_errors
     async def deliver_output(self, input: stages_pb2.DeliverInput) -> stages_pb2.DeliveryReceipt:
@@ -144,5 +148,4 @@ def _metadata(metadata: common_pb2.AssetMetadata) -> dict[str, str]:
 
 
 def build_activities(ctx: StageContext) -> list[Callable[..., Any]]:
-    acts = DistributionActivities(ctx)
-    return [acts.deliver_output, acts.notify_webhook, acts.load_failed_deliveries]
+    return DistributionActivities(ctx).activities()

@@ -222,3 +222,30 @@ def write_manifest(path: Path, rows: list[dict[str, str]], columns: list[str] | 
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def run_cli(fleet: Fleet, root: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``python -m damfleet.cli ARGS`` against the fleet's dev server and lane.
+
+    Returns (exit code, stdout, stderr), as a script calling the CLI would see them.
+    """
+    import os
+    import sys
+
+    env = {
+        **os.environ,
+        "DAMFLEET_TEMPORAL_ADDRESS": fleet.client.service_client.config.target_host,
+        "DAMFLEET_STATE_DIR": str(root / "state"),
+        "DAMFLEET_STORAGE_ROOT": (root / "storage").as_uri(),
+        "DAMFLEET_WORKER_QUEUE_SUFFIX": fleet.lane,
+        "COLUMNS": "200",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "damfleet.cli", *args, cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return proc.returncode or 0, out.decode(), err.decode()

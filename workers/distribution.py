@@ -5,14 +5,21 @@ from __future__ import annotations
 import asyncio
 
 from activities.common import StageContext
-from activities.distribute import build_activities
+from activities.distribute import DistributionActivities
 from damfleet.policies import Queue
 from workers.common import run_worker
 
 
 async def main() -> None:
     ctx = StageContext()
-    await run_worker(task_queue=Queue.DISTRIBUTION, activities=build_activities(ctx), on_shutdown=ctx.storage.aclose)
+    acts = DistributionActivities(ctx)
+
+    async def close() -> None:
+        """Close the per-target HTTP/S3 connection pools, then storage's."""
+        await acts.aclose()
+        await ctx.storage.aclose()
+
+    await run_worker(task_queue=Queue.DISTRIBUTION, activities=acts.activities(), on_shutdown=close)
 
 
 if __name__ == "__main__":

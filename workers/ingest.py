@@ -14,7 +14,11 @@ from workers.common import run_worker
 
 async def main() -> None:
     ctx = StageContext()
-    await run_worker(task_queue=Queue.INGEST, activities=build_activities(ctx) + catalog.build_activities(ctx), on_shutdown=ctx.storage.aclose)
+    await run_worker(
+        task_queue=Queue.INGEST,
+        activities=build_activities(ctx) + catalog.build_activities(ctx),
+        on_shutdown=ctx.storage.aclose,
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from damfleet import search_attributes as sa
     from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
     from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
-    from workflows.pipeline import failure_message
+    from workflows.common import failure_message
 
 __all__ = [
     "DEFAULT_BATCH_PRIORITY",

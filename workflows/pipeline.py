@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import Priority
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
     from damfleet.profiles import Profile, get_profile
     from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2, stages_pb2
+    from workflows.common import deliver_all, failure_message, notify
 
 __all__ = ["STAGES", "AssetPipeline", "asset_id_for", "failure_message"]
 
@@ -47,18 +48,6 @@ _KIND_NAMES = {
 def asset_id_for(workflow_id: str) -> str:
     """A stable asset id derived from the workflow id (same id on every replay and retry)."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"damfleet:{workflow_id}").hex
-
-
-def failure_message(err: BaseException) -> tuple[str, str]:
-    """(message, error type) of the root ApplicationError behind an activity failure."""
-    cause: BaseException | None = err
-    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError) and cause.cause is not None:
-        cause = cause.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message, cause.type or "ApplicationError"
-    if isinstance(cause, FailureError):
-        return cause.message, type(cause).__name__
-    return str(cause), type(cause).__name__
 
 
 @workflow.defn(name=WorkflowName.ASSET_PIPELINE)
@@ -261,26 +250,11 @@ class AssetPipeline:
             for target in targets
             for output in deliverable
         ]
-        results = await asyncio.gather(
-            *(self._activity(ActivityName.DELIVER, job, stages_pb2.DeliveryReceipt) for job in jobs),
-            return_exceptions=True,
-        )
-        for job, outcome in zip(jobs, results):
-            if isinstance(outcome, asyncio.CancelledError):
-                raise outcome
-            if isinstance(outcome, BaseException):
-                message, _ = failure_message(outcome)
-                self._result.receipts.append(
-                    stages_pb2.DeliveryReceipt(
-                        target=job.target, role=job.output.role, ok=False, error=message,
-                        idempotency_key=job.idempotency_key, source_uri=job.output.uri,
-                    )
-                )
-                self._result.failures.append(f"distribution to {job.target} ({job.output.role}): {message}")
-            else:
-                self._result.receipts.append(outcome)
+        receipts, failures = await deliver_all(jobs, self._activity)
+        self._result.receipts.extend(receipts)
+        self._result.failures.extend(failures)
         for hook in webhooks:
-            notify = stages_pb2.NotifyInput(
+            request = stages_pb2.NotifyInput(
                 asset_id=asset_id,
                 target=hook,
                 workflow_id=workflow.info().workflow_id,
@@ -290,20 +264,10 @@ class AssetPipeline:
                 receipts=self._result.receipts,
                 idempotency_key=f"{asset_id}:{hook}:webhook",
             )
-            try:
-                self._result.receipts.append(
-                    await self._activity(ActivityName.NOTIFY, notify, stages_pb2.DeliveryReceipt)
-                )
-            except ActivityError as err:
-                message, _ = failure_message(err)
-                # A failed receipt too, so RedeliverAsset can find and re-send it later.
-                self._result.receipts.append(
-                    stages_pb2.DeliveryReceipt(
-                        target=hook, target_type="webhook", role="webhook", ok=False, error=message,
-                        idempotency_key=notify.idempotency_key,
-                    )
-                )
-                self._result.failures.append(f"webhook {hook}: {message}")
+            receipt, failure = await notify(request, self._activity)
+            self._result.receipts.append(receipt)
+            if failure:
+                self._result.failures.append(failure)
         failed = [r for r in self._result.receipts if not r.ok]
         self._end(
             stage,

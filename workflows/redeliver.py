@@ -16,7 +16,6 @@ honoured). Webhook notifications go last and carry the receipts as they are now.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -25,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
     from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
-    from workflows.pipeline import failure_message
+    from workflows.common import deliver_all, failure_message, notify
 
 __all__ = ["RedeliverAsset"]
 
@@ -56,38 +55,14 @@ class RedeliverAsset:
             return self._result
         self._result.state = common_pb2.RUNNING
 
-        outcomes = await asyncio.gather(
-            *(self._activity(ActivityName.DELIVER, job, stages_pb2.DeliveryReceipt) for job in deliveries),
-            return_exceptions=True,
-        )
-        for job, outcome in zip(deliveries, outcomes):
-            if isinstance(outcome, asyncio.CancelledError):
-                raise outcome
-            if isinstance(outcome, BaseException):
-                message, _ = failure_message(outcome)
-                self._result.receipts.append(
-                    stages_pb2.DeliveryReceipt(
-                        target=job.target, role=job.output.role, ok=False, error=message,
-                        idempotency_key=job.idempotency_key, source_uri=job.output.uri,
-                    )
-                )
-                self._result.failures.append(f"distribution to {job.target} ({job.output.role}): {message}")
-            else:
-                self._result.receipts.append(outcome)
-
-        for notify in notifications:
-            refreshed = self._refreshed(notify)
-            try:
-                self._result.receipts.append(
-                    await self._activity(ActivityName.NOTIFY, refreshed, stages_pb2.DeliveryReceipt)
-                )
-            except ActivityError as err:
-                message, _ = failure_message(err)
-                self._result.receipts.append(
-                    stages_pb2.DeliveryReceipt(target=notify.target, target_type="webhook", role="webhook",
-                                               ok=False, error=message, idempotency_key=notify.idempotency_key)
-                )
-                self._result.failures.append(f"webhook {notify.target}: {message}")
+        receipts, failures = await deliver_all(deliveries, self._activity)
+        self._result.receipts.extend(receipts)
+        self._result.failures.extend(failures)
+        for request in notifications:
+            receipt, failure = await notify(self._refreshed(request), self._activity)
+            self._result.receipts.append(receipt)
+            if failure:
+                self._result.failures.append(failure)
 
         self._result.state = common_pb2.COMPLETED_WITH_ERRORS if self._result.failures else common_pb2.COMPLETED
         return self._result

@@ -34,6 +34,7 @@ from damfleet.errors import (
     TargetUnavailableError,
 )
 from damfleet.storage import Storage
+from damfleet.storage.s3 import S3ClientCache, S3ClientOptions
 
 __all__ = ["S3TargetClient", "deliver_s3", "object_key"]
 
@@ -99,53 +100,23 @@ def _translate(exc: BaseException, config: S3TargetConfig, action: str) -> Damfl
     return TargetUnavailableError(f"target {name!r}: {action} failed: {type(exc).__name__}: {exc}")
 
 
-class S3TargetClient:
+class S3TargetClient(S3ClientCache):
     """One aioboto3 client per target and event loop, shared by all its deliveries."""
 
     def __init__(self, config: S3TargetConfig, *, max_pool_connections: int) -> None:
         self.config = config
-        self._max_pool_connections = max_pool_connections
-        self._clients: dict[int, tuple[contextlib.AsyncExitStack, Any]] = {}
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> Any:
-        loop_id = id(asyncio.get_running_loop())
-        cached = self._clients.get(loop_id)
-        if cached is not None:
-            return cached[1]
-        async with self._lock:
-            cached = self._clients.get(loop_id)
-            if cached is not None:
-                return cached[1]
-            import aioboto3
-            from botocore.config import Config
-
-            c = self.config
-            botocore_config = Config(
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                s3={"addressing_style": c.addressing_style},
-                max_pool_connections=self._max_pool_connections,
-                retries={"max_attempts": 2, "mode": "standard"},   # Temporal does the long retries
+        super().__init__(
+            S3ClientOptions(
+                access_key_id=config.access_key_id,
+                secret_access_key=config.secret_access_key,
+                session_token=config.session_token,
+                region=config.region,
+                endpoint_url=config.endpoint_url,
+                addressing_style=config.addressing_style,
+                max_pool_connections=max_pool_connections,
+                max_attempts=2,  # Temporal does the long retries
             )
-            session = aioboto3.Session(
-                aws_access_key_id=c.access_key_id or None,
-                aws_secret_access_key=c.secret_access_key or None,
-                aws_session_token=c.session_token or None,
-                region_name=c.region or None,
-            )
-            stack = contextlib.AsyncExitStack()
-            client = await stack.enter_async_context(
-                session.client("s3", endpoint_url=c.endpoint_url or None, config=botocore_config)
-            )
-            self._clients[loop_id] = (stack, client)
-            return client
-
-    async def aclose(self) -> None:
-        loop_id = id(asyncio.get_running_loop())
-        cached = self._clients.pop(loop_id, None)
-        if cached is not None:
-            await cached[0].aclose()
+        )
 
 
 def _b64(digest: bytes) -> str:

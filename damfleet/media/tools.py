@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import resource
 import shutil
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from damfleet.errors import ConfigurationError, TransientError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "SAFE_DEMUXERS",
@@ -115,7 +118,8 @@ async def kill_process_group(proc: asyncio.subprocess.Process, grace_seconds: fl
         os.killpg(proc.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(proc.wait(), grace_seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
+        log.warning("pid %s ignored SIGTERM for %.0fs; sending SIGKILL", proc.pid, grace_seconds)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
@@ -145,9 +149,11 @@ async def run_tool(
     )
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await kill_process_group(proc)
-        raise ToolTimeoutError(f"{os.path.basename(args[0])} ran longer than {timeout_seconds:.0f}s and was killed")
+        raise ToolTimeoutError(
+            f"{os.path.basename(args[0])} ran longer than {timeout_seconds:.0f}s and was killed"
+        ) from None
     except BaseException:
         await asyncio.shield(kill_process_group(proc))
         raise

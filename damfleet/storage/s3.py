@@ -13,6 +13,7 @@ import base64
 import contextlib
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,7 +21,7 @@ from damfleet.errors import BadInputError, ConfigurationError, SourceNotFoundErr
 from damfleet.settings import StorageSettings
 from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, WriteResult
 
-__all__ = ["S3Backend", "split_s3_uri"]
+__all__ = ["S3Backend", "S3ClientCache", "S3ClientOptions", "split_s3_uri"]
 
 SHA256_METADATA_KEY = "sha256"
 _MAX_COPY_BYTES = 5 * 1024**3  # S3 CopyObject limit
@@ -34,49 +35,96 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+@dataclass(frozen=True)
+class S3ClientOptions:
+    """How to reach one S3-compatible endpoint (AWS, Ceph RGW, MinIO)."""
+
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    session_token: str = ""
+    region: str = ""
+    endpoint_url: str = ""
+    addressing_style: str = "path"
+    max_pool_connections: int = 64
+    max_attempts: int = 3
+
+
+class S3ClientCache:
+    """One long-lived aioboto3 client per event loop, shared by every concurrent caller.
+
+    botocore's newest default checksum headers are sent only "when required", which Ceph
+    RGW and MinIO accept; the client retries briefly itself and leaves long retries to
+    Temporal's policies.
+    """
+
+    def __init__(self, options: S3ClientOptions) -> None:
+        self.options = options
+        self._clients: dict[int, tuple[contextlib.AsyncExitStack, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Any:
+        loop_id = id(asyncio.get_running_loop())
+        cached = self._clients.get(loop_id)
+        if cached is not None:
+            return cached[1]
+        async with self._lock:
+            cached = self._clients.get(loop_id)
+            if cached is not None:
+                return cached[1]
+            import aioboto3
+            from botocore.config import Config
+
+            o = self.options
+            config = Config(
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": o.addressing_style},
+                max_pool_connections=o.max_pool_connections,
+                retries={"max_attempts": o.max_attempts, "mode": "standard"},
+            )
+            session = aioboto3.Session(
+                aws_access_key_id=o.access_key_id or None,
+                aws_secret_access_key=o.secret_access_key or None,
+                aws_session_token=o.session_token or None,
+                region_name=o.region or None,
+            )
+            stack = contextlib.AsyncExitStack()
+            client = await stack.enter_async_context(
+                session.client("s3", endpoint_url=o.endpoint_url or None, config=config)
+            )
+            self._clients[loop_id] = (stack, client)
+            return client
+
+    async def aclose(self) -> None:
+        """Close this event loop's client; a later call opens a new one."""
+        cached = self._clients.pop(id(asyncio.get_running_loop()), None)
+        if cached is not None:
+            await cached[0].aclose()
+
+
 class S3Backend(StorageBackend):
-    """One long-lived client per event loop, shared by every concurrent activity."""
+    """Storage on an S3-compatible bucket, through one shared client per event loop."""
 
     scheme = "s3"
 
     def __init__(self, settings: StorageSettings) -> None:
         self._settings = settings
-        self._clients: dict[int, tuple[contextlib.AsyncExitStack, Any]] = {}
-        self._lock = asyncio.Lock()
+        self._cache = S3ClientCache(
+            S3ClientOptions(
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=settings.s3_secret_access_key,
+                region=settings.s3_region,
+                endpoint_url=settings.s3_endpoint_url,
+                addressing_style=settings.s3_addressing_style,
+                max_pool_connections=settings.max_pool_connections,
+            )
+        )
 
     async def _client(self) -> Any:
-        loop_id = id(asyncio.get_running_loop())
-        cached = self._clients.get(loop_id)
-        if cached is not None:
-            return cached[1]
-        import aioboto3
-        from botocore.config import Config
-
-        s = self._settings
-        config = Config(
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            s3={"addressing_style": s.s3_addressing_style},
-            max_pool_connections=s.max_pool_connections,
-            retries={"max_attempts": 3, "mode": "standard"},
-        )
-        session = aioboto3.Session(
-            aws_access_key_id=s.s3_access_key_id or None,
-            aws_secret_access_key=s.s3_secret_access_key or None,
-            region_name=s.s3_region or None,
-        )
-        stack = contextlib.AsyncExitStack()
-        client = await stack.enter_async_context(
-            session.client("s3", endpoint_url=s.s3_endpoint_url or None, config=config)
-        )
-        self._clients[loop_id] = (stack, client)
-        return client
+        return await self._cache.get()
 
     async def aclose(self) -> None:
-        loop_id = id(asyncio.get_running_loop())
-        cached = self._clients.pop(loop_id, None)
-        if cached is not None:
-            await cached[0].aclose()
+        await self._cache.aclose()
 
     @staticmethod
     def _translate(exc: Exception, uri: str) -> Exception:

@@ -13,12 +13,9 @@ removes the job's partial outputs before re-raising, so nothing half-written rem
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import resource
 import shutil
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -27,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from damfleet.errors import ConfigurationError, CorruptMediaError, ToolStalledError, UnsafeMediaError
-from damfleet.media.tools import ToolTimeoutError, find_tool
+from damfleet.media.tools import ToolTimeoutError, find_tool, kill_process_group
 from damfleet.transcode.errors import (
     ScratchSpaceError,
     ToolCrashedError,
@@ -42,7 +39,6 @@ __all__ = [
     "FfmpegResult",
     "compile_job",
     "ffmpeg_global_args",
-    "kill_tree",
     "run_ffmpeg",
 ]
 
@@ -115,21 +111,6 @@ def _child_limits(memory_bytes: int) -> Callable[[], None] | None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     return apply
-
-
-async def kill_tree(proc: asyncio.subprocess.Process, grace_seconds: float = 3.0) -> None:
-    """TERM the process group, then KILL it if still alive after ``grace_seconds``."""
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), grace_seconds)
-    except TimeoutError:
-        log.warning("pid %s ignored SIGTERM for %.0fs; sending SIGKILL", proc.pid, grace_seconds)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
 
 
 def remove_outputs(paths: Sequence[Path]) -> None:
@@ -264,7 +245,7 @@ async def run_ffmpeg(
     try:
         done, _ = await asyncio.wait({exited, stalled}, timeout=timeout_seconds, return_when=asyncio.FIRST_COMPLETED)
         if exited not in done:
-            await kill_tree(proc, kill_grace_seconds)
+            await kill_process_group(proc, kill_grace_seconds)
             remove_outputs(job.outputs)
             if stalled in done:
                 failure = ToolStalledError(
@@ -298,5 +279,5 @@ async def run_ffmpeg(
 
 
 async def _abandon(proc: asyncio.subprocess.Process, job: FfmpegJob, grace: float) -> None:
-    await kill_tree(proc, grace)
+    await kill_process_group(proc, grace)
     remove_outputs(job.outputs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -75,14 +75,10 @@ class StandIns:
         return {"transcode": self.transcode, "enrich": self.enrich, "deliver": self.deliver}
 
 
-@pytest.fixture
-async def fleet(temporal_env, tmp_path: Path) -> AsyncIterator[tuple[Client, str, Settings, StandIns]]:
-    """Pipeline + real ingest + stand-in workers, all on a fresh lane."""
-    client: Client = temporal_env.client
+@asynccontextmanager
+async def lane_workers(client: Client, ctx: StageContext, stand_ins: StandIns) -> AsyncIterator[str]:
+    """Pipeline + real ingest + stand-in workers on a fresh lane; yields its pipeline queue."""
     lane = f"-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(tmp_path)
-    ctx = StageContext(settings)
-    stand_ins = StandIns(ctx.storage)
     async with AsyncExitStack() as stack:
         for queue, kwargs in (
             (Queue.PIPELINE, {"workflows": [AssetPipeline]}),
@@ -92,7 +88,17 @@ async def fleet(temporal_env, tmp_path: Path) -> AsyncIterator[tuple[Client, str
             (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver]}),
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
-        yield client, Queue.PIPELINE + lane, settings, stand_ins
+        yield Queue.PIPELINE + lane
+
+
+@pytest.fixture
+async def fleet(temporal_env, tmp_path: Path) -> AsyncIterator[tuple[Client, str, Settings, StandIns]]:
+    client: Client = temporal_env.client
+    settings = make_settings(tmp_path)
+    ctx = StageContext(settings)
+    stand_ins = StandIns(ctx.storage)
+    async with lane_workers(client, ctx, stand_ins) as queue:
+        yield client, queue, settings, stand_ins
     await ctx.storage.aclose()
 
 
@@ -167,20 +173,11 @@ async def test_bad_input_fails_run_at_ingest_and_stores_nothing(fleet, tmp_path:
 
 
 async def test_enrichment_failure_completes_with_errors(temporal_env, tmp_path: Path, media_dir: Path) -> None:
-    client: Client = temporal_env.client
-    lane = f"-{uuid.uuid4().hex[:8]}"
     ctx = StageContext(make_settings(tmp_path))
     stand_ins = StandIns(ctx.storage, fail_enrich=True)
-    async with AsyncExitStack() as stack:
-        for queue, kwargs in (
-            (Queue.PIPELINE, {"workflows": [AssetPipeline]}),
-            (Queue.INGEST, {"activities": ingest_activities(ctx)}),
-            (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
-            (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
-            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver]}),
-        ):
-            await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
-        result = await (await _start(client, Queue.PIPELINE + lane, media_dir / "speech.wav")).result()
+    async with lane_workers(temporal_env.client, ctx, stand_ins) as queue:
+        result = await (await _start(temporal_env.client, queue, media_dir / "speech.wav")).result()
+    await ctx.storage.aclose()
     assert result.state == common_pb2.COMPLETED_WITH_ERRORS
     assert result.stages["ai_enrich"].status == common_pb2.STAGE_STATUS_FAILED
     assert result.failures == ["ai_enrich: model file missing"]

@@ -5,36 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 from damfleet.v1 import common_pb2
-from tests.jobs_support import Fleet, eventually, run_fleet, write_manifest
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-async def _cli(fleet: Fleet, root: Path, *args: str) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
-        "DAMFLEET_TEMPORAL_ADDRESS": fleet.client.service_client.config.target_host,
-        "DAMFLEET_STATE_DIR": str(root / "state"),
-        "DAMFLEET_STORAGE_ROOT": (root / "storage").as_uri(),
-        "DAMFLEET_WORKER_QUEUE_SUFFIX": fleet.lane,
-        "COLUMNS": "200",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "damfleet.cli", *args, cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    return proc.returncode or 0, out.decode(), err.decode()
+from tests.jobs_support import Fleet, eventually, run_cli, run_fleet, write_manifest
 
 
 async def _cli_json(fleet: Fleet, root: Path, *args: str) -> dict:
-    code, out, err = await _cli(fleet, root, *args, "--json")
+    code, out, err = await run_cli(fleet, root, *args, "--json")
     assert code == 0, (code, out, err)
     return json.loads(out)
 
@@ -51,17 +30,17 @@ async def test_status_json_and_clear_errors(temporal_env, tmp_path: Path) -> Non
         assert status["stages"]["transcode"]["status"] == "COMPLETED"
         assert status["stages"]["distribution"]["status"] == "SKIPPED"
 
-        code, out, err = await _cli(fleet, tmp_path, "status", handle.workflow_id)
+        code, out, err = await run_cli(fleet, tmp_path, "status", handle.workflow_id)
         assert code == 0 and "COMPLETED" in out and "transcode" in out, (out, err)
-        code, out, err = await _cli(fleet, tmp_path, "watch", handle.workflow_id)
+        code, out, err = await run_cli(fleet, tmp_path, "watch", handle.workflow_id)
         assert code == 0 and "COMPLETED" in out + err, (out, err)
 
-        code, out, err = await _cli(fleet, tmp_path, "status", "asset-no-such-run", "--json")
+        code, out, err = await run_cli(fleet, tmp_path, "status", "asset-no-such-run", "--json")
         assert code == 1 and out == ""
         assert "not found: no job with workflow id 'asset-no-such-run'" in " ".join(err.split())
         assert "Traceback" not in err
 
-        code, _, err = await _cli(fleet, tmp_path, "pause", handle.workflow_id)
+        code, _, err = await run_cli(fleet, tmp_path, "pause", handle.workflow_id)
         assert code == 1
         assert "already finished (COMPLETED); nothing to pause" in " ".join(err.split())
         assert "Traceback" not in err
@@ -83,7 +62,7 @@ async def test_pause_resume_cancel_and_watch_a_running_asset(temporal_env, tmp_p
         assert cancelled["state"] == "CANCEL_REQUESTED"
         assert (await handle.wait()).state == common_pb2.CANCELLED
 
-        code, out, _ = await _cli(fleet, tmp_path, "watch", handle.workflow_id, "--json", "--interval", "0.2")
+        code, out, _ = await run_cli(fleet, tmp_path, "watch", handle.workflow_id, "--json", "--interval", "0.2")
         assert code == 1, "watch exits non-zero for a run that did not complete"
         assert json.loads(out)["state"] == "CANCELLED"
 
@@ -99,7 +78,7 @@ async def test_batch_status_retry_failed_and_queues(temporal_env, tmp_path: Path
         batch_id = started["workflow_id"]
         assert batch_id.startswith("batch-") and started["existing"] is False
 
-        code, out, err = await _cli(fleet, tmp_path, "watch", batch_id, "--json", "--interval", "0.2")
+        code, out, err = await run_cli(fleet, tmp_path, "watch", batch_id, "--json", "--interval", "0.2")
         assert code == 0, err
         final = json.loads(out)
         assert final["state"] == "COMPLETED_WITH_ERRORS"
@@ -114,7 +93,7 @@ async def test_batch_status_retry_failed_and_queues(temporal_env, tmp_path: Path
         rerun = await fleet.fleet.get_batch(retry["workflow_id"]).wait()
         assert (rerun.completed, rerun.failed) == (1, 0)
 
-        code, out, err = await _cli(fleet, tmp_path, "queues")
+        code, out, err = await run_cli(fleet, tmp_path, "queues")
         assert code == 0 and f"q-transcode{fleet.lane}" in out, (out, err)
         queues = (await _cli_json(fleet, tmp_path, "queues"))["queues"]
         by_name = {(q["name"], q["kind"]): q for q in queues}
@@ -145,7 +124,7 @@ async def test_schedule_create_list_pause_delete(temporal_env, tmp_path: Path) -
         finally:
             deleted = await _cli_json(fleet, tmp_path, "schedule", "delete", schedule_id)
         assert deleted["deleted"] is True
-        code, _, err = await _cli(fleet, tmp_path, "schedule", "delete", schedule_id)
+        code, _, err = await run_cli(fleet, tmp_path, "schedule", "delete", schedule_id)
         assert code == 1 and "no schedule" in err and "Traceback" not in err
 
 
