@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -51,21 +52,32 @@ def _status_table(snapshot: list[tuple[str, Any]]) -> Table:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=f"damfleet demo: {summary['wall_seconds']:.1f}s wall time")
-    for column in ("asset", "state", "stages", "outputs", "transcript / error"):
-        table.add_column(column, overflow="fold")
+    """A compact table (one row per asset, one column per stage), then each asset's details."""
+    out = Console()
+    title = "damfleet" + (f": {summary['wall_seconds']:.1f}s wall time" if summary.get("wall_seconds") else "")
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    table.add_column("asset", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for header in ("ingest", "transcode", "ai", "deliver"):  # short: fits an 80-column terminal
+        table.add_column(header, justify="right", min_width=max(len(header), 7))
     for asset in summary["assets"]:
-        stages = ", ".join(
-            f"{name} {entry['status'].lower()}" + (f" {entry['seconds']:.1f}s" if entry["seconds"] else "")
-            for name, entry in asset["stages"].items()
-        )
-        note = asset.get("error") or asset.get("transcript", {}).get("excerpt", "")
-        skipped = [f"{n}: {e['reason']}" for n, e in asset["stages"].items() if e["status"] == "SKIPPED"]
-        table.add_row(
-            Path(asset["source"]).name, asset["state"], stages + ("\n" + "\n".join(skipped) if skipped else ""),
-            "\n".join(f"{o['role']} ({o['size']} B)" for o in asset["outputs"]), note[:160],
-        )
-    Console().print(table)
+        cells = []
+        for entry in asset["stages"].values():
+            status = entry["status"].lower()
+            cells.append(f"{entry['seconds']:.1f}s" if status == "completed" else status.replace("_", " "))
+        color = "green" if asset["state"] == "COMPLETED" else "yellow" if "ERRORS" in asset["state"] else "red"
+        table.add_row(Path(asset["source"]).name, f"[{color}]{asset['state']}[/]", *cells)
+    out.print(table)
+    for asset in summary["assets"]:
+        out.print(f"[bold]{Path(asset['source']).name}[/] ({asset['workflow_id']})")
+        out.print("  outputs: " + ", ".join(f"{o['role']} ({o['size']:,} B)" for o in asset["outputs"]))
+        for name, entry in asset["stages"].items():
+            if entry["status"] == "SKIPPED":
+                out.print(f"  {name} skipped: {entry.get('reason', '')}")
+        if asset.get("transcript"):
+            out.print(f"  transcript ({asset['transcript']['language']}): {asset['transcript']['excerpt'][:200]}")
+        for line in [asset["error"]] if asset.get("error") else asset.get("failures", []):
+            out.print(f"  [red]{line}[/]")
 
 
 async def _demo(settings: Settings, *, as_json: bool, attach: bool, profile: str, keep_running: bool) -> int:
