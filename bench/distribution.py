@@ -14,7 +14,9 @@ What it does:
   ``delivery``: all uploads at once through :class:`damfleet.delivery.Distributor`
   (HTTP PUT target, guarded network backend, checksum verification, per-target slot
   limit set to the upload count); ``plain``: the same PUTs with a bare
-  ``httpx.AsyncClient`` streaming the files in the same chunk size;
+  ``httpx.AsyncClient`` streaming the files in the same chunk size; ``unverified``: the
+  delivery phase with ``DAMFLEET_DISTRIBUTION_VERIFY_SOURCE=false`` (no re-hash of the
+  rendition while sending), which isolates the cost of that integrity check;
 - checks after each phase that the receiver got every upload with the right sha256;
 - alternates which phase goes first and reports the median of the per-round ratios (the
   machine is shared, so back-to-back pairs are the fairest comparison), plus CPU seconds,
@@ -164,7 +166,7 @@ async def _plain_s3(jobs: list[dict[str, Any]], endpoint: str, run: str, concurr
 
 
 async def _delivery(jobs: list[dict[str, Any]], receiver: str, run: str, state: str,
-                    *, target: str = "http", concurrency: int = 0) -> None:
+                    *, target: str = "http", concurrency: int = 0, verify_source: bool = True) -> None:
     from damfleet.delivery import Distributor, delivery_item
     from damfleet.settings import load_settings
     from damfleet.storage import Storage
@@ -182,6 +184,7 @@ async def _delivery(jobs: list[dict[str, Any]], receiver: str, run: str, state: 
         "DAMFLEET_DISTRIBUTION_PER_TARGET_WAIT_SECONDS": "0",
         "DAMFLEET_DISTRIBUTION_STREAM_CHUNK_BYTES": str(CHUNK),
         "DAMFLEET_DISTRIBUTION_HTTP_TIMEOUT_SECONDS": "600",
+        "DAMFLEET_DISTRIBUTION_VERIFY_SOURCE": "true" if verify_source else "false",
     })
     storage = Storage.from_settings(settings)
     distributor = Distributor(settings, storage)
@@ -220,7 +223,8 @@ def run_phase(args: argparse.Namespace) -> None:
             asyncio.run(_plain(jobs, args.receiver, args.run))
         else:
             asyncio.run(_delivery(jobs, args.receiver, args.run, args.state, target=args.target,
-                                  concurrency=args.concurrency if args.target == "s3" else 0))
+                                  concurrency=args.concurrency if args.target == "s3" else 0,
+                                  verify_source=args.phase == "delivery"))
         seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     # CPU time does not depend on how busy the machine's other tenants are, unlike wall time.
@@ -299,7 +303,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--target", choices=["http", "s3"], default="http")
     parser.add_argument("--concurrency", type=int, default=16, help="s3 only: uploads at a time (per-target limit)")
-    parser.add_argument("--phase", choices=["plain", "delivery"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["plain", "delivery", "unverified"], help=argparse.SUPPRESS)
     parser.add_argument("--jobs", help=argparse.SUPPRESS)
     parser.add_argument("--receiver", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
@@ -331,10 +335,13 @@ def main() -> None:
         receiver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             wait_listening(port)
-            results: dict[str, list[dict[str, Any]]] = {"plain": [], "delivery": []}
+            # "delivery" is the default configuration (every byte re-hashed against the recorded
+            # checksum); "unverified" is DAMFLEET_DISTRIBUTION_VERIFY_SOURCE=false.
+            results: dict[str, list[dict[str, Any]]] = {"plain": [], "delivery": [], "unverified": []}
             for round_number in range(args.rounds):
-                # Alternate which phase goes first, so drift in the machine's load cancels out.
-                for phase in ("plain", "delivery") if round_number % 2 == 0 else ("delivery", "plain"):
+                # Alternate the order of the phases, so drift in the machine's load cancels out.
+                order = ("plain", "delivery", "unverified")
+                for phase in order if round_number % 2 == 0 else tuple(reversed(order)):
                     run = f"{phase}{round_number}"
                     if args.target == "s3":
                         _boto(receiver_url).create_bucket(Bucket=run)
@@ -367,12 +374,14 @@ def main() -> None:
     # Each round's two phases ran back to back; their ratio is the least disturbed by
     # other tenants of the machine, and the median of those ratios is what we report.
     round_ratios = [d["mb_per_s"] / p["mb_per_s"] for d, p in zip(results["delivery"], results["plain"])]
+    unverified_ratios = [u["mb_per_s"] / p["mb_per_s"] for u, p in zip(results["unverified"], results["plain"])]
     cpu_ratio = (statistics.median(r["cpu_seconds"] for r in results["delivery"])
                  / statistics.median(r["cpu_seconds"] for r in results["plain"]))
     summary = {
         "throughput_vs_plain_ratio": round(statistics.median(round_ratios), 3),
+        "throughput_vs_plain_ratio_unverified": round(statistics.median(unverified_ratios), 3),
         "cpu_vs_plain_ratio": round(cpu_ratio, 3),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in results["delivery"]),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in results["delivery"] + results["unverified"]),
         "plain_peak_rss_mb": max(r["peak_rss_mb"] for r in results["plain"]),
         "delivery_mb_per_s": round(delivery_rate, 1),
         "plain_mb_per_s": round(plain_rate, 1),

@@ -138,8 +138,12 @@ class VerifiedStream:
         expected_sha256: str,
         what: str,
         progress: ProgressFn | None = None,
+        hash_bytes: bool = True,
     ) -> None:
         self._chunks = chunks
+        #: False (``DAMFLEET_DISTRIBUTION_VERIFY_SOURCE=false``): only the size is checked, and the
+        #: receipt carries the checksum recorded by the pipeline, not one computed here.
+        self.hash_bytes = hash_bytes
         self.expected_size = expected_size
         self.expected_sha256 = expected_sha256.lower()
         self.what = what
@@ -149,14 +153,15 @@ class VerifiedStream:
 
     @property
     def sha256(self) -> str:
-        return self._digest.hexdigest()
+        return self._digest.hexdigest() if self.hash_bytes else self.expected_sha256
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[bytes]:
         async for chunk in self._chunks:
-            self._digest.update(chunk)
+            if self.hash_bytes:
+                self._digest.update(chunk)
             self.size += len(chunk)
             if self._progress is not None:
                 self._progress(self.size, self.expected_size)

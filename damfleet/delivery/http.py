@@ -189,6 +189,7 @@ async def deliver_http(
     client: httpx.AsyncClient,
     *,
     chunk_bytes: int,
+    verify_source: bool = True,
     max_redirects: int,
     max_retry_after_seconds: float,
     progress: ProgressFn | None = None,
@@ -212,7 +213,7 @@ async def deliver_http(
         stream = VerifiedStream(
             storage.read(item.source_uri, chunk_bytes=chunk_bytes),
             expected_size=item.size_bytes, expected_sha256=item.sha256,
-            what=f"{item.role} of {item.asset_id}", progress=progress,
+            what=f"{item.role} of {item.asset_id}", progress=progress, hash_bytes=verify_source,
         )
         streams.append(stream)
         return stream

@@ -30,6 +30,7 @@ async def deliver_local(
     storage: Storage,
     *,
     chunk_bytes: int,
+    verify_source: bool = True,
     progress: ProgressFn | None = None,
 ) -> DeliveryResult:
     destination = local_destination(config, item)
@@ -44,7 +45,7 @@ async def deliver_local(
         expected_size=item.size_bytes,
         expected_sha256=item.sha256,
         what=f"{item.role} of {item.asset_id}",
-        progress=progress,
+        progress=progress, hash_bytes=verify_source,
     )
     try:
         written = await LocalBackend().write(destination.as_uri(), stream, content_type=item.mime_type)

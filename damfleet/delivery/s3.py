@@ -146,6 +146,7 @@ async def deliver_s3(
     s3: S3TargetClient,
     *,
     chunk_bytes: int,
+    verify_source: bool = True,
     progress: ProgressFn | None = None,
 ) -> DeliveryResult:
     client = await s3.get()
@@ -188,7 +189,7 @@ async def deliver_s3(
     stream = VerifiedStream(
         storage.read(item.source_uri, chunk_bytes=chunk_bytes),
         expected_size=item.size_bytes, expected_sha256=item.sha256,
-        what=f"{item.role} of {item.asset_id}", progress=progress,
+        what=f"{item.role} of {item.asset_id}", progress=progress, hash_bytes=verify_source,
     )
     action = f"upload to s3://{config.bucket}/{key}"
     upload_id: str | None = None

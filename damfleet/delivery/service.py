@@ -106,14 +106,15 @@ class Distributor:
         dist = self.settings.distribution
         async with self._slot(config):
             if isinstance(config, LocalTargetConfig):
-                result = await deliver_local(config, item, self.storage, chunk_bytes=chunk, progress=progress)
+                result = await deliver_local(config, item, self.storage, chunk_bytes=chunk, progress=progress,
+                                             verify_source=dist.verify_source)
             elif isinstance(config, S3TargetConfig):
                 result = await deliver_s3(config, item, self.storage, self._s3(config),
-                                          chunk_bytes=chunk, progress=progress)
+                                          chunk_bytes=chunk, progress=progress, verify_source=dist.verify_source)
             elif isinstance(config, HttpTargetConfig):
                 result = await deliver_http(
                     config, item, self.storage, self._http(config), chunk_bytes=chunk,
-                    max_redirects=dist.max_redirects, max_retry_after_seconds=dist.max_retry_after_seconds,
+                    verify_source=dist.verify_source, max_redirects=dist.max_redirects, max_retry_after_seconds=dist.max_retry_after_seconds,
                     progress=progress,
                 )
             else:  # pragma: no cover - the registry only builds known types

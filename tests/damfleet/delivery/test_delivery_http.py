@@ -48,6 +48,30 @@ async def test_local_target_refuses_a_corrupted_rendition_and_leaves_nothing(
     assert list((folder / item.asset_id).iterdir()) == []
 
 
+@pytest.mark.parametrize("verify_source", ["true", "false"])
+async def test_source_verification_is_an_operator_choice(
+    distributor_for, stored_rendition, verify_source: str
+) -> None:
+    """Default: every byte is re-hashed and a rendition that no longer matches its recorded
+    checksum is refused. With DAMFLEET_DISTRIBUTION_VERIFY_SOURCE=false only the size is checked
+    and the receipt carries the recorded checksum (receivers can still check X-Damfleet-SHA256)."""
+    async with DeliveryReceiver() as receiver:
+        targets = {"partner": {"type": "http", "url": receiver.url + "/in/{asset_id}/{filename}"}}
+        distributor, _ = distributor_for(targets, DAMFLEET_DISTRIBUTION_VERIFY_SOURCE=verify_source, **LOOPBACK)
+        item = await stored_rendition(distributor.storage, size=100_000)
+        stale = item.__class__(**{**item.__dict__, "sha256": "0" * 64})  # recorded != stored bytes
+        if verify_source == "true":
+            with pytest.raises(ChecksumMismatchError, match="differs from the recorded"):
+                await distributor.deliver("partner", stale)
+            assert receiver.files == [], "a refused rendition must not arrive"
+        else:
+            _, result = await distributor.deliver("partner", stale)
+            assert result.sha256 == "0" * 64
+            short = item.__class__(**{**item.__dict__, "size_bytes": item.size_bytes - 1})
+            with pytest.raises(ChecksumMismatchError, match="larger than the recorded"):
+                await distributor.deliver("partner", short)
+
+
 @pytest.mark.parametrize("method", ["PUT", "POST"])
 async def test_http_target_streams_with_auth_checksum_and_idempotency_key(
     distributor_for, stored_rendition, method: str
