@@ -114,8 +114,8 @@ class Distributor:
             elif isinstance(config, HttpTargetConfig):
                 result = await deliver_http(
                     config, item, self.storage, self._http(config), chunk_bytes=chunk,
-                    verify_source=dist.verify_source, max_redirects=dist.max_redirects, max_retry_after_seconds=dist.max_retry_after_seconds,
-                    progress=progress,
+                    verify_source=dist.verify_source, max_redirects=dist.max_redirects,
+                    max_retry_after_seconds=dist.max_retry_after_seconds, progress=progress,
                 )
             else:  # pragma: no cover - the registry only builds known types
                 raise ConfigurationError(f"target {target_name!r}: unsupported type {config.type!r}")
