@@ -97,7 +97,17 @@ class ActivityPolicy:
         return opts
 
 
-_PERMANENT = list(PERMANENT_ERROR_TYPES)
+def _backoff(initial: timedelta, maximum: timedelta, attempts: int) -> RetryPolicy:
+    """Doubling backoff from ``initial`` capped at ``maximum``; ``attempts`` 0 means unlimited
+    (bounded by the schedule-to-close timeout). Permanent damfleet errors are never retried."""
+    return RetryPolicy(
+        initial_interval=initial,
+        backoff_coefficient=2.0,
+        maximum_interval=maximum,
+        maximum_attempts=attempts,
+        non_retryable_error_types=list(PERMANENT_ERROR_TYPES),
+    )
+
 
 #: Ingest retries little: a corrupt file or a checksum mismatch will not heal, and the
 #: only transient failures are storage hiccups.
@@ -105,13 +115,7 @@ INGEST_POLICY = ActivityPolicy(
     task_queue=Queue.INGEST,
     start_to_close=timedelta(minutes=30),
     heartbeat=timedelta(seconds=60),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=3,
-        non_retryable_error_types=_PERMANENT,
-    ),
+    retry=_backoff(timedelta(seconds=2), timedelta(seconds=30), attempts=3),
 )
 
 #: Transcode runs for up to hours and heartbeats real progress; a stalled tool or a lost
@@ -120,13 +124,7 @@ TRANSCODE_POLICY = ActivityPolicy(
     task_queue=Queue.TRANSCODE,
     start_to_close=timedelta(hours=4),
     heartbeat=timedelta(seconds=60),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=5),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=10),
-        maximum_attempts=6,
-        non_retryable_error_types=_PERMANENT,
-    ),
+    retry=_backoff(timedelta(seconds=5), timedelta(minutes=10), attempts=6),
 )
 
 #: AI backs off exponentially too; an unreachable inference service keeps the task on
@@ -135,13 +133,7 @@ ENRICH_POLICY = ActivityPolicy(
     task_queue=Queue.AI_ENRICH,
     start_to_close=timedelta(hours=2),
     heartbeat=timedelta(seconds=120),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=5),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=10),
-        maximum_attempts=10,
-        non_retryable_error_types=_PERMANENT,
-    ),
+    retry=_backoff(timedelta(seconds=5), timedelta(minutes=10), attempts=10),
 )
 
 #: Distribution waits out external outages: capped exponential backoff for up to a day,
@@ -151,39 +143,17 @@ DELIVER_POLICY = ActivityPolicy(
     start_to_close=timedelta(minutes=30),
     heartbeat=timedelta(seconds=60),
     schedule_to_close=timedelta(hours=24),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=15),
-        maximum_attempts=0,
-        non_retryable_error_types=_PERMANENT,
-    ),
+    retry=_backoff(timedelta(seconds=2), timedelta(minutes=15), attempts=0),
 )
 
-#: Short bookkeeping activities (manifests, listing, discarding outputs).
-SHORT_POLICY_INGEST = ActivityPolicy(
-    task_queue=Queue.INGEST,
-    start_to_close=timedelta(minutes=5),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=5,
-        non_retryable_error_types=_PERMANENT,
-    ),
-)
+_SHORT_RETRY = _backoff(timedelta(seconds=1), timedelta(seconds=30), attempts=5)
+
+#: Short bookkeeping activities (manifests, listing, dedup claims, discarding outputs).
+SHORT_POLICY_INGEST = ActivityPolicy(task_queue=Queue.INGEST, start_to_close=timedelta(minutes=5), retry=_SHORT_RETRY)
 
 #: Reading a finished run's result for redelivery: a quick call to the Temporal frontend.
 SHORT_POLICY_DISTRIBUTION = ActivityPolicy(
-    task_queue=Queue.DISTRIBUTION,
-    start_to_close=timedelta(minutes=2),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=5,
-        non_retryable_error_types=_PERMANENT,
-    ),
+    task_queue=Queue.DISTRIBUTION, start_to_close=timedelta(minutes=2), retry=_SHORT_RETRY
 )
 
 ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
