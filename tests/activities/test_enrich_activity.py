@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib.util
 import json
 import subprocess
-import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -33,10 +30,8 @@ from damfleet.errors import PERMANENT_ERROR_TYPES
 from damfleet.policies import ActivityName
 from damfleet.storage import Storage
 from damfleet.v1 import common_pb2, stages_pb2
+from tests.ai_support import SHAPES_WEIGHTS, shapes_script
 from tests.conftest import free_port, make_settings
-
-REPO = Path(__file__).resolve().parents[2]
-SHAPES_WEIGHTS = REPO / "tests" / "fixtures" / "yolo" / "shapes.pt"
 
 #: Short retries so the unreachable-service test sees several attempts in seconds.
 TEST_RETRY = RetryPolicy(
@@ -81,18 +76,6 @@ async def stored_asset(
 async def speech_asset(storage: Storage) -> common_pb2.AssetRecord:
     return await stored_asset(storage, samples.speech_path(), common_pb2.MEDIA_KIND_AUDIO, has_audio=True,
                               duration=11.4)
-
-
-def shapes_script() -> ModuleType:
-    """scripts/train_yolo_fixture.py, which made the weights and generates scenes to judge them."""
-    name = "train_yolo_fixture"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / "train_yolo_fixture.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def roles(result: stages_pb2.EnrichOutput) -> dict[str, common_pb2.Output]:

@@ -7,10 +7,8 @@ the right classes at the right places, not that it remembers its training set.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,27 +19,14 @@ from damfleet.ai.detect import DetectOptions, YoloModel, detect_file, yolo_model
 from damfleet.ai.models import ModelRegistry
 from damfleet.errors import BadInputError, ConfigurationError, UnsafeMediaError
 from damfleet.settings import AISettings
+from tests.ai_support import SHAPES_WEIGHTS, shapes_script
 
-REPO = Path(__file__).resolve().parents[3]
-WEIGHTS = REPO / "tests" / "fixtures" / "yolo" / "shapes.pt"
 OPTIONS = DetectOptions(image_size=320, confidence=0.25)
-
-
-def shapes_script() -> ModuleType:
-    """scripts/train_yolo_fixture.py: the scene generator and scorer that made and judge the weights."""
-    name = "train_yolo_fixture"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / "train_yolo_fixture.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
 def detector() -> YoloModel:
-    model = YoloModel(str(WEIGHTS), device="cpu")
+    model = YoloModel(str(SHAPES_WEIGHTS), device="cpu")
     model.load()
     return model
 
@@ -133,7 +118,7 @@ def test_unreadable_and_oversized_images_are_bad_input(detector: YoloModel, tmp_
 
 def test_registry_loads_the_detector_once() -> None:
     registry = ModelRegistry()
-    ai = AISettings(yolo_weights=str(WEIGHTS), yolo_device="cpu")
+    ai = AISettings(yolo_weights=str(SHAPES_WEIGHTS), yolo_device="cpu")
     first, second = yolo_model(ai, registry), yolo_model(ai, registry)
     first.load()
     second.load()
@@ -143,7 +128,7 @@ def test_registry_loads_the_detector_once() -> None:
 def test_onnx_weights_detect_like_the_pt(tmp_path: Path) -> None:
     """The same detector exported to ONNX (run by onnxruntime) through the same code path."""
     shapes = shapes_script()
-    model = YoloModel(str(WEIGHTS.with_suffix(".onnx")), device="cpu")
+    model = YoloModel(str(SHAPES_WEIGHTS.with_suffix(".onnx")), device="cpu")
     rng = np.random.default_rng(2024)
     truths, found = [], []
     for index in range(15):
