@@ -57,7 +57,8 @@ class CatalogActivities:
     @translate_errors
     async def read_manifest_page(self, request: jobs_pb2.ManifestPageInput) -> jobs_pb2.ManifestPage:
         """One page of rows of a prepared batch."""
-        return await catalog.read_page(request, storage=self.ctx.storage)
+        async with Heartbeater():
+            return await catalog.read_page(request, storage=self.ctx.storage)
 
     @activity.defn(name=ActivityName.CLAIM_CONTENT)
     @translate_errors

@@ -43,7 +43,8 @@ class IngestActivities:
     @translate_errors
     async def discard_asset(self, asset_id: str) -> int:
         """Remove everything stored under an asset's prefix (cancelled or failed runs)."""
-        removed = await self.ctx.storage.delete_prefix(self.ctx.storage.keys(asset_id).prefix)
+        async with Heartbeater():
+            removed = await self.ctx.storage.delete_prefix(self.ctx.storage.keys(asset_id).prefix)
         log.info("discarded %d objects of asset %s", removed, asset_id)
         return removed
 

@@ -65,6 +65,8 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, url: str) -> errors.DamfleetError:
     cls = _error_classes().get(error_type)
     if cls is not None and not issubclass(cls, errors.TransientError):
         return cls(detail)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return errors.InferenceUnavailableError(f"inference service {url} unavailable: {detail}")
     if code in _TRANSIENT_CODES or cls is not None:
         return errors.TransientError(f"inference service {url} failed ({code.name}): {detail}")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -97,7 +99,7 @@ class RemoteInference(InferenceBackend):
             await asyncio.wait_for(self._channel.channel_ready(), timeout=self.ai.inference_connect_seconds)
         except (TimeoutError, grpc.aio.AioRpcError) as exc:
             await self.aclose()
-            raise errors.TransientError(
+            raise errors.InferenceUnavailableError(
                 f"inference service {self.url} unreachable after {self.ai.inference_connect_seconds:g}s; "
                 "will retry (nothing marked done)"
             ) from exc

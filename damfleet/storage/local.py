@@ -93,7 +93,10 @@ class LocalBackend(StorageBackend):
             raise BadInputError(f"not a regular file: {path}")
         return ObjectInfo(uri=path.as_uri(), size_bytes=st.st_size, modified_at=st.st_mtime)
 
-    async def list(self, prefix_uri: str) -> AsyncIterator[ObjectInfo]:  # type: ignore[override]
+    async def list(  # type: ignore[override]
+        self, prefix_uri: str, *, include_partial: bool = False
+    ) -> AsyncIterator[ObjectInfo]:
+        """Objects under a prefix; ``include_partial`` adds in-progress (or abandoned) writes."""
         prefix = path_from_uri(prefix_uri)
         # A prefix may end mid-name ("assets/ab" matches "assets/abc/..."), like S3.
         base = prefix if str(prefix_uri).endswith("/") or prefix.is_dir() else prefix.parent
@@ -103,13 +106,25 @@ class LocalBackend(StorageBackend):
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for name in sorted(filenames):
-                if name.startswith(".") and name.endswith(".partial"):
+                if name.startswith(".") and name.endswith(".partial") and not include_partial:
                     continue  # an in-progress write, not an object yet
                 full = os.path.join(dirpath, name)
                 if not full.startswith(prefix_text):
                     continue
                 st = os.stat(full)
                 yield ObjectInfo(uri=Path(full).as_uri(), size_bytes=st.st_size, modified_at=st.st_mtime)
+
+    async def delete_prefix(self, prefix_uri: str) -> int:
+        """Delete every object under a prefix, abandoned ``.partial`` writes included.
+
+        A writer killed outright (SIGKILL, node loss) never removes its temporary file;
+        listings hide it, so without this a discarded asset would leave it behind.
+        """
+        removed = 0
+        async for info in self.list(prefix_uri, include_partial=True):
+            if await self.delete(info.uri):
+                removed += 1
+        return removed
 
     async def delete(self, uri: str) -> bool:
         path = path_from_uri(uri)

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from damfleet.errors import BadInputError, ConfigurationError, SourceNotFoundError, TransientError
+from damfleet.errors import (
+    BadInputError,
+    ConfigurationError,
+    DamfleetError,
+    SourceNotFoundError,
+    StorageUnavailableError,
+)
 from damfleet.settings import StorageSettings
 from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, WriteResult
 
@@ -129,7 +135,7 @@ class S3Backend(StorageBackend):
     @staticmethod
     def _translate(exc: Exception, uri: str) -> Exception:
         """Map botocore errors to damfleet's permanent/transient classes."""
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+        from botocore.exceptions import ClientError, EndpointConnectionError, HTTPClientError, NoCredentialsError
 
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
@@ -141,12 +147,17 @@ class S3Backend(StorageBackend):
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
                 return ConfigurationError(f"access denied to {uri} ({code}): check the S3 credentials")
             if status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"):
-                return TransientError(f"S3 error {code} on {uri}")
+                return StorageUnavailableError(f"S3 error {code} on {uri}")
             return BadInputError(f"S3 refused {uri}: {code} {exc}")
         if isinstance(exc, NoCredentialsError):
             return ConfigurationError("no S3 credentials configured (DAMFLEET_STORAGE_S3_ACCESS_KEY_ID)")
-        if isinstance(exc, (EndpointConnectionError, OSError, asyncio.TimeoutError)):
-            return TransientError(f"S3 endpoint unreachable for {uri}: {exc}")
+        if isinstance(exc, (EndpointConnectionError, HTTPClientError, OSError, asyncio.TimeoutError)):
+            # Connection refused, reset mid-stream, DNS, read timeout: the store is down, the
+            # input is fine. Retried for the queue's whole retry window, never a bad input.
+            return StorageUnavailableError(f"S3 endpoint unreachable for {uri}: {exc}")
+        if type(exc).__module__.startswith("aiohttp"):
+            # A body read cut short (server disconnected, payload error) surfaces unwrapped.
+            return StorageUnavailableError(f"S3 connection lost reading {uri}: {type(exc).__name__}: {exc}")
         return exc
 
     async def read(self, uri: str, *, chunk_bytes: int = CHUNK_BYTES) -> AsyncIterator[bytes]:  # type: ignore[override]
@@ -159,7 +170,10 @@ class S3Backend(StorageBackend):
         body = response["Body"]
         try:
             while True:
-                chunk = await body.read(chunk_bytes)
+                try:
+                    chunk = await body.read(chunk_bytes)
+                except Exception as exc:  # translated below
+                    raise self._translate(exc, uri) from exc
                 if not chunk:
                     return
                 yield chunk
@@ -233,7 +247,7 @@ class S3Backend(StorageBackend):
             if upload_id is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id))
-            if isinstance(exc, Exception) and not isinstance(exc, (TransientError, BadInputError, ConfigurationError)):
+            if isinstance(exc, Exception) and not isinstance(exc, DamfleetError):
                 raise self._translate(exc, uri) from exc
             raise
         return WriteResult(uri=f"s3://{bucket}/{key}", size_bytes=size, sha256=digest.hexdigest())
