@@ -102,6 +102,13 @@ def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]
             error = to_application_error(exc)
             if error.non_retryable:
                 log.warning("activity %s failed permanently: %s", fn.__name__, error.message)
+            if isinstance(exc, DamfleetError):
+                # The message says what happened; the chain of library exceptions under it
+                # (botocore, aiohttp, socket) is for the worker log, not the run's history,
+                # where each retry of a long outage would store it again and where a chain
+                # over the server's failure size limit reads only "Failure exceeds size limit".
+                log.info("activity %s: %s", fn.__name__, error.message, exc_info=exc)
+                raise error from None
             raise error from exc
 
     return wrapper

@@ -54,6 +54,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from damfleet.policies import ALL_QUEUES, Queue, WorkflowName
+from damfleet.retries import apply_attempts, stage_attempts
 from damfleet.settings import Settings, get_settings
 from damfleet.storage import normalize_uri
 from damfleet.temporal import connect
@@ -159,8 +160,10 @@ class AssetHandle:
         return self.handle.first_execution_run_id or self.handle.run_id
 
     async def status(self) -> pipeline_pb2.PipelineResult:
-        """Job state, current stage and per-stage timing/results (while running and after)."""
-        return await _query(self.handle, "status", pipeline_pb2.PipelineResult)
+        """Job state, current stage and per-stage timing/results (while running and after),
+        with each stage's attempts and, while it retries, what it is waiting out."""
+        result = await _query(self.handle, "status", pipeline_pb2.PipelineResult)
+        return await _with_attempts(self.handle, result)
 
     async def wait(self) -> pipeline_pb2.PipelineResult:
         """Wait for the run to end and return its final result, whatever the outcome.
@@ -169,9 +172,10 @@ class AssetHandle:
         ``failures``) instead of raising, so callers branch on ``result.state``.
         """
         try:
-            return await self.handle.result()
+            result = await self.handle.result()
         except WorkflowFailureError:
             return await self.status()
+        return await _with_attempts(self.handle, result)
 
 
 @dataclass
@@ -582,6 +586,19 @@ class FleetClient:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise JobControlError(f"job {workflow_id} already finished; nothing to {update}") from None
             raise
+
+
+async def _with_attempts(
+    handle: WorkflowHandle[Any, Any], result: pipeline_pb2.PipelineResult
+) -> pipeline_pb2.PipelineResult:
+    """Fill in attempts and waiting reasons from the run's history (the workflow cannot see retries)."""
+    try:
+        history = await handle.fetch_history()
+        pending = (await handle.describe()).raw_description.pending_activities
+    except RPCError:
+        return result  # best effort: the status itself is already known
+    apply_attempts(result, stage_attempts(history.events, pending))
+    return result
 
 
 async def _query(handle: WorkflowHandle[Any, Any], name: str, result_type: type[Any]) -> Any:
