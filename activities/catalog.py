@@ -67,6 +67,14 @@ class CatalogActivities:
         return await catalog.claim_content(request, storage=self.ctx.storage)
 
 
+    @activity.defn(name=ActivityName.RELEASE_CONTENT)
+    @translate_errors
+    async def release_content(self, request: jobs_pb2.ClaimContentInput) -> bool:
+        """Dedup: a failed or cancelled run gives up its claim on the content."""
+        return await catalog.release_content(request, storage=self.ctx.storage)
+
+
 def build_activities(ctx: StageContext) -> list[Callable[..., Any]]:
     acts = CatalogActivities(ctx)
-    return [acts.read_manifest, acts.list_new_sources, acts.read_manifest_page, acts.claim_content]
+    return [acts.read_manifest, acts.list_new_sources, acts.read_manifest_page, acts.claim_content,
+            acts.release_content]

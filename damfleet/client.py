@@ -101,15 +101,20 @@ def new_workflow_id(prefix: str = "asset") -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-def request_workflow_id(request: pipeline_pb2.PipelineRequest) -> str:
+def request_workflow_id(request: pipeline_pb2.PipelineRequest, source_version: str = "") -> str:
     """A workflow id derived from what is submitted, so a duplicate submission maps to the same run.
 
     The expected checksum, when given, identifies the content (the same bytes under two
-    URIs are one asset); otherwise the source URI does. Collection and profile are part
-    of the key: the same file in another collection, or with another profile, is new work.
+    URIs are one asset); otherwise the source URI and its ``source_version`` (size and
+    modification time) do, so a file overwritten in place is new work, never the earlier
+    run's result. Collection, profile and targets are part of the key: the same file in
+    another collection, with another profile or for other targets, is new work.
     """
-    what = f"sha256:{request.expected_sha256}" if request.expected_sha256 else f"uri:{request.source_uri}"
-    key = "\n".join((request.metadata.collection, request.profile or "default", what))
+    if request.expected_sha256:
+        what = f"sha256:{request.expected_sha256}"
+    else:
+        what = f"uri:{request.source_uri}" + (f"@{source_version}" if source_version else "")
+    key = "\n".join((request.metadata.collection, request.profile or "default", what, ",".join(request.targets)))
     return f"asset-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
@@ -264,7 +269,12 @@ class FleetClient:
         task_queue: str | None = None,
     ) -> AssetHandle:
         """Start an AssetPipeline from a full request; duplicates return the existing run."""
-        wid = workflow_id or (request_workflow_id(request) if request.dedup else new_workflow_id())
+        if workflow_id:
+            wid = workflow_id
+        elif request.dedup:
+            wid = request_workflow_id(request, await self._source_version(request))
+        else:
+            wid = new_workflow_id()
         handle, existing = await self._start(
             WorkflowName.ASSET_PIPELINE, request, wid, task_queue, pipeline_pb2.PipelineResult, request.priority
         )
@@ -558,6 +568,25 @@ class FleetClient:
         except WorkflowAlreadyStartedError:
             return self.client.get_workflow_handle(wid, result_type=result_type), True
         return handle, False
+
+    async def _source_version(self, request: pipeline_pb2.PipelineRequest) -> str:
+        """Size and modification time of the source, or "" when it cannot be read from here
+        (the run then reports why); unused when the request names its checksum."""
+        if request.expected_sha256:
+            return ""
+        if request.source_uri.startswith("s3://") and not self.settings.storage.s3_access_key_id:
+            return ""  # no credentials here: botocore would go looking on the metadata address
+        from damfleet.errors import DamfleetError
+        from damfleet.storage import Storage
+
+        storage = Storage.from_settings(self.settings)
+        try:
+            info = await storage.stat(request.source_uri)
+        except (DamfleetError, OSError):
+            return ""
+        finally:
+            await storage.aclose()
+        return f"{info.size_bytes}:{info.modified_at:.6f}"
 
     async def _describe(self, workflow_id: str) -> Any:
         try:

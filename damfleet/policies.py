@@ -73,6 +73,7 @@ class ActivityName:
     LIST_NEW_SOURCES = "list_new_sources"
     READ_MANIFEST_PAGE = "read_manifest_page"  # one page of a prepared batch
     CLAIM_CONTENT = "claim_content"            # dedup: first asset with this content in a collection
+    RELEASE_CONTENT = "release_content"        # dedup: a failed or cancelled run gives its claim up
 
 
 @dataclass(frozen=True)
@@ -140,14 +141,14 @@ def retry_window(queue_setting: str, default_hours: float) -> timedelta:
 
 
 #: Ingest: bad input fails on attempt 1; a storage outage is waited out for the retry
-#: window (6 h) with backoff capped at a minute, so the asset resumes within a minute of
+#: window (6 h) with backoff capped at 30 s, so the asset resumes within 30 s of
 #: the store coming back. A worker death is noticed by the 60 s heartbeat.
 INGEST_POLICY = ActivityPolicy(
     task_queue=Queue.INGEST,
     start_to_close=timedelta(minutes=30),
     heartbeat=timedelta(seconds=60),
     schedule_to_close=retry_window("INGEST", 6),
-    retry=_backoff(timedelta(seconds=2), timedelta(seconds=60)),
+    retry=_backoff(timedelta(seconds=2), timedelta(seconds=30)),
 )
 
 #: Transcode runs for up to hours and heartbeats real progress; a stalled or crashed tool
@@ -219,6 +220,7 @@ ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.LIST_NEW_SOURCES: SHORT_POLICY_INGEST,
     ActivityName.READ_MANIFEST_PAGE: SHORT_POLICY_INGEST,
     ActivityName.CLAIM_CONTENT: CLAIM_POLICY,
+    ActivityName.RELEASE_CONTENT: CLAIM_POLICY,
     ActivityName.TRANSCODE: TRANSCODE_POLICY,
     ActivityName.ENRICH: ENRICH_POLICY,
     ActivityName.DELIVER: DELIVER_POLICY,

@@ -139,6 +139,7 @@ class AssetPipeline:
                 "ingest", common_pb2.VALIDATING, ActivityName.INGEST, ingest_input, stages_pb2.IngestOutput
             )
         except ActivityError as err:
+            await self._discard_failed(asset_id)
             return self._fail("ingest", *failure_message(err))
         asset = ingested.asset
         self._result.asset.CopyFrom(asset)
@@ -157,6 +158,7 @@ class AssetPipeline:
                 stages_pb2.TranscodeOutput,
             )
         except ActivityError as err:
+            await self._discard_failed(asset_id)
             return self._fail("transcode", *failure_message(err))
         self._add_outputs("transcode", transcoded.outputs)
 
@@ -366,6 +368,35 @@ class AssetPipeline:
         self._set_state(common_pb2.FAILED)
         raise ApplicationError(self._result.error, type=error_type, non_retryable=True)
 
+    async def _discard_failed(self, asset_id: str) -> None:
+        """A failed run leaves nothing behind but its failure record (this run's history):
+        the same discard cancel uses, dedup claim included, so the same bytes submitted again
+        are processed instead of linked to an asset without outputs. Runs that failed before
+        this existed replay without it (``workflow.patched``)."""
+        if workflow.patched("discard-failed-runs"):
+            await self._discard(asset_id, release_claim=True)
+            # The result lists only what exists: the discarded objects are gone.
+            del self._result.outputs[:]
+            for stage in self._result.stages.values():
+                del stage.outputs[:]
+
+    async def _discard(self, asset_id: str, *, release_claim: bool = False) -> None:
+        """Remove everything stored for the asset; best effort, logged when it cannot."""
+        asset = self._result.asset
+        try:
+            if release_claim and asset.sha256 and asset.asset_id == asset_id:
+                claim = jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow.info().workflow_id)
+                await self._bookkeeping(ActivityName.RELEASE_CONTENT, claim, bool)
+            await self._bookkeeping(ActivityName.DISCARD_ASSET, asset_id, int)
+        except (ActivityError, CancelledError) as err:
+            workflow.logger.warning("discarding asset %s failed: %s", asset_id, err)
+
+    async def _bookkeeping(self, name: str, arg: Any, result_type: type[M]) -> M:
+        """An activity that must run even while the workflow is being cancelled."""
+        return await workflow.execute_activity(
+            name, arg, result_type=result_type, **policy_for(name).options(self._lane),  # type: ignore[arg-type]
+        )
+
     async def _cancelled(self, asset_id: str) -> None:
         stage = self._result.current_stage
         # Only a stage still running was cut short; a paused run sits between stages.
@@ -375,13 +406,7 @@ class AssetPipeline:
         # The running activity has acknowledged cancellation (WAIT_CANCELLATION_COMPLETED);
         # now remove everything stored for the asset so nothing looks complete.
         if self._result.stages["ingest"].status != common_pb2.STAGE_STATUS_PENDING:
-            policy = policy_for(ActivityName.DISCARD_ASSET)
-            try:
-                await workflow.execute_activity(
-                    ActivityName.DISCARD_ASSET, asset_id, result_type=int, **policy.options(self._lane),  # type: ignore[arg-type]
-                )
-            except (ActivityError, CancelledError) as err:
-                workflow.logger.warning("discarding cancelled asset %s failed: %s", asset_id, err)
+            await self._discard(asset_id, release_claim=workflow.patched("discard-failed-runs"))
 
     def _set_state(self, state: int) -> None:
         self._result.state = state  # type: ignore[assignment]

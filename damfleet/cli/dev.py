@@ -198,6 +198,10 @@ def submit(
     collection: Annotated[str, typer.Option()] = "",
     tenant: Annotated[str, typer.Option()] = "",
     sha256: Annotated[str, typer.Option(help="Expected sha256 (single source only).")] = "",
+    dedup: Annotated[bool | None, typer.Option(
+        "--dedup/--no-dedup",
+        help="Link content already in the collection and join an identical earlier submission "
+             "(default: DAMFLEET_JOBS_DEDUP); --no-dedup always starts a new run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Start AssetPipeline runs against a running fleet."""
@@ -213,7 +217,7 @@ def submit(
         handles = []
         for source in sources:
             handle = await client.submit(source, profile=profile, priority=priority, collection=collection,
-                                         tenant=tenant, expected_sha256=sha256)
+                                         tenant=tenant, expected_sha256=sha256, dedup=dedup)
             handles.append((source, handle))
             if not as_json:
                 console.print(f"submitted {source} as [bold]{handle.workflow_id}[/]")
