@@ -11,9 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from damfleet.errors import UNEXPECTED_ERROR_MAX_ATTEMPTS, DamfleetError, TransientError
+from damfleet.scratch import lease_scratch
 from damfleet.settings import Settings, get_settings
 from damfleet.storage import Storage
 
@@ -156,14 +155,13 @@ class Heartbeater:
 
 @contextlib.asynccontextmanager
 async def scratch_dir(settings: Settings, purpose: str) -> AsyncIterator[Path]:
-    """A private scratch folder removed on every exit path (success, error, cancel)."""
-    root = settings.scratch_path
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{purpose}-{uuid.uuid4().hex[:12]}"
-    path.mkdir()
+    """A private scratch folder, owned by this process (see :mod:`damfleet.scratch`) and
+    removed on every exit path (success, error, cancel); a SIGKILL leaves it to the sweeper."""
+    loop = asyncio.get_running_loop()
+    lease = await loop.run_in_executor(None, lease_scratch, settings.scratch_path, purpose)
     started = time.monotonic()
     try:
-        yield path
+        yield lease.path
     finally:
-        await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True))
-        log.debug("scratch %s removed after %.1fs", path, time.monotonic() - started)
+        await asyncio.shield(loop.run_in_executor(None, lease.release))
+        log.debug("scratch %s removed after %.1fs", lease.path, time.monotonic() - started)

@@ -84,6 +84,7 @@ class WorkerSettings:
     identity: str = ""
     queue_suffix: str = ""               # lane suffix appended to every queue name (see policies.lane_of)
     heartbeat_throttle_seconds: float = 2.0   # max delay before a heartbeat reaches the server (cancel latency)
+    scratch_sweep_seconds: float = 300.0      # how often scratch of dead workers is removed (0: only at start)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from damfleet import policies
+from damfleet.scratch import sweep_orphaned_scratch
 from damfleet.settings import Settings, get_settings
 from damfleet.temporal import connect
 from workers.metrics import MetricsInterceptor
@@ -102,6 +103,26 @@ class MetricsServer:
         self.httpd.server_close()
 
 
+async def _sweep_scratch(settings: Settings) -> None:
+    """Remove scratch of dead workers now and every ``scratch_sweep_seconds``.
+
+    A worker killed outright (OOM kill, ``kill -9``) runs no cleanup; its scratch (a
+    half-written proxy, a downloaded original) is recognised by its free owner lock.
+    Folders with no owner file are left alone for longer than any activity may run.
+    """
+    grace = max(p.start_to_close.total_seconds() for p in policies.ACTIVITY_POLICIES.values())
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await loop.run_in_executor(None, lambda: sweep_orphaned_scratch(
+                settings.scratch_path, unowned_grace_seconds=grace))
+        except OSError as exc:
+            log.warning("scratch sweep of %s failed: %s", settings.scratch_path, exc)
+        if settings.worker.scratch_sweep_seconds <= 0:
+            return
+        await asyncio.sleep(settings.worker.scratch_sweep_seconds)
+
+
 async def run_worker(
     *,
     task_queue: str,
@@ -147,6 +168,7 @@ async def run_worker(
         kwargs["max_concurrent_activities"] = concurrency
         kwargs["interceptors"] = [MetricsInterceptor()]
     worker = Worker(client, **kwargs)
+    sweeper = asyncio.create_task(_sweep_scratch(settings)) if activities else None
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -169,6 +191,8 @@ async def run_worker(
     try:
         await run_task
     finally:
+        if sweeper is not None:
+            sweeper.cancel()
         if on_shutdown is not None:
             result = on_shutdown()
             if asyncio.iscoroutine(result):

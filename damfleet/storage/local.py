@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import glob
 import hashlib
 import os
 import uuid
@@ -26,6 +28,31 @@ def path_from_uri(uri: str) -> Path:
     if parsed.netloc not in ("", "localhost"):
         raise BadInputError(f"file:// URI with a remote host is not supported: {uri!r}")
     return Path(unquote(parsed.path))
+
+
+def _remove_abandoned_partials(path: Path) -> int:
+    """Delete temporary files of earlier writes of ``path`` whose writer died (lock free).
+
+    A worker SIGKILLed mid-write leaves its ``.partial`` behind; its retry writes the same
+    object, so this is where the leftover is noticed. A concurrent live writer holds its
+    lock and is left alone.
+    """
+    removed = 0
+    for partial in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        try:
+            fd = os.open(partial, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live writer
+        else:
+            partial.unlink(missing_ok=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed
 
 
 class LocalBackend(StorageBackend):
@@ -68,6 +95,8 @@ class LocalBackend(StorageBackend):
         digest = hashlib.sha256()
         size = 0
         fh = await loop.run_in_executor(None, open, partial, "wb")
+        # Held until the rename: a partial whose lock is free belongs to a dead writer.
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             async for chunk in chunks:
                 digest.update(chunk)
@@ -79,8 +108,9 @@ class LocalBackend(StorageBackend):
             fh.close()
             partial.unlink(missing_ok=True)
             raise
-        fh.close()
         os.replace(partial, path)
+        fh.close()
+        await loop.run_in_executor(None, _remove_abandoned_partials, path)
         return WriteResult(uri=path.as_uri(), size_bytes=size, sha256=digest.hexdigest())
 
     async def stat(self, uri: str) -> ObjectInfo:
