@@ -70,6 +70,7 @@ class StorageSettings:
     multipart_threshold_bytes: int = 16 * 1024 * 1024
     multipart_chunk_bytes: int = 8 * 1024 * 1024
     max_pool_connections: int = 64
+    multipart_max_age_hours: float = 24.0   # workers abort damfleet's multipart uploads older than this
 
 
 @dataclass(frozen=True)

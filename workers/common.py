@@ -103,12 +103,14 @@ class MetricsServer:
         self.httpd.server_close()
 
 
-async def _sweep_scratch(settings: Settings) -> None:
-    """Remove scratch of dead workers now and every ``scratch_sweep_seconds``.
+async def _housekeeping(settings: Settings) -> None:
+    """Remove what killed workers left behind, now and every ``scratch_sweep_seconds``.
 
-    A worker killed outright (OOM kill, ``kill -9``) runs no cleanup; its scratch (a
-    half-written proxy, a downloaded original) is recognised by its free owner lock.
-    Folders with no owner file are left alone for longer than any activity may run.
+    - Scratch (a half-written proxy, a downloaded original) whose owner lock is free: the
+      worker that owned it is gone. Folders with no owner file are left alone for longer
+      than any activity may run.
+    - On S3, damfleet's multipart uploads older than ``multipart_max_age_hours``: their
+      parts are invisible but stored (and billed) until aborted.
     """
     grace = max(p.start_to_close.total_seconds() for p in policies.ACTIVITY_POLICIES.values())
     loop = asyncio.get_running_loop()
@@ -118,9 +120,28 @@ async def _sweep_scratch(settings: Settings) -> None:
                 settings.scratch_path, unowned_grace_seconds=grace))
         except OSError as exc:
             log.warning("scratch sweep of %s failed: %s", settings.scratch_path, exc)
+        if settings.storage_root.startswith("s3://"):
+            await _abort_stale_uploads(settings)
         if settings.worker.scratch_sweep_seconds <= 0:
             return
         await asyncio.sleep(settings.worker.scratch_sweep_seconds)
+
+
+async def _abort_stale_uploads(settings: Settings) -> None:
+    from damfleet.errors import DamfleetError
+    from damfleet.storage.s3 import S3Backend
+
+    backend = S3Backend(settings.storage)
+    try:
+        aborted = await backend.abort_stale_uploads(
+            settings.storage_root.rstrip("/") + "/", settings.storage.multipart_max_age_hours * 3600)
+        if aborted:
+            log.warning("aborted %d multipart uploads older than %gh under %s", aborted,
+                        settings.storage.multipart_max_age_hours, settings.storage_root)
+    except DamfleetError as exc:  # the store is down: the next round will try again
+        log.warning("multipart upload sweep of %s failed: %s", settings.storage_root, exc)
+    finally:
+        await backend.aclose()
 
 
 async def run_worker(
@@ -168,7 +189,7 @@ async def run_worker(
         kwargs["max_concurrent_activities"] = concurrency
         kwargs["interceptors"] = [MetricsInterceptor()]
     worker = Worker(client, **kwargs)
-    sweeper = asyncio.create_task(_sweep_scratch(settings)) if activities else None
+    sweeper = asyncio.create_task(_housekeeping(settings)) if activities else None
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
