@@ -55,6 +55,7 @@ class TemporalSettings:
     tls_server_name: str = ""
     api_key: str = ""
     dev_ui_port: int = 8233              # web UI port of the embedded dev server (damfleet dev/demo)
+    connect_timeout_seconds: float = 30.0   # keep retrying an unreachable frontend this long (restarts)
 
 
 @dataclass(frozen=True)

@@ -169,15 +169,22 @@ def dev() -> None:
 
         settings = get_settings()
         fleet = Fleet(settings)
+        supervisor: asyncio.Task[None] | None = None
         try:
             await fleet.start()
-            console.print(f"[bold green]fleet up[/]: Temporal {settings.temporal.address}, "
+            console.print("started the dev server and five pools; waiting until every pool polls its queue...")
+            await fleet.wait_polling()
+            console.print(f"[bold green]fleet ready[/]: Temporal {settings.temporal.address}, "
                           f"UI http://localhost:{settings.temporal.dev_ui_port}, "
                           f"metrics :{fleet.metrics_base_port}-{fleet.metrics_base_port + 4}, "
                           f"logs {settings.state_path / 'logs'}. Ctrl-C stops everything.")
+            # A pool that dies (OOM kill, kill -9) is reaped and restarted, with backoff and a cap.
+            supervisor = asyncio.create_task(fleet.supervise(lambda message: console.print(f"[yellow]{message}[/]")))
             await _wait_forever()
             return 0
         finally:
+            if supervisor is not None:
+                supervisor.cancel()
             console.print("stopping workers (graceful) and the dev server...")
             fleet.stop()
 
