@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 
 from damfleet.storage.local import LocalBackend
@@ -19,11 +20,14 @@ async def test_a_retried_write_removes_the_dead_writers_partial(tmp_path: Path) 
     dead = target.with_name(".clip.mov.1a2b3c4d.partial")  # its writer was SIGKILLed: no lock
     dead.write_bytes(b"")
     live = target.with_name(".clip.mov.5e6f7a8b.partial")  # another writer, still running
-    with open(live, "wb") as held:
-        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+    held = os.open(live, os.O_WRONLY | os.O_CREAT)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
         await backend.write(target.as_uri(), _one(b"whole"))
         assert target.read_bytes() == b"whole"
         assert not dead.exists() and live.exists()
+    finally:
+        os.close(held)
 
 
 async def test_discard_removes_partials_that_listing_hides(tmp_path: Path) -> None:
