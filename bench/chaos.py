@@ -50,9 +50,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
 
-from damfleet import samples  # noqa: E402
-from damfleet.settings import Settings, load_settings  # noqa: E402
-from tests.faults import TcpRelay  # noqa: E402
+from damfleet import samples
+from damfleet.settings import Settings, load_settings
+from tests.faults import TcpRelay
 
 TOOL_MARKERS = ("ffmpeg", "ffprobe", "exiftool", "damfleet.transcode.vips_child")
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}  # Temporal's closed statuses
@@ -129,7 +129,7 @@ async def _wait_terminal(client: Any, workflow_ids: list[str], deadline: float) 
                 continue
             try:
                 description = await client.client.get_workflow_handle(wid).describe()
-            except Exception:  # noqa: BLE001 - the server may be restarting
+            except Exception:  # noqa: BLE001, S112 - the server may be restarting: ask again next round
                 continue
             states[wid] = description.status.name if description.status else "RUNNING"
         if all(states.get(w) in TERMINAL for w in workflow_ids):
@@ -376,7 +376,7 @@ async def run_batch(root: Path, good: list[Path], bad: list[Path], *, chaos: boo
         if supervisor is not None:
             supervisor.cancel()
         fleet.stop()
-    time.sleep(2.0)  # let the kernel deliver parent-death signals before counting orphans
+    await asyncio.sleep(2.0)  # let the kernel deliver parent-death signals before counting orphans
     checked = await _check(run, results, good, bad, states)
     relay.close()
     moto.stop()
