@@ -23,7 +23,6 @@ import grpc
 
 from damfleet import errors
 from damfleet.ai.backend import InferenceBackend, MediaSource, ProgressFn
-from damfleet.ai.transcribe import Cancelled, NoAudioStreamError
 from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2, inference_pb2_grpc
 
@@ -44,13 +43,10 @@ _TRANSIENT_CODES = {
 
 
 def _error_classes() -> dict[str, type[errors.DamfleetError]]:
+    """Error type name -> class; parents first, so a name subclasses share maps to the parent."""
     classes: dict[str, type[errors.DamfleetError]] = {}
-    for name in errors.__all__:
-        cls = getattr(errors, name)
-        if isinstance(cls, type) and issubclass(cls, errors.DamfleetError):
-            classes[cls.error_type] = cls
-    for cls in (NoAudioStreamError, Cancelled):
-        classes[cls.error_type] = cls
+    for cls in errors.all_error_classes():
+        classes.setdefault(cls.error_type, cls)
     return classes
 
 
