@@ -200,10 +200,12 @@ class Cancelled(DamfleetError):
 
 
 class TransientError(DamfleetError):
-    """Worth retrying with backoff; a handful of attempts unless a subclass says otherwise."""
+    """Worth retrying with backoff; ten attempts unless a subclass says otherwise (an
+    outage is an :class:`UnavailableError`, with no attempt budget at all)."""
 
     error_type = "Transient"
     retryable = True
+    max_attempts = 10
 
     def __init__(self, message: str, *, retry_after_seconds: float | None = None) -> None:
         super().__init__(message)
