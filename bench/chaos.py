@@ -334,6 +334,9 @@ async def run_batch(root: Path, good: list[Path], bad: list[Path], *, chaos: boo
         "DAMFLEET_STORAGE_S3_SECRET_ACCESS_KEY": "testing",
         "DAMFLEET_STORAGE_MULTIPART_THRESHOLD_BYTES": str(5 * 1024 * 1024),
         "DAMFLEET_STORAGE_MULTIPART_CHUNK_BYTES": str(5 * 1024 * 1024),
+        # moto reports every multipart upload as initiated in 2010, so the stale-upload sweeper
+        # would abort live uploads; it is tested on its own (tests/damfleet/storage).
+        "DAMFLEET_STORAGE_MULTIPART_MAX_AGE_HOURS": "1000000",
     }
     settings = load_settings(env)
     run = Run(settings, relay, bucket)
