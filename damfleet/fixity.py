@@ -58,6 +58,7 @@ __all__ = [
     "bucket_of",
     "buckets_for_percent",
     "check_original",
+    "counts_dict",
     "finding_dict",
     "hash_object",
     "marker_uri",
@@ -108,7 +109,14 @@ def finding_dict(finding: fixity_pb2.FixityFinding) -> dict[str, Any]:
     data = json_format.MessageToDict(finding, preserving_proto_field_name=True)
     data["status"] = status_name(finding.status)
     data["repair"] = fixity_pb2.FixityRepair.Name(finding.repair).removeprefix("FIXITY_REPAIR_")
+    if finding.size_bytes:
+        data["size_bytes"] = finding.size_bytes  # protobuf JSON writes int64 as a string
     return data
+
+
+def counts_dict(counts: fixity_pb2.FixityCounts) -> dict[str, int]:
+    """Every count as a JSON number (protobuf JSON would write int64 as strings)."""
+    return {field.name: int(getattr(counts, field.name)) for field in fixity_pb2.FixityCounts.DESCRIPTOR.fields}
 
 
 # ---- throttling and hashing --------------------------------------------------------------
@@ -659,8 +667,7 @@ async def write_report(request: fixity_pb2.FixityReportInput, *, storage: Storag
         failures.extend(e for e in entries if e.get("status") != "OK")
     asked = json_format.MessageToDict(request.request, preserving_proto_field_name=True)
     asked.pop("state", None)
-    counts = json_format.MessageToDict(request.counts, preserving_proto_field_name=True,
-                                       always_print_fields_with_no_presence=True)
+    counts = counts_dict(request.counts)
     report = {
         "audit_id": request.audit_id,
         "started_at": request.started_at,

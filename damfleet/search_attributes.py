@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from temporalio.common import SearchAttributeKey
 
-__all__ = ["ALL_KEYS", "COLLECTION", "LABELS", "MEDIA_KIND", "PROFILE", "STAGE", "STATE", "TENANT", "cli_flags"]
+__all__ = [
+    "ALL_KEYS", "BATCH_ID", "COLLECTION", "FIXITY_FAILURES", "LABELS", "MEDIA_KIND", "PROFILE", "STAGE", "STATE",
+    "TENANT", "cli_flags",
+]
 
 STATE = SearchAttributeKey.for_keyword("DamfleetState")
 STAGE = SearchAttributeKey.for_keyword("DamfleetStage")
@@ -19,8 +22,10 @@ COLLECTION = SearchAttributeKey.for_keyword("DamfleetCollection")
 TENANT = SearchAttributeKey.for_keyword("DamfleetTenant")
 LABELS = SearchAttributeKey.for_keyword_list("DamfleetLabels")
 BATCH_ID = SearchAttributeKey.for_keyword("DamfleetBatchId")
+#: Damaged originals a FixityAudit found (mismatch + missing + unreadable): alert on `> 0`.
+FIXITY_FAILURES = SearchAttributeKey.for_int("DamfleetFixityFailures")
 
-ALL_KEYS = (STATE, STAGE, MEDIA_KIND, PROFILE, COLLECTION, TENANT, LABELS, BATCH_ID)
+ALL_KEYS = (STATE, STAGE, MEDIA_KIND, PROFILE, COLLECTION, TENANT, LABELS, BATCH_ID, FIXITY_FAILURES)
 
 
 def cli_flags() -> list[str]:
