@@ -51,9 +51,9 @@ from damfleet.storage.keys import AssetKeys, safe_name
 from damfleet.v1 import fixity_pb2
 
 __all__ = [
+    "FAILED_STATUSES",
     "ByteThrottle",
     "CopySource",
-    "FAILED_STATUSES",
     "audit_prefix_for",
     "bucket_of",
     "buckets_for_percent",
@@ -525,12 +525,16 @@ async def repair(
         try:
             where = source.locate(record)
             digest = hashlib.sha256()
-            with open(local, "wb") as fh:
+            loop = asyncio.get_running_loop()
+            fh = await loop.run_in_executor(None, open, local, "wb")
+            try:
                 async for chunk in source.read(record):
                     if throttle is not None:
                         await throttle.consume(len(chunk))
                     digest.update(chunk)
-                    fh.write(chunk)
+                    await loop.run_in_executor(None, fh.write, chunk)
+            finally:
+                fh.close()
         except SourceNotFoundError:
             continue
         except (BadInputError, ConfigurationError, TransientError, OSError) as exc:
@@ -596,6 +600,12 @@ def _count(counts: fixity_pb2.FixityCounts, finding: fixity_pb2.FixityFinding) -
         counts.quarantined += 1
 
 
+def _asset_progress(progress: Progress | None, index: int, size: int) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    return lambda done: progress(index, done, size)
+
+
 async def verify_page(
     request: fixity_pb2.FixityPageInput,
     *,
@@ -630,8 +640,8 @@ async def verify_page(
             if request.collection and record.collection != request.collection:
                 result.counts.skipped += 1
                 continue
-            report = (lambda i: (lambda done: progress(i, done, record.size_bytes)))(index) if progress else None
-            finding = await check_original(storage, record, throttle=throttle, progress=report)
+            finding = await check_original(storage, record, throttle=throttle,
+                                           progress=_asset_progress(progress, index, record.size_bytes))
             if request.repair and finding.status in (fixity_pb2.FIXITY_MISMATCH, fixity_pb2.FIXITY_MISSING):
                 await repair(storage, record, finding, sources=sources, scratch=scratch, throttle=throttle)
         if finding.status != fixity_pb2.FIXITY_OK:

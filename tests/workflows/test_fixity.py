@@ -7,74 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 from prometheus_client import REGISTRY
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from activities import fixity as fixity_activities
-from activities.common import StageContext
-from damfleet import fixity, ingest
+from damfleet import fixity
 from damfleet import search_attributes as sa
-from damfleet.client import FleetClient
 from damfleet.delivery import Distributor, delivery_item
 from damfleet.fixity_client import audit_report, audit_request, create_audit_schedule, start_audit
-from damfleet.policies import ActivityName, Queue
-from damfleet.settings import Settings
-from damfleet.storage import Storage, path_from_uri
-from damfleet.v1 import common_pb2, fixity_pb2, stages_pb2
-from tests.conftest import make_settings
-from tests.jobs_support import eventually, terminate_lane
-from workflows import ALL_WORKFLOWS
+from damfleet.policies import ActivityName
+from damfleet.storage import path_from_uri
+from damfleet.v1 import fixity_pb2
+from tests.fixity_support import Lane, fixity_lane, ingest_asset
+from tests.jobs_support import eventually
 
 HISTORY_EVENT_LIMIT = 51_200
 HISTORY_BYTES_LIMIT = 50 * 1024 * 1024
-
-
-@dataclass
-class Lane:
-    client: Client
-    fleet: FleetClient
-    settings: Settings
-    storage: Storage
-    lane: str
-
-
-@asynccontextmanager
-async def fixity_lane(client: Client, root: Path, *, activities: list[Any] | None = None,
-                      env: dict[str, str] | None = None) -> AsyncIterator[Lane]:
-    """A pipeline worker and an ingest worker with the fixity activities (real unless given)."""
-    lane = f"-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(root, DAMFLEET_WORKER_QUEUE_SUFFIX=lane,
-                             DAMFLEET_TEMPORAL_ADDRESS=client.service_client.config.target_host, **(env or {}))
-    ctx = StageContext(settings)
-    acts = activities if activities is not None else fixity_activities.build_activities(ctx)
-    async with AsyncExitStack() as stack:
-        await stack.enter_async_context(Worker(client, task_queue=Queue.PIPELINE + lane, workflows=ALL_WORKFLOWS,
-                                               max_concurrent_workflow_tasks=50))
-        await stack.enter_async_context(Worker(client, task_queue=Queue.INGEST + lane, activities=acts))
-        try:
-            yield Lane(client, FleetClient(client, settings), settings, ctx.storage, lane)
-        finally:
-            await terminate_lane(client, Queue.PIPELINE + lane)
-    await ctx.storage.aclose()
-
-
-async def _ingest(lane: Lane, source: Path, asset_id: str) -> common_pb2.AssetRecord:
-    scratch = lane.settings.scratch_path / asset_id
-    scratch.mkdir(parents=True, exist_ok=True)
-    request = stages_pb2.IngestInput(asset_id=asset_id, source_uri=str(source), profile="archive")
-    return (await ingest.ingest_asset(request, storage=lane.storage, settings=lane.settings, scratch=scratch)).asset
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +48,7 @@ async def test_audit_reports_mismatch_and_missing_sets_the_search_attribute_and_
     temporal_env, tmp_path: Path, images: list[Path]
 ) -> None:
     async with fixity_lane(temporal_env.client, tmp_path) as lane:
-        assets = [await _ingest(lane, image, f"asset-wf{i}") for i, image in enumerate(images)]
+        assets = [await ingest_asset(lane, image, f"asset-wf{i}") for i, image in enumerate(images)]
         rotten = path_from_uri(assets[0].original_uri)
         data = bytearray(rotten.read_bytes())
         data[64] ^= 0x80
@@ -154,8 +108,8 @@ async def test_s3_audit_repairs_from_the_delivery_copy_and_the_next_audit_is_ok(
         "DAMFLEET_FIXITY_BYTES_PER_SECOND": "50000",   # throttled: the audit reads at a fixed budget
     }
     async with fixity_lane(temporal_env.client, tmp_path, env=env) as lane:
-        asset = await _ingest(lane, images[0], "asset-s3heal")
-        other = await _ingest(lane, images[1], "asset-s3gone")
+        asset = await ingest_asset(lane, images[0], "asset-s3heal")
+        other = await ingest_asset(lane, images[1], "asset-s3gone")
         distributor = Distributor(lane.settings, lane.storage)
         try:
             item = delivery_item(asset_id=asset.asset_id, role="original", source_uri=asset.original_uri,
