@@ -14,6 +14,8 @@ from temporalio.worker import Worker
 
 from activities import fixity as fixity_activities
 from activities.common import StageContext
+from activities.distribute import DistributionActivities
+from activities.ingest import build_activities as ingest_activities
 from damfleet import ingest
 from damfleet.client import FleetClient
 from damfleet.policies import Queue
@@ -21,7 +23,7 @@ from damfleet.settings import Settings
 from damfleet.storage import Storage
 from damfleet.v1 import common_pb2, stages_pb2
 from tests.conftest import make_settings
-from tests.jobs_support import terminate_lane
+from tests.jobs_support import StandIns, terminate_lane
 from workflows import ALL_WORKFLOWS
 
 
@@ -36,21 +38,35 @@ class Lane:
 
 @asynccontextmanager
 async def fixity_lane(client: Client, root: Path, *, activities: list[Any] | None = None,
-                      env: dict[str, str] | None = None) -> AsyncIterator[Lane]:
-    """A pipeline worker and an ingest worker with the fixity activities (real unless given)."""
+                      env: dict[str, str] | None = None, pipeline: bool = False) -> AsyncIterator[Lane]:
+    """A pipeline worker and an ingest worker with the fixity activities (real unless given).
+
+    With ``pipeline``, AssetPipeline runs too: real ingest and distribution, a stand-in
+    transcode (no media work: only the original matters to fixity).
+    """
     lane = f"-{uuid.uuid4().hex[:8]}"
     settings = make_settings(root, DAMFLEET_WORKER_QUEUE_SUFFIX=lane,
                              DAMFLEET_TEMPORAL_ADDRESS=client.service_client.config.target_host, **(env or {}))
     ctx = StageContext(settings)
     acts = activities if activities is not None else fixity_activities.build_activities(ctx)
+    queues: list[tuple[str, dict[str, Any]]] = [
+        (Queue.PIPELINE, {"workflows": ALL_WORKFLOWS, "max_concurrent_workflow_tasks": 50}),
+        (Queue.INGEST, {"activities": acts + (ingest_activities(ctx) if pipeline else [])}),
+    ]
+    distribution = DistributionActivities(ctx)
+    if pipeline:
+        stand_ins = StandIns(ctx.storage)
+        queues += [(Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
+                   (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
+                   (Queue.DISTRIBUTION, {"activities": distribution.activities()})]
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(Worker(client, task_queue=Queue.PIPELINE + lane, workflows=ALL_WORKFLOWS,
-                                               max_concurrent_workflow_tasks=50))
-        await stack.enter_async_context(Worker(client, task_queue=Queue.INGEST + lane, activities=acts))
+        for queue, kwargs in queues:
+            await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
         try:
             yield Lane(client, FleetClient(client, settings), settings, ctx.storage, lane)
         finally:
             await terminate_lane(client, Queue.PIPELINE + lane)
+    await distribution.aclose()
     await ctx.storage.aclose()
 
 

@@ -23,7 +23,7 @@ from damfleet.delivery import Distributor, delivery_item
 from damfleet.fixity_client import audit_report, audit_request, create_audit_schedule, start_audit
 from damfleet.policies import ActivityName
 from damfleet.storage import path_from_uri
-from damfleet.v1 import fixity_pb2
+from damfleet.v1 import common_pb2, fixity_pb2
 from tests.fixity_support import Lane, fixity_lane, ingest_asset
 from tests.jobs_support import eventually
 
@@ -144,6 +144,28 @@ async def test_s3_audit_repairs_from_the_delivery_copy_and_the_next_audit_is_ok(
         again = await asyncio.wait_for((await start_audit(lane.fleet, audit_request(lane.settings))).result(), 300)
         assert (again.counts.ok, again.counts.missing, again.counts.mismatch) == (1, 1, 0)
         assert {f.asset_id for f in again.failed} == {"asset-s3gone"}
+
+
+async def test_preservation_profile_delivers_the_original_and_the_audit_repairs_from_it(
+    temporal_env, tmp_path: Path, images: list[Path]
+) -> None:
+    """End to end: AssetPipeline with the preservation profile delivers the original (local
+    target); the original rots; the audit restores it from that delivered copy."""
+    async with fixity_lane(temporal_env.client, tmp_path, pipeline=True) as lane:
+        handle = await lane.fleet.submit(str(images[2]), profile="preservation", dedup=False)
+        result = await asyncio.wait_for(handle.wait(), timeout=300)
+        assert result.state == common_pb2.COMPLETED, result.error
+        (receipt,) = result.receipts
+        assert (receipt.role, receipt.target, receipt.sha256) == ("original", "local", result.asset.sha256)
+
+        rotten = path_from_uri(result.asset.original_uri)
+        rotten.write_bytes(rotten.read_bytes()[:-10])  # a truncated original (a half-finished migration)
+        audit = await asyncio.wait_for((await start_audit(lane.fleet, audit_request(lane.settings))).result(), 300)
+        (finding,) = audit.failed
+        assert (finding.status, finding.repair) == (fixity_pb2.FIXITY_MISMATCH, fixity_pb2.FIXITY_REPAIR_REPAIRED)
+        assert "bytes, ingest recorded" in finding.detail
+        assert finding.repaired_from == Path(receipt.location).as_uri(), "restored from where the receipt says"
+        assert rotten.read_bytes() == images[2].read_bytes()
 
 
 async def test_schedule_walks_the_sampling_cycle_so_every_asset_is_checked(
