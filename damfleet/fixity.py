@@ -58,6 +58,7 @@ __all__ = [
     "bucket_of",
     "buckets_for_percent",
     "check_original",
+    "check_rendition",
     "counts_dict",
     "finding_dict",
     "hash_object",
@@ -322,6 +323,7 @@ async def check_original(
     """
     finding = fixity_pb2.FixityFinding(
         asset_id=record.asset_id, uri=record.original_uri, expected_sha256=record.sha256, checked_at=time.time(),
+        role="original",
     )
     try:
         info = await storage.stat(record.original_uri)
@@ -347,6 +349,36 @@ async def check_original(
         problems.append(f"{size} bytes, ingest recorded {record.size_bytes}")
     finding.status = fixity_pb2.FIXITY_MISMATCH if problems else fixity_pb2.FIXITY_OK
     finding.detail = "; ".join(problems)
+    return finding
+
+
+async def check_rendition(
+    storage: Storage, asset_id: str, uri: str, *, throttle: ByteThrottle | None = None,
+) -> fixity_pb2.FixityFinding:
+    """Re-hash one rendition file against the sha256 its writer recorded in the object's
+    metadata (S3). Without one (file://) the read only proves it is readable: ``OK`` with
+    no ``expected_sha256``."""
+    finding = fixity_pb2.FixityFinding(asset_id=asset_id, uri=uri, role="rendition", checked_at=time.time())
+    try:
+        info = await storage.stat(uri)
+        finding.expected_sha256 = finding.metadata_sha256 = info.sha256
+        finding.actual_sha256, finding.size_bytes = await hash_object(storage.read(uri), throttle=throttle)
+    except SourceNotFoundError:
+        finding.status, finding.detail = fixity_pb2.FIXITY_MISSING, "the rendition vanished while it was audited"
+        return finding
+    except TransientError:
+        raise
+    except (BadInputError, ConfigurationError, OSError) as exc:
+        finding.status, finding.detail = fixity_pb2.FIXITY_UNREADABLE, f"cannot read the rendition: {exc}"
+        return finding
+    if finding.expected_sha256 and finding.actual_sha256 != finding.expected_sha256:
+        finding.status = fixity_pb2.FIXITY_MISMATCH
+        finding.detail = (f"content hashes to {finding.actual_sha256}, its metadata records {finding.expected_sha256}; "
+                          "re-run transcode to render it again")
+    else:
+        finding.status = fixity_pb2.FIXITY_OK
+        if not finding.expected_sha256:
+            finding.detail = "no recorded sha256: read back only"
     return finding
 
 
@@ -587,8 +619,17 @@ async def _quarantine(storage: Storage, finding: fixity_pb2.FixityFinding, *, de
 
 
 def _count(counts: fixity_pb2.FixityCounts, finding: fixity_pb2.FixityFinding) -> None:
-    counts.checked += 1
+    """Originals count in ``checked``/``ok``; every damaged object (original or rendition)
+    counts in ``mismatch``/``missing``/``unreadable``, so alerts see rendition damage too."""
     counts.bytes_read += finding.size_bytes
+    if finding.role == "rendition":
+        counts.renditions_checked += 1
+        if not finding.expected_sha256 and finding.status == fixity_pb2.FIXITY_OK:
+            counts.renditions_unverified += 1
+        if finding.status == fixity_pb2.FIXITY_OK:
+            return
+    else:
+        counts.checked += 1
     field = {
         fixity_pb2.FIXITY_OK: "ok", fixity_pb2.FIXITY_MISMATCH: "mismatch",
         fixity_pb2.FIXITY_MISSING: "missing", fixity_pb2.FIXITY_UNREADABLE: "unreadable",
@@ -630,12 +671,13 @@ async def verify_page(
         except SourceNotFoundError:
             finding = fixity_pb2.FixityFinding(asset_id=asset_id, status=fixity_pb2.FIXITY_UNREADABLE,
                                                detail="the ingest record (technical.json) is gone",
-                                               checked_at=time.time())
+                                               checked_at=time.time(), role="original")
             record = None
         except BadInputError as exc:
             finding = fixity_pb2.FixityFinding(asset_id=asset_id, status=fixity_pb2.FIXITY_UNREADABLE,
-                                               detail=str(exc), checked_at=time.time())
+                                               detail=str(exc), checked_at=time.time(), role="original")
             record = None
+        asset_findings = [finding] if record is None else []
         if record is not None:
             if request.collection and record.collection != request.collection:
                 result.counts.skipped += 1
@@ -644,16 +686,22 @@ async def verify_page(
                                            progress=_asset_progress(progress, index, record.size_bytes))
             if request.repair and finding.status in (fixity_pb2.FIXITY_MISMATCH, fixity_pb2.FIXITY_MISSING):
                 await repair(storage, record, finding, sources=sources, scratch=scratch, throttle=throttle)
-        if finding.status != fixity_pb2.FIXITY_OK:
-            if request.repair and finding.repair == fixity_pb2.FIXITY_REPAIR_NONE:
-                finding.repair = fixity_pb2.FIXITY_REPAIR_MARKED
-                await _mark(storage, finding, "DAMAGED")
-            result.failures.append(finding)
-            if on_failure is not None:
-                on_failure(finding)
-            log.warning("fixity %s: %s %s %s", request.audit_id, status_name(finding.status), asset_id, finding.detail)
-        _count(result.counts, finding)
-        findings.append(finding_dict(finding))
+            asset_findings.append(finding)
+            if request.include_renditions:
+                async for info in storage.list(AssetKeys(storage.root, asset_id).rendition_prefix()):
+                    asset_findings.append(await check_rendition(storage, asset_id, info.uri, throttle=throttle))
+        for finding in asset_findings:
+            if finding.status != fixity_pb2.FIXITY_OK:
+                if request.repair and finding.repair == fixity_pb2.FIXITY_REPAIR_NONE and finding.role != "rendition":
+                    finding.repair = fixity_pb2.FIXITY_REPAIR_MARKED
+                    await _mark(storage, finding, "DAMAGED")
+                result.failures.append(finding)
+                if on_failure is not None:
+                    on_failure(finding)
+                log.warning("fixity %s: %s %s %s %s", request.audit_id, status_name(finding.status), asset_id,
+                            finding.role, finding.detail)
+            _count(result.counts, finding)
+            findings.append(finding_dict(finding))
     result.findings_uri = join_uri(request.findings_prefix, f"{request.page:06d}.json")
     await storage.write_bytes(result.findings_uri, json.dumps(findings).encode(), content_type="application/json")
     return result

@@ -47,11 +47,14 @@ def audit_request(
     sample_percent: float | None = None,
     bucket: int | None = None,
     repair: bool = True,
+    include_renditions: bool | None = None,
 ) -> fixity_pb2.FixityAuditRequest:
     """An audit request with paging and window defaults from ``DAMFLEET_FIXITY_*``.
 
     ``sample_percent`` 5 checks one of 20 stable buckets per audit (every asset once in
     20 audits); ``None`` or 100 checks everything. ``repair`` False only reports.
+    ``include_renditions`` (default ``DAMFLEET_FIXITY_INCLUDE_RENDITIONS``) also re-hashes
+    renditions against the sha256 in their object metadata; they are reported, not repaired.
     """
     f = settings.fixity
     request = fixity_pb2.FixityAuditRequest(
@@ -62,6 +65,7 @@ def audit_request(
         page_size=f.page_size,
         max_in_flight=f.max_in_flight,
         continue_as_new_after=f.continue_as_new_after,
+        include_renditions=f.include_renditions if include_renditions is None else include_renditions,
     )
     if bucket is not None:
         request.bucket = bucket

@@ -199,6 +199,7 @@ class FixitySettings:
     failures_kept: int = 100                  # failures listed in the workflow result (the report has all)
     replica_roots: tuple[str, ...] = ()       # second storage roots holding the same keys (repair sources)
     repair_targets: tuple[str, ...] = ()      # delivery targets searched for copies; empty = every s3/local one
+    include_renditions: bool = False          # also re-hash renditions with a recorded sha256 (S3 metadata)
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ class FixityAudit:
                 fixity_pb2.FixityPageInput(
                     audit_id=workflow.info().workflow_id, pages_prefix=state.plan.pages_prefix, page=page,
                     findings_prefix=state.plan.audit_prefix + "findings/", collection=request.collection,
-                    repair=request.repair,
+                    repair=request.repair, include_renditions=request.include_renditions,
                 ),
                 fixity_pb2.FixityPageResult,
             )

@@ -32,6 +32,9 @@ SampleOption = Annotated[str, typer.Option(
     "--sample", help="Share of assets per audit, e.g. 5%: one of 20 stable buckets, every asset once in 20 audits.")]
 PrefixOption = Annotated[str, typer.Option(help="Only assets under this storage prefix (URI, or a path under the root).")]
 CollectionOption = Annotated[str, typer.Option(help="Only assets of this collection.")]
+RenditionsOption = Annotated[bool | None, typer.Option(
+    "--renditions/--no-renditions",
+    help="Also re-hash renditions whose sha256 is recorded (S3); default DAMFLEET_FIXITY_INCLUDE_RENDITIONS.")]
 RepairOption = Annotated[bool, typer.Option(
     "--repair/--no-repair", help="Restore damaged originals from verified copies, else quarantine (default), "
                                  "or only report.")]
@@ -82,6 +85,7 @@ def fixity_run(
     sample: SampleOption = "100%",
     bucket: Annotated[int | None, typer.Option(help="Check this bucket of the sample (default: the next).")] = None,
     repair: RepairOption = True,
+    renditions: RenditionsOption = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the audit and print its summary.")] = True,
     as_json: JsonOption = False,
 ) -> None:
@@ -90,7 +94,8 @@ def fixity_run(
 
     async def work(fleet: Any) -> int:
         request = audit_request(fleet.settings, prefix=prefix, collection=collection,
-                                sample_percent=parse_sample(sample), bucket=bucket, repair=repair)
+                                sample_percent=parse_sample(sample), bucket=bucket, repair=repair,
+                                include_renditions=renditions)
         handle = await start_audit(fleet, request)
         if not wait:
             _emit(as_json, {"audit_id": handle.id},
@@ -143,6 +148,7 @@ def fixity_schedule_create(
     prefix: PrefixOption = "",
     collection: CollectionOption = "",
     repair: RepairOption = True,
+    renditions: RenditionsOption = None,
     paused: Annotated[bool, typer.Option(help="Create it paused.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -152,7 +158,8 @@ def fixity_schedule_create(
     async def work(fleet: Any) -> int:
         interval = parse_duration(every)
         request = audit_request(fleet.settings, prefix=prefix, collection=collection,
-                                sample_percent=parse_sample(sample), repair=repair)
+                                sample_percent=parse_sample(sample), repair=repair,
+                                include_renditions=renditions)
         await create_audit_schedule(fleet, schedule_id, request, every=interval, paused=paused)
         cycle = interval * request.sample_buckets
         data = {"schedule_id": schedule_id, "every_seconds": interval.total_seconds(),

@@ -32,7 +32,7 @@ FIXITY_REPAIR_QUARANTINED: FixityRepair
 FIXITY_REPAIR_MARKED: FixityRepair
 
 class FixityCounts(_message.Message):
-    __slots__ = ("checked", "ok", "mismatch", "missing", "unreadable", "repaired", "quarantined", "skipped", "bytes_read")
+    __slots__ = ("checked", "ok", "mismatch", "missing", "unreadable", "repaired", "quarantined", "skipped", "bytes_read", "renditions_checked", "renditions_unverified")
     CHECKED_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     MISMATCH_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,8 @@ class FixityCounts(_message.Message):
     QUARANTINED_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     BYTES_READ_FIELD_NUMBER: _ClassVar[int]
+    RENDITIONS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    RENDITIONS_UNVERIFIED_FIELD_NUMBER: _ClassVar[int]
     checked: int
     ok: int
     mismatch: int
@@ -51,10 +53,12 @@ class FixityCounts(_message.Message):
     quarantined: int
     skipped: int
     bytes_read: int
-    def __init__(self, checked: _Optional[int] = ..., ok: _Optional[int] = ..., mismatch: _Optional[int] = ..., missing: _Optional[int] = ..., unreadable: _Optional[int] = ..., repaired: _Optional[int] = ..., quarantined: _Optional[int] = ..., skipped: _Optional[int] = ..., bytes_read: _Optional[int] = ...) -> None: ...
+    renditions_checked: int
+    renditions_unverified: int
+    def __init__(self, checked: _Optional[int] = ..., ok: _Optional[int] = ..., mismatch: _Optional[int] = ..., missing: _Optional[int] = ..., unreadable: _Optional[int] = ..., repaired: _Optional[int] = ..., quarantined: _Optional[int] = ..., skipped: _Optional[int] = ..., bytes_read: _Optional[int] = ..., renditions_checked: _Optional[int] = ..., renditions_unverified: _Optional[int] = ...) -> None: ...
 
 class FixityFinding(_message.Message):
-    __slots__ = ("asset_id", "status", "uri", "expected_sha256", "actual_sha256", "metadata_sha256", "size_bytes", "detail", "repair", "repaired_from", "quarantine_uri", "checked_at")
+    __slots__ = ("asset_id", "status", "uri", "expected_sha256", "actual_sha256", "metadata_sha256", "size_bytes", "detail", "repair", "repaired_from", "quarantine_uri", "checked_at", "role")
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +71,7 @@ class FixityFinding(_message.Message):
     REPAIRED_FROM_FIELD_NUMBER: _ClassVar[int]
     QUARANTINE_URI_FIELD_NUMBER: _ClassVar[int]
     CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     asset_id: str
     status: FixityStatus
     uri: str
@@ -79,10 +84,11 @@ class FixityFinding(_message.Message):
     repaired_from: str
     quarantine_uri: str
     checked_at: float
-    def __init__(self, asset_id: _Optional[str] = ..., status: _Optional[_Union[FixityStatus, str]] = ..., uri: _Optional[str] = ..., expected_sha256: _Optional[str] = ..., actual_sha256: _Optional[str] = ..., metadata_sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., detail: _Optional[str] = ..., repair: _Optional[_Union[FixityRepair, str]] = ..., repaired_from: _Optional[str] = ..., quarantine_uri: _Optional[str] = ..., checked_at: _Optional[float] = ...) -> None: ...
+    role: str
+    def __init__(self, asset_id: _Optional[str] = ..., status: _Optional[_Union[FixityStatus, str]] = ..., uri: _Optional[str] = ..., expected_sha256: _Optional[str] = ..., actual_sha256: _Optional[str] = ..., metadata_sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., detail: _Optional[str] = ..., repair: _Optional[_Union[FixityRepair, str]] = ..., repaired_from: _Optional[str] = ..., quarantine_uri: _Optional[str] = ..., checked_at: _Optional[float] = ..., role: _Optional[str] = ...) -> None: ...
 
 class FixityAuditRequest(_message.Message):
-    __slots__ = ("prefix", "collection", "sample_buckets", "bucket", "repair", "page_size", "max_in_flight", "continue_as_new_after", "state")
+    __slots__ = ("prefix", "collection", "sample_buckets", "bucket", "repair", "page_size", "max_in_flight", "continue_as_new_after", "state", "include_renditions")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_BUCKETS_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +98,7 @@ class FixityAuditRequest(_message.Message):
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     CONTINUE_AS_NEW_AFTER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_RENDITIONS_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     collection: str
     sample_buckets: int
@@ -101,7 +108,8 @@ class FixityAuditRequest(_message.Message):
     max_in_flight: int
     continue_as_new_after: int
     state: FixityAuditState
-    def __init__(self, prefix: _Optional[str] = ..., collection: _Optional[str] = ..., sample_buckets: _Optional[int] = ..., bucket: _Optional[int] = ..., repair: _Optional[bool] = ..., page_size: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., continue_as_new_after: _Optional[int] = ..., state: _Optional[_Union[FixityAuditState, _Mapping]] = ...) -> None: ...
+    include_renditions: bool
+    def __init__(self, prefix: _Optional[str] = ..., collection: _Optional[str] = ..., sample_buckets: _Optional[int] = ..., bucket: _Optional[int] = ..., repair: _Optional[bool] = ..., page_size: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., continue_as_new_after: _Optional[int] = ..., state: _Optional[_Union[FixityAuditState, _Mapping]] = ..., include_renditions: _Optional[bool] = ...) -> None: ...
 
 class FixityPlan(_message.Message):
     __slots__ = ("audit_prefix", "pages_prefix", "page_count", "page_size", "total_assets", "listed_assets", "bucket", "buckets", "cycle_uri")
@@ -168,20 +176,22 @@ class FixityPage(_message.Message):
     def __init__(self, asset_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FixityPageInput(_message.Message):
-    __slots__ = ("audit_id", "pages_prefix", "page", "findings_prefix", "collection", "repair")
+    __slots__ = ("audit_id", "pages_prefix", "page", "findings_prefix", "collection", "repair", "include_renditions")
     AUDIT_ID_FIELD_NUMBER: _ClassVar[int]
     PAGES_PREFIX_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_PREFIX_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     REPAIR_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_RENDITIONS_FIELD_NUMBER: _ClassVar[int]
     audit_id: str
     pages_prefix: str
     page: int
     findings_prefix: str
     collection: str
     repair: bool
-    def __init__(self, audit_id: _Optional[str] = ..., pages_prefix: _Optional[str] = ..., page: _Optional[int] = ..., findings_prefix: _Optional[str] = ..., collection: _Optional[str] = ..., repair: _Optional[bool] = ...) -> None: ...
+    include_renditions: bool
+    def __init__(self, audit_id: _Optional[str] = ..., pages_prefix: _Optional[str] = ..., page: _Optional[int] = ..., findings_prefix: _Optional[str] = ..., collection: _Optional[str] = ..., repair: _Optional[bool] = ..., include_renditions: _Optional[bool] = ...) -> None: ...
 
 class FixityPageResult(_message.Message):
     __slots__ = ("page", "counts", "failures", "findings_uri")

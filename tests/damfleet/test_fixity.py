@@ -79,7 +79,8 @@ class World:
         return bytes(data)
 
     async def audit(self, asset_ids: list[str], *, repair: bool = False, collection: str = "",
-                    sources: list[fixity.CopySource] | None = None) -> fixity_pb2.FixityPageResult:
+                    sources: list[fixity.CopySource] | None = None,
+                    renditions: bool = False) -> fixity_pb2.FixityPageResult:
         """Verify these assets as one stored page, like the page activity does."""
         self.page += 1
         prefix = fixity.audit_prefix_for(self.storage, f"test-{self.page}")
@@ -87,7 +88,7 @@ class World:
                                        json.dumps({"assetIds": asset_ids}).encode())
         request = fixity_pb2.FixityPageInput(audit_id=f"test-{self.page}", pages_prefix=f"{prefix}pages/", page=0,
                                              findings_prefix=f"{prefix}findings/", repair=repair,
-                                             collection=collection)
+                                             collection=collection, include_renditions=renditions)
         scratch = self.tmp_path / "repair-scratch"
         scratch.mkdir(exist_ok=True)
         return await fixity.verify_page(request, storage=self.storage, scratch=scratch,
@@ -217,6 +218,33 @@ async def test_damaged_original_is_repaired_from_its_s3_delivery_copy_and_the_ne
 
     after = await world.audit(["asset-heal", "asset-lost"])
     assert (after.counts.ok, len(after.failures)) == (2, 0)
+
+
+async def test_renditions_are_rehashed_by_setting_against_their_recorded_sha256(
+    world: World, images: list[Path]
+) -> None:
+    asset = await world.ingest(images[0], "asset-rend")
+    rendition = world.storage.keys("asset-rend").rendition("thumbnail", "webp")
+    await world.storage.write_bytes(rendition, b"rendered bytes " * 1000, content_type="image/webp")
+    clean = await world.audit(["asset-rend"], renditions=True)
+    assert (clean.counts.checked, clean.counts.ok, clean.counts.renditions_checked) == (1, 1, 1)
+    assert clean.counts.bytes_read == asset.size_bytes + 15_000
+    # file:// keeps no per-object hash: the rendition is only proven readable.
+    assert clean.counts.renditions_unverified == (1 if world.kind == "file" else 0)
+    assert (await world.audit(["asset-rend"])).counts.renditions_checked == 0, "off unless asked"
+
+    world.flip_byte(rendition, offset=3)
+    result = await world.audit(["asset-rend"], renditions=True, repair=True, sources=[])
+    if world.kind == "file":
+        assert not result.failures, "without a recorded hash a changed rendition cannot be told apart"
+        return
+    (finding,) = result.failures
+    assert (finding.role, finding.status, finding.repair) == ("rendition", fixity_pb2.FIXITY_MISMATCH,
+                                                              fixity_pb2.FIXITY_REPAIR_NONE)
+    assert finding.expected_sha256 == hashlib.sha256(b"rendered bytes " * 1000).hexdigest() != finding.actual_sha256
+    assert "re-run transcode" in finding.detail
+    assert (result.counts.ok, result.counts.mismatch) == (1, 1), "the original is fine; the rendition is not"
+    assert await fixity.read_marker(world.storage, "asset-rend") is None, "renditions are reported, not repaired"
 
 
 async def test_a_copy_that_does_not_hash_to_the_recorded_sha256_is_never_used(
