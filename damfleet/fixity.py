@@ -167,16 +167,30 @@ async def hash_object(
     chunks: AsyncIterator[bytes], *, throttle: ByteThrottle | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[str, int]:
-    """sha256 and size of a stream, read chunk by chunk within the throttle's budget."""
+    """sha256 and size of a stream, read chunk by chunk within the throttle's budget.
+
+    Each chunk is hashed in a thread (hashlib releases the GIL) while the next one is
+    read, so reading and hashing overlap and the event loop stays free for heartbeats.
+    """
+    loop = asyncio.get_running_loop()
     digest = hashlib.sha256()
     size = 0
-    async for chunk in chunks:
-        if throttle is not None:
-            await throttle.consume(len(chunk))
-        digest.update(chunk)
-        size += len(chunk)
-        if progress is not None:
-            progress(size)
+    hashing: asyncio.Future[None] | None = None
+    try:
+        async for chunk in chunks:
+            if throttle is not None:
+                await throttle.consume(len(chunk))
+            if hashing is not None:
+                await hashing
+            hashing = loop.run_in_executor(None, digest.update, chunk)
+            size += len(chunk)
+            if progress is not None:
+                progress(size)
+        if hashing is not None:
+            await hashing
+    finally:
+        if hashing is not None and not hashing.done():
+            await asyncio.shield(hashing)  # never leave a thread updating a digest we dropped
     return digest.hexdigest(), size
 
 
