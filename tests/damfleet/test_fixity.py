@@ -19,7 +19,7 @@ import pytest
 
 from damfleet import fixity, ingest
 from damfleet.delivery import Distributor, delivery_item
-from damfleet.errors import BadInputError
+from damfleet.errors import BadInputError, TransientError
 from damfleet.settings import Settings
 from damfleet.storage import Storage, path_from_uri
 from damfleet.storage.s3 import split_s3_uri
@@ -285,6 +285,25 @@ async def test_collection_filter_and_unreadable_records(tmp_path: Path, images: 
         assert "is not JSON" in broken.failures[0].detail
     finally:
         await w.storage.aclose()
+
+
+async def test_an_unreachable_store_is_retried_not_reported_as_damage(tmp_path: Path) -> None:
+    """A stopped S3 server is a transient failure of the audit (the activity retries), never
+    an UNREADABLE finding that would mark healthy assets damaged."""
+    from tests.conftest import free_port
+
+    settings = make_settings(tmp_path, DAMFLEET_STORAGE_ROOT="s3://gone/fleet",
+                             DAMFLEET_STORAGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+                             DAMFLEET_STORAGE_S3_ACCESS_KEY_ID="x", DAMFLEET_STORAGE_S3_SECRET_ACCESS_KEY="x")
+    storage = Storage.from_settings(settings)
+    record = fixity.IngestRecord(asset_id="asset-x", sha256="0" * 64, size_bytes=1,
+                                 original_uri="s3://gone/fleet/assets/as/asset-x/original/a.bin",
+                                 collection="", mime_type="")
+    try:
+        with pytest.raises(TransientError, match="unreachable"):
+            await fixity.check_original(storage, record)
+    finally:
+        await storage.aclose()
 
 
 def test_buckets_are_stable_balanced_and_cover_every_asset() -> None:

@@ -15,7 +15,8 @@ import boto3
 import pytest
 from prometheus_client import REGISTRY
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from damfleet import fixity
 from damfleet import search_attributes as sa
@@ -230,6 +231,7 @@ class ScaleStandIns:
     total: int
     page_size: int
     pages_verified: int = 0
+    fail_page: int = -1
 
     @activity.defn(name=ActivityName.PLAN_FIXITY_AUDIT)
     async def plan(self, request: fixity_pb2.FixityPlanInput) -> fixity_pb2.FixityPlan:
@@ -241,6 +243,9 @@ class ScaleStandIns:
     @activity.defn(name=ActivityName.VERIFY_FIXITY_PAGE)
     async def verify(self, request: fixity_pb2.FixityPageInput) -> fixity_pb2.FixityPageResult:
         self.pages_verified += 1
+        if request.page == self.fail_page:
+            raise ApplicationError(f"page {request.page} of {request.pages_prefix} is not stored", type="SourceNotFound",
+                                   non_retryable=True)
         count = min(self.page_size, self.total - request.page * self.page_size)
         finding = fixity_pb2.FixityFinding(asset_id=f"asset-{request.page:06d}", status=fixity_pb2.FIXITY_MISMATCH,
                                            expected_sha256="a" * 64, actual_sha256="b" * 64, uri="mem://x")
@@ -281,3 +286,14 @@ async def test_100k_asset_audit_keeps_every_run_under_a_tenth_of_the_history_lim
             assert events < HISTORY_EVENT_LIMIT // 10, events
             assert size < HISTORY_BYTES_LIMIT // 10, size
             print(f"100k fixity audit run {run_id[:8]}: {events} events, {size} bytes")
+
+
+async def test_a_page_that_cannot_be_verified_fails_the_audit_naming_it(temporal_env, tmp_path: Path) -> None:
+    stand_ins = ScaleStandIns(total=50, page_size=10, fail_page=2)
+    async with fixity_lane(temporal_env.client, tmp_path,
+                           activities=[stand_ins.plan, stand_ins.verify, stand_ins.report]) as lane:
+        handle = await start_audit(lane.fleet, audit_request(lane.settings))
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), timeout=120)
+        assert "fixity audit incomplete: page 2: page 2 of mem://audit/pages/ is not stored" in str(caught.value.cause)
+        assert (await handle.describe()).typed_search_attributes.get(sa.STATE) == "FAILED"
