@@ -27,6 +27,7 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from damfleet import fixity
 from damfleet.client import FleetClient, JobNotFoundError
@@ -130,7 +131,12 @@ async def audit_report(fleet: FleetClient, audit_id: str) -> dict[str, Any]:
         await storage.aclose()
     from google.protobuf import json_format
 
-    await fleet._describe(audit_id)  # JobNotFoundError for an unknown id
+    try:
+        await fleet.client.get_workflow_handle(audit_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise JobNotFoundError(f"no fixity audit {audit_id!r}") from None
+        raise
     try:
         progress = await fleet.client.get_workflow_handle(audit_id).query(
             "progress", result_type=fixity_pb2.FixityAuditResult)
