@@ -55,8 +55,9 @@ class FixityActivities:
     async def verify_fixity_page(self, request: fixity_pb2.FixityPageInput) -> fixity_pb2.FixityPageResult:
         """Re-hash one page of originals (throttled, heartbeating bytes done); repair when asked.
 
-        A retry verifies the page again from its start: checks are read-only, a restore is
-        re-verified, and a quarantined original is found missing and already marked.
+        A retry resumes after the page's last checkpoint (stored every 30 s). Whatever it
+        repeats is safe: checks are read-only, a restore is re-verified, and a quarantined
+        original is found missing and already marked.
         """
         settings = self.ctx.settings
         sources = fixity.repair_sources(settings, self.ctx.storage) if request.repair else []

@@ -670,16 +670,31 @@ async def verify_page(
     scratch: Path,
     progress: Progress | None = None,
     on_failure: Callable[[fixity_pb2.FixityFinding], None] | None = None,
+    checkpoint_seconds: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> fixity_pb2.FixityPageResult:
     """Check every asset of one stored page and store its findings; repair when asked.
 
     Assets are checked one after another: the throttle, not parallelism, sets the pace,
-    and parallelism across pages comes from the workflow's window.
+    and parallelism across pages comes from the workflow's window. Every
+    ``checkpoint_seconds`` the findings so far are stored beside the page's findings, so
+    a retried page (a lost worker, a restart) resumes after the last checkpoint instead of
+    re-reading hours of originals.
     """
     page = await read_page(request.pages_prefix, request.page, storage=storage)
-    result = fixity_pb2.FixityPageResult(page=request.page)
-    findings: list[dict[str, Any]] = []
+    findings_uri = join_uri(request.findings_prefix, f"{request.page:06d}.json")
+    partial_uri = findings_uri + ".partial"
+    result, findings, start = await _resume(storage, partial_uri, request.page)
+    if start:
+        log.info("fixity %s page %d: resuming at asset %d of %d", request.audit_id, request.page, start,
+                 len(page.asset_ids))
+    last_checkpoint = clock()
     for index, asset_id in enumerate(page.asset_ids):
+        if index < start:
+            continue
+        if clock() - last_checkpoint >= checkpoint_seconds:
+            await _checkpoint(storage, partial_uri, index, result, findings)
+            last_checkpoint = clock()
         try:
             record = await read_ingest_record(storage, asset_id)
         except SourceNotFoundError:
@@ -716,9 +731,30 @@ async def verify_page(
                             finding.role, finding.detail)
             _count(result.counts, finding)
             findings.append(finding_dict(finding))
-    result.findings_uri = join_uri(request.findings_prefix, f"{request.page:06d}.json")
-    await storage.write_bytes(result.findings_uri, json.dumps(findings).encode(), content_type="application/json")
+    result.findings_uri = findings_uri
+    await storage.write_bytes(findings_uri, json.dumps(findings).encode(), content_type="application/json")
+    await storage.delete(partial_uri)
     return result
+
+
+async def _checkpoint(storage: Storage, uri: str, next_index: int, result: fixity_pb2.FixityPageResult,
+                      findings: list[dict[str, Any]]) -> None:
+    body = {"next_index": next_index, "result": json_format.MessageToDict(result), "findings": findings}
+    await storage.write_bytes(uri, json.dumps(body).encode(), content_type="application/json")
+
+
+async def _resume(storage: Storage, uri: str, page: int
+                  ) -> tuple[fixity_pb2.FixityPageResult, list[dict[str, Any]], int]:
+    """The page's state at its last checkpoint, or a fresh start."""
+    try:
+        body = json.loads(await storage.read_bytes(uri))
+        result = json_format.ParseDict(body["result"], fixity_pb2.FixityPageResult())
+        return result, list(body["findings"]), int(body["next_index"])
+    except SourceNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError, json_format.ParseError) as exc:
+        log.warning("fixity checkpoint %s unusable (%s); verifying the page from its start", uri, exc)
+    return fixity_pb2.FixityPageResult(page=page), [], 0
 
 
 # ---- the report --------------------------------------------------------------------------

@@ -220,6 +220,35 @@ async def test_damaged_original_is_repaired_from_its_s3_delivery_copy_and_the_ne
     assert (after.counts.ok, len(after.failures)) == (2, 0)
 
 
+async def test_a_retried_page_resumes_after_its_last_checkpoint(tmp_path: Path, images: list[Path]) -> None:
+    w = World("file", tmp_path, None, "", {})
+    try:
+        assets = [await w.ingest(images[i % 2], f"asset-resume{i}") for i in range(3)]
+        prefix = fixity.audit_prefix_for(w.storage, "resume")
+        await w.storage.write_bytes(f"{prefix}pages/000000.json",
+                                    json.dumps({"assetIds": [a.asset_id for a in assets]}).encode())
+        request = fixity_pb2.FixityPageInput(audit_id="resume", pages_prefix=f"{prefix}pages/", page=0,
+                                             findings_prefix=f"{prefix}findings/")
+
+        def lost_worker(index: int, done: int, total: int) -> None:
+            if index == 2:
+                raise RuntimeError("worker lost")
+
+        with pytest.raises(RuntimeError, match="worker lost"):
+            await fixity.verify_page(request, storage=w.storage, scratch=tmp_path, progress=lost_worker,
+                                     checkpoint_seconds=0)
+        # Damage asset 0 after it was checked: the resumed attempt must not read it again.
+        w.flip_byte(assets[0].original_uri)
+        resumed = await fixity.verify_page(request, storage=w.storage, scratch=tmp_path, checkpoint_seconds=0)
+        assert (resumed.counts.checked, resumed.counts.ok, resumed.counts.mismatch) == (3, 3, 0)
+        stored = json.loads(await w.storage.read_bytes(resumed.findings_uri))
+        assert [f["asset_id"] for f in stored] == [a.asset_id for a in assets]
+        assert not await w.storage.exists(resumed.findings_uri + ".partial"), "the checkpoint is removed"
+        assert (await w.audit([assets[0].asset_id])).counts.mismatch == 1, "a new audit sees the damage"
+    finally:
+        await w.storage.aclose()
+
+
 async def test_renditions_are_rehashed_by_setting_against_their_recorded_sha256(
     world: World, images: list[Path]
 ) -> None:
