@@ -18,23 +18,19 @@ private, loopback, link-local and metadata addresses on every connection.
 
 from __future__ import annotations
 
-from damfleet.delivery.base import DeliveryItem, DeliveryResult, parse_retry_after, redact_url
-from damfleet.delivery.config import (
-    BUILTIN_LOCAL_TARGET,
-    HttpTargetConfig,
-    LocalTargetConfig,
-    S3TargetConfig,
-    TargetConfig,
-    TargetRegistry,
-    WebhookTargetConfig,
-    parse_target,
-)
+from damfleet.delivery.base import DeliveryItem, DeliveryResult, TargetConfig, TargetType, parse_retry_after, redact_url
+from damfleet.delivery.config import BUILTIN_LOCAL_TARGET, TargetRegistry, parse_target
+from damfleet.delivery.http import HttpTargetConfig
+from damfleet.delivery.local import LocalTargetConfig
 from damfleet.delivery.netguard import OutboundBlockedError, OutboundPolicy
 from damfleet.delivery.redeliver import plan_redelivery
-from damfleet.delivery.service import Distributor, delivery_item
+from damfleet.delivery.s3 import S3TargetConfig
+from damfleet.delivery.service import Distributor, delivery_item, receipt
+from damfleet.delivery.targets import TARGET_TYPES
 from damfleet.delivery.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    WebhookTargetConfig,
     WebhookVerificationError,
     build_notification,
     sign,
@@ -45,6 +41,7 @@ from damfleet.delivery.webhook import (
 __all__ = [
     "BUILTIN_LOCAL_TARGET",
     "SIGNATURE_HEADER",
+    "TARGET_TYPES",
     "TIMESTAMP_HEADER",
     "DeliveryItem",
     "DeliveryResult",
@@ -56,6 +53,7 @@ __all__ = [
     "S3TargetConfig",
     "TargetConfig",
     "TargetRegistry",
+    "TargetType",
     "WebhookTargetConfig",
     "WebhookVerificationError",
     "build_notification",
@@ -63,6 +61,7 @@ __all__ = [
     "parse_retry_after",
     "parse_target",
     "plan_redelivery",
+    "receipt",
     "redact_url",
     "sign",
     "verify_request",
