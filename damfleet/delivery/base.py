@@ -126,13 +126,16 @@ class DeliveryContext:
     progress: ProgressFn | None = None
     resume_hint: int = 0
 
-    def stream(self, item: DeliveryItem, *, offset: int = 0) -> VerifiedStream:
+    def stream(self, item: DeliveryItem, *, offset: int = 0, report: bool = True,
+               extra_digest: Any = None) -> VerifiedStream:
         """The stored rendition from ``offset`` on, verified against the recorded size and sha256
-        (bytes before ``offset`` are read and hashed but not yielded)."""
+        (bytes before ``offset`` are read and hashed but not yielded). ``report=False``: the
+        caller reports progress itself (when the target has confirmed bytes, not when read)."""
         return VerifiedStream(
             self.storage.read(item.source_uri, chunk_bytes=self.settings.stream_chunk_bytes),
             expected_size=item.size_bytes, expected_sha256=item.sha256, what=f"{item.role} of {item.asset_id}",
-            progress=self.progress, hash_bytes=self.settings.verify_source, skip=offset,
+            progress=self.progress if report else None, hash_bytes=self.settings.verify_source, skip=offset,
+            extra_digest=extra_digest,
         )
 
 
@@ -263,7 +266,10 @@ class VerifiedStream:
         progress: ProgressFn | None = None,
         hash_bytes: bool = True,
         skip: int = 0,
+        extra_digest: Any = None,
     ) -> None:
+        #: A second hashlib object fed every byte (an MD5 for a checksum sidecar), or None.
+        self.extra_digest = extra_digest
         self._chunks = chunks
         #: Bytes read, hashed and counted but not yielded: the part of an interrupted upload
         #: the target already holds (a resumed SFTP/FTP upload).
@@ -289,6 +295,8 @@ class VerifiedStream:
         async for chunk in self._chunks:
             if self.hash_bytes:
                 self._digest.update(chunk)
+            if self.extra_digest is not None:
+                self.extra_digest.update(chunk)
             self.size += len(chunk)
             if self._progress is not None:
                 self._progress(self.size, self.expected_size)

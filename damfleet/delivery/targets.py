@@ -7,7 +7,7 @@ and add its client library to the ``distribution`` extra in pyproject.toml.
 
 from __future__ import annotations
 
-from damfleet.delivery import http, local, s3, webhook
+from damfleet.delivery import http, local, s3, sftp, webhook
 from damfleet.delivery.base import TargetType
 
 __all__ = ["TARGET_TYPES"]
@@ -19,5 +19,6 @@ TARGET_TYPES: dict[str, TargetType] = {
         s3.TARGET_TYPE,
         http.TARGET_TYPE,
         webhook.TARGET_TYPE,
+        sftp.TARGET_TYPE,
     )
 }
