@@ -283,6 +283,7 @@ def _serve_ftp(argv: list[str]) -> None:
     handler.authorizer = authorizer
     handler.passive_ports = None
     handler.permit_foreign_addresses = False
+    handler.auth_failed_timeout = 0.1   # pyftpdlib waits 3 s after a failed login by default
     server = FTPServer(("127.0.0.1", args.port), handler)
     server.max_cons = args.max_cons
     server.max_cons_per_ip = args.max_cons

@@ -28,11 +28,18 @@ import logging
 import posixpath
 import string
 from collections.abc import AsyncIterator
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from pydantic import Field, model_validator
 
-from damfleet.delivery.base import DeliveryContext, DeliveryItem, DeliveryResult, TargetConfig, secret
+from damfleet.delivery.base import (
+    DeliveryContext,
+    DeliveryItem,
+    DeliveryResult,
+    TargetConfig,
+    VerifiedStream,
+    secret,
+)
 from damfleet.errors import TargetUnavailableError
 from damfleet.storage.keys import safe_name
 
@@ -40,6 +47,7 @@ __all__ = [
     "DIR_PLACEHOLDERS",
     "RemoteSession",
     "RemoteTargetConfig",
+    "ResumeUnsupportedError",
     "remote_paths",
     "upload_atomically",
 ]
@@ -97,6 +105,11 @@ class RemoteTargetConfig(TargetConfig):
         return self
 
 
+class ResumeUnsupportedError(Exception):
+    """Raised by :meth:`RemoteSession.write` when the server cannot continue a file at an
+    offset; the upload then starts over from byte 0."""
+
+
 class RemoteSession(Protocol):
     """One logged-in session on a file server, as the shared upload needs it."""
 
@@ -137,19 +150,10 @@ async def _write_small(session: RemoteSession, path: str, data: bytes) -> None:
     await session.write(path, 0, one())
 
 
-async def upload_atomically(
-    session: RemoteSession, config: RemoteTargetConfig, item: DeliveryItem, ctx: DeliveryContext, server_url: str
-) -> DeliveryResult:
-    """Steps 1-5 of the module docstring; ``server_url`` (``sftp://host:port``) starts the receipt's location."""
-    folder, final, temp = remote_paths(config, item)
-    await session.makedirs(folder)
-    held = await session.size(temp)
-    offset = 0
-    if held is not None and 0 < held <= item.size_bytes:
-        offset = max(0, held - session.resume_margin)
-    if ctx.resume_hint and held is None:
-        log.info("%s: the previous attempt reported %d bytes of %s, but the server has no %s; starting over",
-                 config.describe(), ctx.resume_hint, item.filename, temp)
+async def _send(session: RemoteSession, config: RemoteTargetConfig, item: DeliveryItem, ctx: DeliveryContext,
+                temp: str, offset: int) -> tuple[VerifiedStream, Any]:
+    """Stream the rendition from ``offset`` into ``temp``; returns the verified stream and the
+    sidecar's MD5 (None unless an md5 sidecar is configured)."""
     md5 = hashlib.md5(usedforsecurity=False) if config.checksum_sidecar == "md5" else None
     stream = ctx.stream(item, offset=offset, report=False, extra_digest=md5)
 
@@ -170,6 +174,28 @@ async def upload_atomically(
         async for _ in stream:   # the server holds everything: still verify the source
             pass
     stream.verify()
+    return stream, md5
+
+
+async def upload_atomically(
+    session: RemoteSession, config: RemoteTargetConfig, item: DeliveryItem, ctx: DeliveryContext, server_url: str
+) -> DeliveryResult:
+    """Steps 1-5 of the module docstring; ``server_url`` (``sftp://host:port``) starts the receipt's location."""
+    folder, final, temp = remote_paths(config, item)
+    await session.makedirs(folder)
+    held = await session.size(temp)
+    offset = 0
+    if held is not None and 0 < held <= item.size_bytes:
+        offset = max(0, held - session.resume_margin)
+    if ctx.resume_hint and held is None:
+        log.info("%s: the previous attempt reported %d bytes of %s, but the server has no %s; starting over",
+                 config.describe(), ctx.resume_hint, item.filename, temp)
+    try:
+        stream, md5 = await _send(session, config, item, ctx, temp, offset)
+    except ResumeUnsupportedError as exc:
+        log.info("%s cannot resume %s (%s); starting over", config.describe(), temp, exc)
+        offset = 0
+        stream, md5 = await _send(session, config, item, ctx, temp, offset)
     landed = await session.size(temp)
     if landed != item.size_bytes:
         await session.remove(temp)

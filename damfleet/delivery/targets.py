@@ -7,7 +7,7 @@ and add its client library to the ``distribution`` extra in pyproject.toml.
 
 from __future__ import annotations
 
-from damfleet.delivery import http, local, s3, sftp, webhook
+from damfleet.delivery import ftp, http, local, s3, sftp, webhook
 from damfleet.delivery.base import TargetType
 
 __all__ = ["TARGET_TYPES"]
@@ -20,5 +20,7 @@ TARGET_TYPES: dict[str, TargetType] = {
         http.TARGET_TYPE,
         webhook.TARGET_TYPE,
         sftp.TARGET_TYPE,
+        ftp.FTP_TARGET_TYPE,
+        ftp.FTPS_TARGET_TYPE,
     )
 }
