@@ -42,7 +42,6 @@ __all__ = ["TARGET_TYPE", "SftpClient", "SftpTargetConfig", "deliver_sftp", "fin
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 22
-_IDLE_KEPT = 4   # idle connections kept per target beyond those in use
 
 
 def _public_key(text: str) -> asyncssh.SSHKey:
@@ -161,6 +160,7 @@ class SftpClient:
         self.config = config
         self._policy = ctx.policy
         self._idle: list[_SftpSession] = []
+        self._keep = ctx.limit   # idle sessions kept: as many as may run at once, no more
         self._fingerprints, self._algorithms = config.pins()
         self._key = (
             asyncssh.import_private_key(config.private_key, config.private_key_passphrase or None)
@@ -229,7 +229,7 @@ class SftpClient:
         except BaseException:
             session.connection.close()
             raise
-        if len(self._idle) < _IDLE_KEPT:
+        if len(self._idle) < self._keep:
             self._idle.append(session)
         else:
             session.connection.close()
