@@ -11,7 +11,10 @@ Both run as child processes that a test can kill -9 (with every per-connection c
 and start again on the same port with the same keys: the interruption tests need a
 server that really disappears mid-transfer.
 
-``python -m tests.file_servers ftp ...`` is the FTP server's own entry point.
+``python -m tests.file_servers ftp ...`` is the FTP server's own entry point;
+``python -m tests.file_servers serve --dir D`` starts one sshd and one FTPS server, writes
+their target definitions (``playout-sftp``, ``playout-ftps``) to ``D/targets.json`` for
+``DAMFLEET_DISTRIBUTION_TARGETS_FILE`` and serves until interrupted (a fleet demo).
 """
 
 from __future__ import annotations
@@ -290,8 +293,36 @@ def _serve_ftp(argv: list[str]) -> None:
     server.serve_forever(handle_exit=True)
 
 
+def _serve_demo(argv: list[str]) -> None:
+    import json
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m tests.file_servers serve")
+    parser.add_argument("--dir", required=True)
+    folder = Path(parser.parse_args(argv).dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    sshd = SshServer().start()
+    ftps = FtpServer(folder).start()
+    try:
+        targets = {"playout-sftp": sshd.target(), "playout-ftps": ftps.target(checksum_sidecar="md5")}
+        (folder / "targets.json").write_text(json.dumps(targets, indent=2))
+        print(json.dumps({"targets_file": str(folder / "targets.json"), "sftp_folder": str(sshd.upload),
+                          "ftps_folder": str(ftps.upload)}), flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        sshd.stop()
+        ftps.stop()
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "ftp":
         _serve_ftp(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "serve":
+        _serve_demo(sys.argv[2:])
     else:
-        raise SystemExit("usage: python -m tests.file_servers ftp --port N --root DIR --user U --password P")
+        raise SystemExit("usage: python -m tests.file_servers ftp --port N --root DIR --user U --password P\n"
+                         "       python -m tests.file_servers serve --dir DIR")

@@ -1,19 +1,22 @@
 """Distribution: delivering stored renditions to the outside world, and telling it so.
 
 Target types (declared in settings, named by profiles and requests; see
-:mod:`damfleet.delivery.config`)::
+:mod:`damfleet.delivery.config`), one module each, listed in :mod:`damfleet.delivery.targets`::
 
     local    atomic copy into a folder            (built-in "local": <state_dir>/delivered)
     s3       S3-compatible bucket, multipart with per-part checksums, tags, cache headers
     http     PUT or multipart POST, streamed, bearer/basic auth from settings
     webhook  signed JSON notification (HMAC-SHA256 over "<timestamp>.<body>")
+    sftp     SSH file transfer, host key pinned; resumable, atomic rename into a watch folder
+    ftp      FTP, passive; ftps: explicit TLS, verified. Resumable (REST/APPE), atomic rename
 
 Plain async code with no Temporal in it: :class:`Distributor` is what the distribution
 activities call. Errors follow :mod:`damfleet.errors`: network trouble, 5xx, 408, 425
 and 429 raise ``TargetUnavailableError`` (retried, honouring Retry-After); other refusals
 raise ``TargetRejectedError`` or ``ConfigurationError`` naming the target (not retried).
-HTTP and webhook targets go through :mod:`damfleet.delivery.netguard`, which refuses
-private, loopback, link-local and metadata addresses on every connection.
+Every target that connects out (HTTP, webhook, SFTP, FTP) goes through
+:mod:`damfleet.delivery.netguard`, which refuses private, loopback, link-local and metadata
+addresses on every connection.
 """
 
 from __future__ import annotations
