@@ -80,6 +80,8 @@ def _explain(name: str, kind: str, model: type[TargetConfig], exc: ValidationErr
             unknown.append(field_name)
         elif error["type"] == "value_error" or field_name not in fields:
             problems.append(str(error.get("ctx", {}).get("error", error["msg"])))
+        elif error["type"] == "less_than_equal":
+            problems.append(f"{field_name} must be at most {error['ctx']['le']}")
         else:
             annotation = fields[field_name].annotation
             expected = _EXPECTED.get(annotation)   # type: ignore[arg-type]

@@ -29,7 +29,12 @@ from aioftp.common import SSLSessionBoundContext
 
 from damfleet.delivery.base import DeliveryContext, DeliveryItem, DeliveryResult, TargetType
 from damfleet.delivery.netguard import OutboundPolicy, checked_addresses
-from damfleet.delivery.remote import RemoteTargetConfig, ResumeUnsupportedError, upload_atomically
+from damfleet.delivery.remote import (
+    RemoteTargetConfig,
+    ResumeUnsupportedError,
+    network_error,
+    upload_atomically,
+)
 from damfleet.errors import ConfigurationError, DamfleetError, TargetRejectedError, TargetUnavailableError
 
 __all__ = ["FTPS_TARGET_TYPE", "FTP_TARGET_TYPE", "FtpTargetConfig", "deliver_ftp"]
@@ -175,11 +180,7 @@ def _translate(exc: BaseException, config: FtpTargetConfig) -> DamfleetError:
         )
     if isinstance(exc, ssl.SSLError):
         return TargetUnavailableError(f"{where}: TLS failed: {exc}")
-    if isinstance(exc, TimeoutError):
-        return TargetUnavailableError(f"{where}: no answer within {config.timeout_seconds:.0f}s")
-    if isinstance(exc, OSError):   # refused, reset, unreachable, name not resolved
-        return TargetUnavailableError(f"{where}: {exc.strerror or exc}")
-    return TargetUnavailableError(f"{where}: {type(exc).__name__}: {exc}")
+    return network_error(where, exc, config.timeout_seconds)
 
 
 async def deliver_ftp(config: FtpTargetConfig, item: DeliveryItem, ctx: DeliveryContext) -> DeliveryResult:

@@ -48,6 +48,7 @@ __all__ = [
     "RemoteSession",
     "RemoteTargetConfig",
     "ResumeUnsupportedError",
+    "network_error",
     "remote_paths",
     "upload_atomically",
 ]
@@ -132,6 +133,16 @@ class RemoteSession(Protocol):
         ...
 
     async def remove(self, path: str) -> None: ...
+
+
+def network_error(where: str, exc: BaseException, timeout_seconds: float) -> TargetUnavailableError:
+    """A timeout, a socket error or anything unforeseen from a file server's client library:
+    worth retrying (the protocol modules classify the server's own replies first)."""
+    if isinstance(exc, TimeoutError):
+        return TargetUnavailableError(f"{where}: no answer within {timeout_seconds:.0f}s")
+    if isinstance(exc, OSError):   # refused, reset, unreachable, name not resolved
+        return TargetUnavailableError(f"{where}: {exc.strerror or exc}")
+    return TargetUnavailableError(f"{where}: {type(exc).__name__}: {exc}")
 
 
 def remote_paths(config: RemoteTargetConfig, item: DeliveryItem) -> tuple[str, str, str]:

@@ -34,7 +34,7 @@ from pydantic import Field, model_validator
 
 from damfleet.delivery.base import DeliveryContext, DeliveryItem, DeliveryResult, TargetType, secret
 from damfleet.delivery.netguard import checked_addresses
-from damfleet.delivery.remote import RemoteTargetConfig, upload_atomically
+from damfleet.delivery.remote import RemoteTargetConfig, network_error, upload_atomically
 from damfleet.errors import DamfleetError, TargetRejectedError, TargetUnavailableError
 
 __all__ = ["TARGET_TYPE", "SftpClient", "SftpTargetConfig", "deliver_sftp", "fingerprint"]
@@ -257,11 +257,7 @@ def _translate(exc: BaseException, config: SftpTargetConfig, port: int) -> Damfl
         return TargetUnavailableError(f"{where}: the server answered {type(exc).__name__}: {exc.reason}")
     if isinstance(exc, asyncssh.DisconnectError):
         return TargetUnavailableError(f"{where}: connection closed: {exc.reason}")
-    if isinstance(exc, TimeoutError):
-        return TargetUnavailableError(f"{where}: no answer within {config.timeout_seconds:.0f}s")
-    if isinstance(exc, OSError):   # refused, reset, unreachable, name not resolved
-        return TargetUnavailableError(f"{where}: {exc.strerror or exc}")
-    return TargetUnavailableError(f"{where}: {type(exc).__name__}: {exc}")
+    return network_error(where, exc, config.timeout_seconds)
 
 
 def open_client(config: SftpTargetConfig, ctx: DeliveryContext) -> SftpClient:

@@ -58,6 +58,34 @@ async def test_ftps_delivers_over_verified_tls_with_an_md5_sidecar(distributor_f
     md5 = hashlib.md5(landed.read_bytes(), usedforsecurity=False).hexdigest()
     assert landed.with_name(item.filename + ".md5").read_text() == f"{md5}  {item.filename}\n"
     assert sorted(p.name for p in landed.parent.iterdir()) == [item.filename, item.filename + ".md5"]
+    # delivering again replaces the file through the same rename (no second copy, no leftovers)
+    _, again = await distributor.deliver("playout", item)
+    assert again.size_bytes == item.size_bytes and _sha(landed) == item.sha256
+    assert sorted(p.name for p in landed.parent.iterdir()) == [item.filename, item.filename + ".md5"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"remote_dir": "/in/../etc"}, "must not contain '..'"),
+        ({"remote_dir": "/in/{title}"}, "unknown placeholder(s) ['title']"),
+        ({"temp_name": "upload.tmp"}, "temp_name must be a file name using {filename}"),
+        ({"temp_name": "{filename}"}, "must differ from the final name"),
+        ({"checksum_sidecar": "crc32"}, "checksum_sidecar must be one of"),
+        ({"host": "user@host"}, "host must be a host name"),
+        ({"port": 70000}, "port must be at most 65535"),
+        ({"verify_tls": "no"}, "verify_tls must be true or false"),
+        ({"passive": True}, "unknown setting 'passive'"),
+    ],
+)
+def test_bad_ftp_definitions_name_the_target_and_setting(changes: dict[str, object], words: str) -> None:
+    from damfleet.delivery import parse_target
+    from damfleet.errors import ConfigurationError
+
+    base = {"type": "ftps", "host": "ftp.station.example", "username": "u", "password": "p"}
+    with pytest.raises(ConfigurationError, match="'station'") as caught:
+        parse_target("station", {**base, **changes}, env={})
+    assert words in str(caught.value)
 
 
 async def test_untrusted_certificate_and_wrong_password_are_permanent(distributor_for, stored_rendition, ftps
