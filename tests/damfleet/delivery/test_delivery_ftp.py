@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from damfleet.delivery import OutboundBlockedError
 from damfleet.errors import TargetRejectedError, TargetUnavailableError
 from tests.damfleet.delivery.conftest import FolderWatcher
 from tests.file_servers import FtpServer
@@ -182,3 +183,11 @@ async def test_killed_mid_upload_resumes_with_rest(distributor_for, stored_rendi
     assert landed.stat().st_size == item.size_bytes and _sha(landed) == item.sha256
     assert [p.name for p in folder.iterdir()] == [item.filename]
     assert watcher.partial_sightings == [] and watcher.full_sightings > 0
+
+
+async def test_loopback_ftp_server_needs_the_allowlist(distributor_for, stored_rendition, ftps) -> None:
+    distributor, _ = distributor_for({"playout": ftps.target()})
+    item = await stored_rendition(distributor.storage, size=1000)
+    with pytest.raises(OutboundBlockedError, match="refusing to connect to 127.0.0.1: a loopback address") as caught:
+        await distributor.deliver("playout", item)
+    assert not caught.value.retryable
