@@ -451,7 +451,7 @@ class DeliveredCopySource:
                              idempotency_key="fixity")
 
     def locate(self, record: IngestRecord) -> str:
-        from damfleet.delivery.config import S3TargetConfig
+        from damfleet.delivery import S3TargetConfig
         from damfleet.delivery.local import local_destination
         from damfleet.delivery.s3 import object_key
 
@@ -461,7 +461,7 @@ class DeliveredCopySource:
         return local_destination(self.config, item).as_uri()
 
     async def read(self, record: IngestRecord) -> AsyncIterator[bytes]:  # type: ignore[override]
-        from damfleet.delivery.config import S3TargetConfig
+        from damfleet.delivery import S3TargetConfig
         from damfleet.storage.s3 import split_s3_uri
 
         where = self.locate(record)
@@ -506,8 +506,7 @@ def repair_sources(settings: Settings, storage: Storage) -> list[CopySource]:
     configured s3 and local target is. A target that cannot be used is logged and skipped.
     """
     sources: list[CopySource] = [ReplicaSource(storage, root) for root in settings.fixity.replica_roots]
-    from damfleet.delivery import TargetRegistry
-    from damfleet.delivery.config import LocalTargetConfig, S3TargetConfig
+    from damfleet.delivery import LocalTargetConfig, S3TargetConfig, TargetRegistry
 
     registry = TargetRegistry.from_settings(settings)
     for name in settings.fixity.repair_targets or registry.names():
