@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,11 @@ async def fixity_lane(client: Client, root: Path, *, activities: list[Any] | Non
     acts = activities if activities is not None else fixity_activities.build_activities(ctx)
     queues: list[tuple[str, dict[str, Any]]] = [
         (Queue.PIPELINE, {"workflows": ALL_WORKFLOWS, "max_concurrent_workflow_tasks": 50}),
-        (Queue.INGEST, {"activities": acts + (ingest_activities(ctx) if pipeline else [])}),
+        # Cancellation reaches an activity with a heartbeat's response: beat often, as
+        # production workers do (DAMFLEET_WORKER_HEARTBEAT_THROTTLE_SECONDS).
+        (Queue.INGEST, {"activities": acts + (ingest_activities(ctx) if pipeline else []),
+                        "max_heartbeat_throttle_interval": timedelta(milliseconds=500),
+                        "default_heartbeat_throttle_interval": timedelta(milliseconds=500)}),
     ]
     distribution = DistributionActivities(ctx)
     if pipeline:

@@ -75,6 +75,15 @@ class FixityAudit:
 
     @workflow.run
     async def run(self, request: fixity_pb2.FixityAuditRequest) -> fixity_pb2.FixityAuditResult:
+        try:
+            return await self._run(request)
+        except asyncio.CancelledError:
+            # Page activities in flight were cancelled through their heartbeats; their
+            # checkpoints stay, and nothing else needs undoing (checks are read-only).
+            self._upsert(common_pb2.CANCELLED)
+            raise
+
+    async def _run(self, request: fixity_pb2.FixityAuditRequest) -> fixity_pb2.FixityAuditResult:
         state = self._state
         if not state.started_at:
             state.started_at = workflow.now().timestamp()
@@ -127,18 +136,25 @@ class FixityAudit:
         per_run = request.continue_as_new_after or DEFAULT_CONTINUE_AS_NEW_AFTER
         started = 0
         tasks: set[asyncio.Task[None]] = set()
-        while state.next_page < state.plan.page_count and not self._errors:
-            if started >= per_run or workflow.info().is_continue_as_new_suggested():
-                break
-            await workflow.wait_condition(lambda: self._running < window)
-            page = state.next_page
-            state.next_page += 1
-            started += 1
-            self._running += 1
-            task = asyncio.create_task(self._verify_page(request, page))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await workflow.wait_condition(lambda: self._running == 0)
+        try:
+            while state.next_page < state.plan.page_count and not self._errors:
+                if started >= per_run or workflow.info().is_continue_as_new_suggested():
+                    break
+                await workflow.wait_condition(lambda: self._running < window)
+                page = state.next_page
+                state.next_page += 1
+                started += 1
+                self._running += 1
+                task = asyncio.create_task(self._verify_page(request, page))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await workflow.wait_condition(lambda: self._running == 0)
+        except asyncio.CancelledError:
+            pending = list(tasks)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            raise
 
     async def _verify_page(self, request: fixity_pb2.FixityAuditRequest, page: int) -> None:
         state = self._state

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -232,6 +232,8 @@ class ScaleStandIns:
     page_size: int
     pages_verified: int = 0
     fail_page: int = -1
+    hold: bool = False
+    cancelled: list[int] = field(default_factory=list)
 
     @activity.defn(name=ActivityName.PLAN_FIXITY_AUDIT)
     async def plan(self, request: fixity_pb2.FixityPlanInput) -> fixity_pb2.FixityPlan:
@@ -243,6 +245,13 @@ class ScaleStandIns:
     @activity.defn(name=ActivityName.VERIFY_FIXITY_PAGE)
     async def verify(self, request: fixity_pb2.FixityPageInput) -> fixity_pb2.FixityPageResult:
         self.pages_verified += 1
+        try:
+            while self.hold:  # a long page: heartbeating until cancelled
+                activity.heartbeat({"page": request.page})
+                await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            self.cancelled.append(request.page)
+            raise
         if request.page == self.fail_page:
             raise ApplicationError(f"page {request.page} of {request.pages_prefix} is not stored", type="SourceNotFound",
                                    non_retryable=True)
@@ -297,3 +306,19 @@ async def test_a_page_that_cannot_be_verified_fails_the_audit_naming_it(temporal
             await asyncio.wait_for(handle.result(), timeout=120)
         assert "fixity audit incomplete: page 2: page 2 of mem://audit/pages/ is not stored" in str(caught.value.cause)
         assert (await handle.describe()).typed_search_attributes.get(sa.STATE) == "FAILED"
+
+
+async def test_cancelling_an_audit_cancels_its_page_activities(temporal_env, tmp_path: Path) -> None:
+    stand_ins = ScaleStandIns(total=50, page_size=10, hold=True)
+    async with fixity_lane(temporal_env.client, tmp_path, activities=[stand_ins.plan, stand_ins.verify,
+                                                                       stand_ins.report]) as lane:
+        request = audit_request(lane.settings)
+        request.max_in_flight = 3
+        handle = await start_audit(lane.fleet, request)
+        await eventually(lambda: stand_ins.pages_verified == 3, timeout=60)
+        await lane.fleet.cancel(handle.id)
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), timeout=120)
+        await eventually(lambda: sorted(stand_ins.cancelled) == [0, 1, 2], timeout=60)
+        assert stand_ins.pages_verified == 3, "no page starts after the cancel"
+        assert (await handle.describe()).typed_search_attributes.get(sa.STATE) == "CANCELLED"
