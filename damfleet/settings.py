@@ -196,7 +196,6 @@ class FixitySettings:
     page_size: int = 500                      # assets per stored page (one verifying activity)
     max_in_flight: int = 4                    # page activities an audit runs at once
     continue_as_new_after: int = 100          # pages per workflow run before continue-as-new
-    failures_kept: int = 100                  # failures listed in the workflow result (the report has all)
     replica_roots: tuple[str, ...] = ()       # second storage roots holding the same keys (repair sources)
     repair_targets: tuple[str, ...] = ()      # delivery targets searched for copies; empty = every s3/local one
     include_renditions: bool = False          # also re-hash renditions with a recorded sha256 (S3 metadata)
