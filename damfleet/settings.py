@@ -190,7 +190,7 @@ class JobsSettings:
 
 @dataclass(frozen=True)
 class FixitySettings:
-    """Fixity audits (``DAMFLEET_FIXITY_*``): cost limits, paging, sampling and repair sources."""
+    """Fixity audits (``DAMFLEET_FIXITY_*``): read budget, paging, repair sources, renditions."""
 
     bytes_per_second: int = 100 * 1024 * 1024   # read budget per worker process; 0 = unthrottled
     page_size: int = 500                      # assets per stored page (one verifying activity)
