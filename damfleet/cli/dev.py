@@ -209,6 +209,9 @@ def submit(
         "--dedup/--no-dedup",
         help="Link content already in the collection and join an identical earlier submission "
              "(default: DAMFLEET_JOBS_DEDUP); --no-dedup always starts a new run.")] = None,
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help="Deliver to this target (a name from DAMFLEET_DISTRIBUTION_TARGETS_*); repeatable; "
+                         "default: the profile's targets.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Start AssetPipeline runs against a running fleet."""
@@ -224,7 +227,8 @@ def submit(
         handles = []
         for source in sources:
             handle = await client.submit(source, profile=profile, priority=priority, collection=collection,
-                                         tenant=tenant, expected_sha256=sha256, dedup=dedup)
+                                         tenant=tenant, expected_sha256=sha256, targets=target or [],
+                                         dedup=dedup)
             handles.append((source, handle))
             if not as_json:
                 console.print(f"submitted {source} as [bold]{handle.workflow_id}[/]")
