@@ -64,7 +64,8 @@ class ActivityName:
     """Activity type names: the contract a worker in another language implements."""
 
     INGEST = "ingest_asset"
-    DISCARD_ASSET = "discard_asset"          # remove an asset's outputs (cancel, failed ingest)
+    DISCARD_ASSET = "discard_asset"          # remove an asset's outputs (cancel)
+    DISCARD_FAILED_ASSET = "discard_failed_asset"  # a failed run's: remove, or quarantine the original
     TRANSCODE = "transcode_asset"
     ENRICH = "enrich_asset"
     DELIVER = "deliver_output"
@@ -241,6 +242,7 @@ FIXITY_VERIFY_POLICY = ActivityPolicy(
 ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.INGEST: INGEST_POLICY,
     ActivityName.DISCARD_ASSET: SHORT_POLICY_INGEST,
+    ActivityName.DISCARD_FAILED_ASSET: SHORT_POLICY_INGEST,
     ActivityName.READ_MANIFEST: SHORT_POLICY_INGEST,
     ActivityName.LIST_NEW_SOURCES: SHORT_POLICY_INGEST,
     ActivityName.READ_MANIFEST_PAGE: SHORT_POLICY_INGEST,

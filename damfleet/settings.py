@@ -189,6 +189,7 @@ class JobsSettings:
     manifest_page_size: int = 500            # rows per stored manifest page (one activity result)
     manifest_max_rows: int = 1_000_000       # larger manifests are refused
     bad_rows_kept: int = 1000                # bad rows listed in the batch progress (all are counted)
+    quarantine_failed: bool = False          # keep a failed run's original under <root>/quarantine/
 
 
 @dataclass(frozen=True)

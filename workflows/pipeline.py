@@ -139,7 +139,7 @@ class AssetPipeline:
                 "ingest", common_pb2.VALIDATING, ActivityName.INGEST, ingest_input, stages_pb2.IngestOutput
             )
         except ActivityError as err:
-            await self._discard_failed(asset_id)
+            await self._discard_failed(asset_id, failure_message(err)[0])
             return self._fail("ingest", *failure_message(err))
         asset = ingested.asset
         self._result.asset.CopyFrom(asset)
@@ -158,7 +158,7 @@ class AssetPipeline:
                 stages_pb2.TranscodeOutput,
             )
         except ActivityError as err:
-            await self._discard_failed(asset_id)
+            await self._discard_failed(asset_id, failure_message(err)[0])
             return self._fail("transcode", *failure_message(err))
         self._add_outputs("transcode", transcoded.outputs)
 
@@ -370,25 +370,45 @@ class AssetPipeline:
         self._set_state(common_pb2.FAILED)
         raise ApplicationError(self._result.error, type=error_type, non_retryable=True)
 
-    async def _discard_failed(self, asset_id: str) -> None:
+    async def _discard_failed(self, asset_id: str, reason: str) -> None:
         """A failed run leaves nothing behind but its failure record (this run's history):
-        the same discard cancel uses, dedup claim included, so the same bytes submitted again
-        are processed instead of linked to an asset without outputs. Runs that failed before
-        this existed replay without it (``workflow.patched``)."""
-        if workflow.patched("discard-failed-runs"):
-            await self._discard(asset_id, release_claim=True)
-            # The result lists only what exists: the discarded objects are gone.
-            del self._result.outputs[:]
-            for stage in self._result.stages.values():
-                del stage.outputs[:]
+        everything stored under the asset's keys is removed (the original is first copied to
+        ``quarantine/`` where the setting asks, and listed as an output) and its dedup claim
+        is given up, so the same bytes submitted again are processed instead of linked to an
+        asset without outputs. Runs that failed before this existed replay without it."""
+        if not workflow.patched("discard-failed-runs"):
+            return
+        await self._release_claim(asset_id)
+        kept: list[common_pb2.Output] = []
+        try:
+            discarded = await self._bookkeeping(
+                ActivityName.DISCARD_FAILED_ASSET, jobs_pb2.DiscardFailedInput(asset_id=asset_id, reason=reason),
+                jobs_pb2.DiscardFailedOutput,
+            )
+            kept = list(discarded.quarantined)
+        except (ActivityError, CancelledError) as err:
+            workflow.logger.warning("discarding failed asset %s failed: %s", asset_id, err)
+        # The result lists only what exists: the discarded objects are gone.
+        del self._result.outputs[:]
+        for stage in self._result.stages.values():
+            del stage.outputs[:]
+        self._result.outputs.extend(kept)
+
+    async def _release_claim(self, asset_id: str) -> None:
+        asset = self._result.asset
+        if not (asset.sha256 and asset.asset_id == asset_id):
+            return
+        claim = jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow.info().workflow_id)
+        try:
+            await self._bookkeeping(ActivityName.RELEASE_CONTENT, claim, bool)
+        except (ActivityError, CancelledError) as err:
+            workflow.logger.warning("releasing the dedup claim of %s failed: %s", asset_id, err)
 
     async def _discard(self, asset_id: str, *, release_claim: bool = False) -> None:
         """Remove everything stored for the asset; best effort, logged when it cannot."""
-        asset = self._result.asset
+        if release_claim:
+            await self._release_claim(asset_id)
         try:
-            if release_claim and asset.sha256 and asset.asset_id == asset_id:
-                claim = jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow.info().workflow_id)
-                await self._bookkeeping(ActivityName.RELEASE_CONTENT, claim, bool)
             await self._bookkeeping(ActivityName.DISCARD_ASSET, asset_id, int)
         except (ActivityError, CancelledError) as err:
             workflow.logger.warning("discarding asset %s failed: %s", asset_id, err)

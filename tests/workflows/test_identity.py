@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -41,10 +41,10 @@ class FailingTranscode(StandIns):
         return await super().transcode(request)
 
 
-@pytest.fixture
-async def fleet(temporal_env, tmp_path: Path) -> AsyncIterator[tuple[FleetClient, Storage]]:
+@asynccontextmanager
+async def _fleet(temporal_env, tmp_path: Path, **env: str) -> AsyncIterator[tuple[FleetClient, Storage]]:
     lane = f"-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(tmp_path, DAMFLEET_WORKER_QUEUE_SUFFIX=lane)
+    settings = make_settings(tmp_path, DAMFLEET_WORKER_QUEUE_SUFFIX=lane, **env)
     ctx = StageContext(settings)
     stand_ins = FailingTranscode(ctx.storage)
     async with AsyncExitStack() as stack:
@@ -58,6 +58,12 @@ async def fleet(temporal_env, tmp_path: Path) -> AsyncIterator[tuple[FleetClient
             await stack.enter_async_context(Worker(temporal_env.client, task_queue=queue + lane, **kwargs))
         yield FleetClient(temporal_env.client, settings), ctx.storage
     await ctx.storage.aclose()
+
+
+@pytest.fixture
+async def fleet(temporal_env, tmp_path: Path) -> AsyncIterator[tuple[FleetClient, Storage]]:
+    async with _fleet(temporal_env, tmp_path) as running:
+        yield running
 
 
 async def _objects(storage: Storage, prefix: str) -> list[str]:
@@ -126,3 +132,17 @@ async def test_dedup_links_only_when_content_and_profile_match(fleet, tmp_path: 
     web = await (await client.submit(str(inbox / "c.png"), profile="web")).wait()
     assert web.state == common_pb2.COMPLETED and web.duplicate_of == "", "another profile is new work"
     assert any(o.stage == "transcode" for o in web.outputs)
+
+
+async def test_quarantine_keeps_a_failed_runs_original_outside_the_asset(temporal_env, tmp_path: Path) -> None:
+    async with _fleet(temporal_env, tmp_path, DAMFLEET_JOBS_QUARANTINE_FAILED="true") as (client, storage):
+        source = tmp_path / "inbox" / "fail-poster.png"
+        samples.make_image(source, 320, 200)
+        failed = await (await client.submit(str(source))).wait()
+        assert failed.state == common_pb2.FAILED
+        assert await _objects(storage, storage.keys(failed.asset_id).prefix) == []
+        [kept] = list(failed.outputs)
+        assert kept.role == "quarantined_original" and f"/quarantine/{failed.asset_id}/" in kept.uri
+        assert await storage.read_bytes(kept.uri) == source.read_bytes() and kept.sha256 == failed.asset.sha256
+        reason = kept.uri.rsplit("/", 1)[0] + "/" + kept.uri.rsplit("/", 1)[1].split("-", 1)[0] + "-reason.txt"
+        assert b"could not decode" in await storage.read_bytes(reason)
