@@ -167,7 +167,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         for name, stage in summary["stages"].items():
             detail = f"{stage['status']:<24} {stage['seconds']:>8.2f}s  {stage['reason']}"
             if stage["waiting"]:
-                detail += f"waiting: {stage['waiting']} (attempt {stage['attempts']})"
+                detail += f"  waiting: {stage['waiting']} (attempt {stage['attempts']})"
             table.add_row(f"  {name}", detail)
         if summary["error"]:
             table.add_row("error", summary["error"])
