@@ -240,6 +240,17 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
 
     sha256_echoes: list[bool] = []  # per request: did the store echo (so check) the sha256?
 
+    def check_echo(response: dict[str, Any], sums: dict[str, str], what: str) -> None:
+        """Compare the store's SHA256 echo with what was sent; remember whether it echoed."""
+        if not use_sha256:
+            return
+        echoed = response.get("ChecksumSHA256")
+        sha256_echoes.append(bool(echoed))
+        if echoed and echoed != sums["ChecksumSHA256"]:
+            raise TargetUnavailableError(
+                f"target {config.name!r}: {what} arrived corrupted (sha256 {echoed} != {sums['ChecksumSHA256']})"
+            )
+
     async def send_part(data: bytes | bytearray) -> None:
         nonlocal upload_id
         if upload_id is None:
@@ -253,14 +264,8 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
             Bucket=config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **sums
         )
         part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
+        check_echo(response, sums, f"part {number} of {key}")
         if use_sha256:
-            echoed = response.get("ChecksumSHA256")
-            sha256_echoes.append(bool(echoed))
-            if echoed and echoed != sums["ChecksumSHA256"]:
-                raise TargetUnavailableError(
-                    f"target {config.name!r}: part {number} of {key} arrived corrupted (sha256 {echoed} != "
-                    f"{sums['ChecksumSHA256']})"
-                )
             part["ChecksumSHA256"] = sums["ChecksumSHA256"]
         parts.append(part)
 
@@ -276,13 +281,7 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
         if upload_id is None:
             sums = checksums(data)
             response = await client.put_object(Bucket=config.bucket, Key=key, Body=data, **sums, **extra)
-            if use_sha256:
-                echoed = response.get("ChecksumSHA256")
-                sha256_echoes.append(bool(echoed))
-                if echoed and echoed != sums["ChecksumSHA256"]:
-                    raise TargetUnavailableError(
-                        f"target {config.name!r}: {key} arrived corrupted (sha256 {echoed} != {sums['ChecksumSHA256']})"
-                    )
+            check_echo(response, sums, key)
         else:
             if data:
                 await send_part(data)
