@@ -92,7 +92,6 @@ def bench_whisper(seconds: float, threads: int, device: str, work: Path) -> dict
         transcribe_file,
         transcript_text,
         whisper_model,
-        word_error_rate,
     )
     from damfleet.settings import AISettings
 
