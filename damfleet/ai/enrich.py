@@ -104,7 +104,7 @@ def check_coverage(transcript: inference_pb2.Transcript, settings: Settings, fil
         f"transcript of {filename} covers {transcript.transcribed_seconds:.1f}s of the {speech:.1f}s of speech "
         f"the VAD found ({coverage:.0%}), below DAMFLEET_AI_WHISPER_MIN_COVERAGE={ai.whisper_min_coverage:g}"
         + (f", even after re-decoding {redecoded} stretch(es) with beam search" if redecoded else "")
-        + f" (model {Path(transcript.model).name or transcript.model}); not stored"
+        + f" (whisper {ai.whisper_compute_type}, beam {ai.whisper_beam_size}); not stored"
     )
 
 
