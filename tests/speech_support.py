@@ -27,16 +27,15 @@ __all__ = [
 # ---- normalisation ------------------------------------------------------------------------
 
 _UNITS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen".split()
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
 )}
-_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
+_TENS = {w: 10 * i for i, w in enumerate(["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], start=2)}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 #: British spellings whisper writes the American way (and a few it is inconsistent about).
 _SPELLING = {
     "harbour": "harbor", "harbours": "harbors", "colour": "color", "colours": "colors", "centre": "center",
     "catalogue": "catalog", "catalogued": "cataloged", "neighbour": "neighbor", "neighbours": "neighbors",
-    "favourite": "favorite", "theatre": "theater", "metres": "meters", "metre": "meter", "grey": "gray",
+    "favourite": "favorite", "theatre": "theater", "metres": "meters", "metre": "meter", "kilometres": "kilometers", "grey": "gray",
     "travelled": "traveled", "digitise": "digitize", "digitised": "digitized", "organised": "organized",
     "programme": "program", "labour": "labor", "honour": "honor", "realise": "realize", "okay": "ok",
 }
@@ -128,22 +127,30 @@ class SpeechClip:
 
 
 _PASSAGES = (
-    "The archive opened its doors in the spring of 1998, after three years of careful restoration. "
-    "Volunteers catalogued every reel of film, each photograph and all 240 recorded interviews.",
-    "Some tapes had been stored in a damp cellar, and their labels were barely readable. "
-    "Engineers cleaned the heads of an old machine before they dared to play them at half speed.",
-    "A fisherman described the winter storms that closed the harbour for six weeks. "
-    "His daughter remembered the smell of tar and the sound of gulls above the boats each morning.",
-    "Later recordings follow the town through the building of the new bridge, which took 4 years "
-    "and cost more than 12 million pounds. Children talk about school trips and the summer fair.",
-    "One teacher explains how the library moved into the former post office on the main street. "
-    "The collection now holds more than 40,000 items, and it is still growing every month.",
-    "Researchers can search the spoken words of every interview by name and by place. "
-    "The next project will digitise the shipping records kept by the harbour master since 1850.",
-    "Anyone with old letters, maps or recordings is invited to bring them to the archive on Saturday. "
-    "Staff will scan them while you wait and return the originals the same afternoon.",
-    "The weather station on the cliff has measured the wind every hour for 75 years. "
-    "On the worst night it recorded gusts of 160 kilometres an hour, and the lighthouse lost its lamp.",
+    ("The archive opened its doors in the spring of 1998, after three years of careful restoration. "
+     "Volunteers catalogued every reel of film, each photograph and all 240 recorded interviews. "
+     "The mayor cut a blue ribbon while the brass band played on the steps."),
+    ("Some tapes had been stored in a damp cellar, and their labels were barely readable. "
+     "Engineers cleaned the heads of an old machine before they dared to play them at half speed. "
+     "Two of the reels turned out to hold a wedding filmed in colour."),
+    ("A fisherman described the winter storms that closed the harbour for six weeks. "
+     "His daughter remembered the smell of tar and the sound of gulls above the boats each morning. "
+     "She still keeps the brass compass her father carried on every trip."),
+    ("Later recordings follow the town through the building of the new bridge, which took 4 years "
+     "and cost more than 12 million pounds. Children talk about school trips and the summer fair. "
+     "A retired nurse recalls the night the river flooded the lower streets."),
+    ("One teacher explains how the library moved into the former post office on the main street. "
+     "The collection now holds more than 40,000 items, and it is still growing every month. "
+     "Visitors may borrow up to five recordings at a time for two weeks."),
+    ("Researchers can search the spoken words of every interview by name and by place. "
+     "The next project will digitise the shipping records kept by the harbour master since 1850. "
+     "Each ledger lists the ships, their cargo and the names of the crew."),
+    ("Anyone with old letters, maps or recordings is invited to bring them to the archive on Saturday. "
+     "Staff will scan them while you wait and return the originals the same afternoon. "
+     "Coffee and biscuits will be served in the reading room from ten o'clock."),
+    ("The weather station on the cliff has measured the wind every hour for 75 years. "
+     "On the worst night it recorded gusts of 160 kilometres an hour, and the lighthouse lost its lamp. "
+     "The keeper rowed out at dawn with a spare lantern and a box of matches."),
 )
 
 #: Voices en-us and en-gb, 130-190 words a minute, some with pink noise, some through AAC or Opus.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import subprocess
@@ -18,11 +19,11 @@ from damfleet.ai.transcribe import (
     TranscribeOptions,
     WhisperModel,
     bundled_model_path,
+    speech_regions,
     to_json,
     to_srt,
     to_vtt,
     transcribe_file,
-    speech_regions,
     transcript_text,
     whisper_model,
 )
@@ -138,7 +139,7 @@ def test_long_media_is_streamed_in_chunks_with_offset_timestamps(whisper: Whispe
     transcript = transcribe_file(doubled, whisper, TranscribeOptions(chunk_seconds=8.0), progress=seen.append)
     assert transcript.chunk_count == len(transcript.chunk_starts) >= 3
     starts = list(transcript.chunk_starts)
-    assert starts[0] == 0.0 and all(0 < b - a <= 8.0 for a, b in zip(starts, starts[1:], strict=False))
+    assert starts[0] == 0.0 and all(0 < b - a <= 8.0 for a, b in itertools.pairwise(starts))
     assert_cuts_in_pauses(transcript, doubled)
     assert transcript.duration_seconds == pytest.approx(22.8, abs=0.6)
     assert seen == sorted(seen)
