@@ -20,6 +20,7 @@ sidecars stored next to the asset.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
 import re
@@ -295,7 +296,8 @@ def speech_regions(pcm: np.ndarray) -> list[Interval]:
 
 
 def cut_at_pause(pcm: np.ndarray, window_samples: int) -> int:
-    """The sample to end a chunk at: mid-way through the longest pause in its last window.
+    """The sample to end a chunk at: mid-way through the longest pause in its last window
+    (0.5 s before the end when that pause runs to the end).
 
     With no pause at all in the window (continuous speech or music), the quietest 20 ms
     there is the least bad place.
@@ -308,7 +310,10 @@ def cut_at_pause(pcm: np.ndarray, window_samples: int) -> int:
     pauses = [(a, b) for a, b in pauses if b - a > 0.0]
     if pauses:
         start, end = max(pauses, key=lambda p: p[1] - p[0])
-        return max(1, min(len(pcm), round((start + end) / 2 * SAMPLE_RATE)))
+        cut = (start + end) / 2
+        if end >= total:  # the chunk ends in silence: cut late, carrying little into the next one
+            cut = max(cut, total - 0.5)
+        return max(1, min(len(pcm), round(cut * SAMPLE_RATE)))
     frame = SAMPLE_RATE // 50
     first = int(low * SAMPLE_RATE)
     tail = pcm[first: first + (len(pcm) - first) // frame * frame].reshape(-1, frame)
@@ -460,6 +465,32 @@ def transcribe_file(
     return transcript
 
 
+#: A stretch is re-decoded in pieces this long at most, each starting at a pause: a piece
+#: shorter than whisper's 30 s window leaves little room for the timestamp jump that lost the
+#: speech in the first place (decoding the same 30 s window again tends to repeat it).
+_REDECODE_PIECE_SECONDS = 15.0
+
+
+def _pieces(start: float, end: float, regions: list[Interval], longest: float) -> list[Interval]:
+    """``[start, end]`` split at pauses between speech regions into pieces of at most ``longest``
+    seconds where the pauses allow it (a longer unbroken run of speech stays one piece)."""
+    pauses = [(a1, b0) for (_, a1), (b0, _) in itertools.pairwise(regions) if start < a1 and b0 < end]
+    pieces: list[Interval] = []
+    piece_start = start
+    previous_cut: float | None = None
+    for pause_start, pause_end in pauses:
+        cut = (pause_start + pause_end) / 2
+        if cut - piece_start > longest and previous_cut is not None:
+            pieces.append((piece_start, previous_cut))
+            piece_start = previous_cut
+        previous_cut = cut
+    if end - piece_start > longest and previous_cut is not None and previous_cut > piece_start:
+        pieces.append((piece_start, previous_cut))
+        piece_start = previous_cut
+    pieces.append((piece_start, end))
+    return pieces
+
+
 class _ChunkDecoder:
     """Decodes one chunk (first pass), then re-decodes the speech it left without text."""
 
@@ -534,9 +565,11 @@ class _ChunkDecoder:
                     start, end = min(start, s.start), max(end, s.end)
             stretches.append((max(0.0, start - 0.3), min(total, end + 0.3)))
         for start, end in _merge(stretches):
-            self.check_cancel()
-            audio = pcm[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
-            fresh = [_shifted(s, 0, start) for s in self._decode(audio, redecode=True)]
+            fresh: list[inference_pb2.Segment] = []
+            for piece_start, piece_end in _pieces(start, end, regions, _REDECODE_PIECE_SECONDS):
+                self.check_cancel()
+                audio = pcm[int(piece_start * SAMPLE_RATE): int(piece_end * SAMPLE_RATE)]
+                fresh += [_shifted(s, 0, piece_start) for s in self._decode(audio, redecode=True)]
             old = [s for s in segments if start <= (s.start + s.end) / 2 <= end]
             speech = _intersect(regions, [(start, end)])
             before = _length(_intersect(speech, covered_by_text(old)))
