@@ -118,8 +118,10 @@ class AISettings:
 
     whisper_model: str = ""                  # path or name; "" = bundled tiny.en
     whisper_device: str = "auto"             # auto | cpu | cuda
-    whisper_compute_type: str = "int8"       # int8 | float16 | int8_float16 | float32
-    whisper_beam_size: int = 5               # chosen from bench/ai.py's WER table (README, AI section)
+    # float32 + beam 5: chosen from bench/ai.py's WER table (README, AI section): the lowest WER in
+    # the worst case over instruction sets, and the same transcript under every one of them.
+    whisper_compute_type: str = "float32"    # int8 | float16 | int8_float16 | float32
+    whisper_beam_size: int = 5
     whisper_cpu_threads: int = 0
     whisper_chunk_seconds: float = 600.0
     yolo_weights: str = ""                   # .pt or .onnx path; "" disables detection

@@ -106,7 +106,7 @@ class WhisperModel(InferenceModel[Any]):
 
     name = "whisper"
 
-    def __init__(self, source: str, *, device: str = "auto", compute_type: str = "int8", cpu_threads: int = 0):
+    def __init__(self, source: str, *, device: str = "auto", compute_type: str = "float32", cpu_threads: int = 0):
         super().__init__()
         self._source = source
         self.device = _resolve_device(device)
