@@ -88,9 +88,15 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class IngestSettings:
-    """Ingest limits: what sources may be read and how large they may be."""
+    """Ingest limits: what sources may be read and how large they may be.
 
-    allowed_source_prefixes: tuple[str, ...] = ()   # empty: any file:// or s3:// source
+    Sources must lie under ``source_roots`` (file:// folders, s3://bucket[/prefix]); none
+    configured refuses every source (see :mod:`damfleet.sources`).
+    """
+
+    source_roots: tuple[str, ...] = ()              # empty: every source is refused
+    allowed_source_prefixes: tuple[str, ...] = ()   # older name of source_roots, used when that is unset
+    follow_symlinks: bool = True                    # false: a link anywhere in a source path is refused
     max_source_bytes: int = 0                       # 0: unlimited
     max_image_pixels: int = 268_402_689             # 16383 x 16383, libvips' JPEG limit
     tool_timeout_seconds: float = 120.0

@@ -165,7 +165,7 @@ def dev() -> None:
     """Run the whole fleet locally (dev server, UI on :8233, five workers) until Ctrl-C."""
 
     async def run() -> int:
-        from damfleet.launcher import Fleet
+        from damfleet.launcher import Fleet, dev_source_roots
 
         settings = get_settings()
         fleet = Fleet(settings)
@@ -175,6 +175,8 @@ def dev() -> None:
                           f"UI http://localhost:{settings.temporal.dev_ui_port}, "
                           f"metrics :{fleet.metrics_base_port}-{fleet.metrics_base_port + 4}, "
                           f"logs {settings.state_path / 'logs'}. Ctrl-C stops everything.")
+            console.print(f"sources accepted under: {', '.join(dev_source_roots(settings))} "
+                          "(DAMFLEET_INGEST_SOURCE_ROOTS)", soft_wrap=True)
             await _wait_forever()
             return 0
         finally:
