@@ -34,7 +34,6 @@ import asyncio
 import errno
 import os
 import stat
-import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import quote_from_bytes, unquote_to_bytes, urlsplit
@@ -62,10 +61,6 @@ __all__ = [
 SOURCE_ROOTS_SETTING = "DAMFLEET_INGEST_SOURCE_ROOTS"
 FOLLOW_SYMLINKS_SETTING = "DAMFLEET_INGEST_FOLLOW_SYMLINKS"
 _LEGACY_SETTING = "DAMFLEET_INGEST_ALLOWED_SOURCE_PREFIXES"
-
-#: Characters that must never reach a log line or the UI raw: controls (newline, escape),
-#: bidi overrides and other format characters that can disguise a name.
-_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
 
 
 class SourceRefusedError(BadInputError):
@@ -129,7 +124,7 @@ def display_text(value: bytes | str, *, limit: int = 300) -> str:
     text = raw.decode("utf-8", errors="backslashreplace")
     out = []
     for char in text:
-        if char == "\\" or unicodedata.category(char) not in _UNSAFE_CATEGORIES:
+        if char.isprintable():  # False for controls, bidi/format characters, odd spaces
             out.append(char)
         else:
             out.append(char.encode("unicode_escape").decode("ascii"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -174,7 +175,11 @@ async def run_fleet(
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
         try:
-            yield Fleet(client, FleetClient(client, settings), settings, lane, stand_ins, ctx.storage)
+            # Stand-in ingests read nothing, so their sources may be fictional paths ("/inbox/a.mov"): the
+            # client leaves the roots to the workers. The real catalog activities still check manifests.
+            client_settings = settings if real_ingest else dataclasses.replace(
+                settings, ingest=dataclasses.replace(settings.ingest, source_roots=()))
+            yield Fleet(client, FleetClient(client, client_settings), settings, lane, stand_ins, ctx.storage)
         finally:
             stand_ins.gate.set()
             await terminate_lane(client, Queue.PIPELINE + lane)

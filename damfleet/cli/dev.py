@@ -234,7 +234,8 @@ def submit(
     try:
         code = asyncio.run(run())
     except (DamfleetError, DamfleetClientError) as exc:
-        console.print(f"[red]{exc}[/]")
+        # One line, never wrapped, and no markup: the message may quote a hostile file name.
+        console.print(str(exc), style="red", soft_wrap=True, markup=False, highlight=False)
         code = 2
     except RuntimeError as exc:  # connection failures from the SDK
         console.print(f"[red]cannot reach Temporal: {exc}[/]")

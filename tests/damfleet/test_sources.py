@@ -277,3 +277,54 @@ def test_client_check_uses_the_same_words_as_ingest(tmp_path: Path, tree: Path) 
     # A client without roots leaves the decision to the workers; one with roots does not need the file.
     check_before_submit(uri, make_settings(tmp_path, DAMFLEET_INGEST_SOURCE_ROOTS=""))
     check_before_submit((tree / "not-uploaded-yet.png").as_uri(), settings)
+
+
+# ---- the same refusal at submit (CLI, exit 2) and at ingest (a run started by the temporal CLI) --
+
+
+async def test_outside_the_roots_refused_at_submit_and_at_ingest_on_attempt_one(
+    temporal_env, tmp_path: Path, tree: Path
+) -> None:
+    import asyncio
+    import sys
+
+    from temporalio.api.enums.v1 import EventType
+
+    from damfleet.binaries import temporal_cli
+    from damfleet.v1 import common_pb2
+    from tests.jobs_support import REPO, run_fleet
+
+    uri = tree.as_uri() + "/..%2fsecret%2fid_rsa.png"
+    roots = json.dumps([str(tree)])
+    async with run_fleet(temporal_env.client, tmp_path, real_ingest=True,
+                         env={"DAMFLEET_INGEST_SOURCE_ROOTS": roots}) as fleet:
+        address = fleet.client.service_client.config.target_host
+        env = {**os.environ, "DAMFLEET_TEMPORAL_ADDRESS": address, "DAMFLEET_STATE_DIR": str(tmp_path / "cli"),
+               "DAMFLEET_WORKER_QUEUE_SUFFIX": fleet.lane, "DAMFLEET_INGEST_SOURCE_ROOTS": roots, "COLUMNS": "80"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "damfleet.cli", "submit", uri, cwd=REPO, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        line = err.decode().strip()
+        assert proc.returncode == 2, (out, err)
+        assert "\n" not in line and "Traceback" not in line, line
+        assert "outside the source roots" in line and SOURCE_ROOTS_SETTING in line
+
+        # The same request from the `temporal` CLI (no client-side check) fails at ingest, once.
+        workflow_id = f"asset-outside{fleet.lane}"
+        cli = await asyncio.create_subprocess_exec(
+            str(temporal_cli()), "workflow", "start", "--address", address, "--task-queue", fleet.pipeline_queue,
+            "--type", "AssetPipeline", "--workflow-id", workflow_id, "--input", json.dumps({"sourceUri": uri}),
+            "--input-meta", "encoding=json/protobuf", "--input-meta", "messageType=damfleet.v1.PipelineRequest",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, cli_err = await asyncio.wait_for(cli.communicate(), timeout=60)
+        assert cli.returncode == 0, cli_err
+        result = await fleet.fleet.wait(workflow_id)
+        assert result.state == common_pb2.FAILED
+        assert result.error == f"ingest failed: {line}"
+        history = await fleet.client.get_workflow_handle(workflow_id).fetch_history()
+        started = [e.activity_task_started_event_attributes for e in history.events
+                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+        assert [s.attempt for s in started] == [1], "refused on the first attempt, never retried"
