@@ -142,6 +142,16 @@ class AISettings:
     inference_max_workers: int = 4           # concurrent RPCs; more get RESOURCE_EXHAUSTED (callers retry)
     inference_shared_dir: str = ""           # MediaRef.path must lie under it; "" refuses path references
     inference_metrics_port: int = 9465       # /metrics of `damfleet inference serve`; 0 disables
+    # Securing the inference service (damfleet.ai.security): TLS, optional client certificates, a token.
+    inference_tls_cert_path: str = ""        # server: its certificate (PEM); with _key_path turns TLS on
+    inference_tls_key_path: str = ""
+    inference_tls_client_ca_path: str = ""   # server: require client certificates signed by this CA
+    inference_tls: bool = False              # client: TLS with the system's roots
+    inference_tls_ca_path: str = ""          # client: trust this CA for the service (turns TLS on)
+    inference_tls_client_cert_path: str = "" # client: certificate to present (mutual TLS)
+    inference_tls_client_key_path: str = ""
+    inference_tls_server_name: str = ""      # client: expected name in the service's certificate
+    inference_token: str = ""                # both: bearer token required on / sent with every call
     whisper_language: str = ""               # "" = detect (English-only models always answer "en")
     whisper_vad: bool = True                 # Silero VAD (bundled with faster-whisper) skips silence
     whisper_word_timestamps: bool = True
@@ -336,6 +346,13 @@ def _validate(settings: Settings) -> None:
     if settings.ai.yolo_sampling not in ("interval", "scene"):
         raise SettingsError(
             f"DAMFLEET_AI_YOLO_SAMPLING must be interval or scene, got {settings.ai.yolo_sampling!r}"
+        )
+    ai = settings.ai
+    if bool(ai.inference_tls_cert_path) != bool(ai.inference_tls_key_path):
+        raise SettingsError("DAMFLEET_AI_INFERENCE_TLS_CERT_PATH and DAMFLEET_AI_INFERENCE_TLS_KEY_PATH go together")
+    if bool(ai.inference_tls_client_cert_path) != bool(ai.inference_tls_client_key_path):
+        raise SettingsError(
+            "DAMFLEET_AI_INFERENCE_TLS_CLIENT_CERT_PATH and DAMFLEET_AI_INFERENCE_TLS_CLIENT_KEY_PATH go together"
         )
     if bool(settings.temporal.tls_cert_path) != bool(settings.temporal.tls_key_path):
         raise SettingsError("DAMFLEET_TEMPORAL_TLS_CERT_PATH and DAMFLEET_TEMPORAL_TLS_KEY_PATH go together")
