@@ -70,6 +70,7 @@ class StorageSettings:
     multipart_threshold_bytes: int = 16 * 1024 * 1024
     multipart_chunk_bytes: int = 8 * 1024 * 1024
     max_pool_connections: int = 64
+    s3_instance_metadata: bool = False   # ask the EC2 instance-metadata service for credentials (damfleet.egress)
 
 
 @dataclass(frozen=True)

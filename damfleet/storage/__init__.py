@@ -68,8 +68,10 @@ class Storage:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
+        from damfleet.egress import restrict_egress
         from damfleet.storage.s3 import S3Backend
 
+        restrict_egress(settings)  # before any S3 client exists: no instance-metadata lookups by default
         return cls({"file": LocalBackend(), "s3": S3Backend(settings.storage)}, settings.storage_root)
 
     def backend(self, uri: str) -> StorageBackend:
