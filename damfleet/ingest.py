@@ -118,7 +118,8 @@ async def ingest_asset(
     report("probing", done, done)
     max_pixels = settings.ingest.max_image_pixels
     media, tool_report = await probe_file(
-        local, sniffed, timeout_seconds=settings.ingest.tool_timeout_seconds, max_image_pixels=max_pixels
+        local, sniffed, timeout_seconds=settings.ingest.tool_timeout_seconds, max_image_pixels=max_pixels,
+        memory_bytes=settings.ingest.tool_memory_bytes,
     )
 
     keys = storage.keys(request.asset_id)

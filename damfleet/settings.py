@@ -101,6 +101,7 @@ class IngestSettings:
     max_source_bytes: int = 0                       # 0: unlimited
     max_image_pixels: int = 268_402_689             # 16383 x 16383, libvips' JPEG limit
     tool_timeout_seconds: float = 120.0
+    tool_memory_bytes: int = 2 * 1024**3            # address-space limit of each probe child; 0: none
 
 
 @dataclass(frozen=True)

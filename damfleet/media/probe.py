@@ -7,7 +7,6 @@ checked for usable streams, and a short decode confirms audio/video actually dec
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -19,7 +18,16 @@ from damfleet.media.detect import Sniffed
 from damfleet.media.tools import find_tool, run_tool, safe_input_args
 from damfleet.v1 import common_pb2
 
-__all__ = ["ProbeReport", "configure_vips", "probe_av", "probe_file", "probe_image"]
+__all__ = [
+    "ProbeReport",
+    "check_pixels",
+    "configure_vips",
+    "declared_canvas",
+    "probe_av",
+    "probe_file",
+    "probe_image",
+    "read_image_header",
+]
 
 ProbeReport = tuple[common_pb2.MediaInfo, dict[str, Any]]
 
@@ -34,16 +42,24 @@ def configure_vips() -> Any:
     return pyvips
 
 
-async def probe_file(path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_image_pixels: int) -> ProbeReport:
-    """MediaInfo summary and the full tool report for a file whose family was sniffed."""
+async def probe_file(
+    path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_image_pixels: int, memory_bytes: int = 0
+) -> ProbeReport:
+    """MediaInfo summary and the full tool report for a file whose family was sniffed.
+
+    Every tool that parses the untrusted bytes (ffprobe, ffmpeg, exiftool, libvips) runs in a
+    child process with ``timeout_seconds`` and an address-space limit of ``memory_bytes``
+    (0: none), so a decompression bomb exhausts the child, never the worker.
+    """
     if sniffed.kind == "image":
-        return await probe_image(path, sniffed, timeout_seconds=timeout_seconds, max_pixels=max_image_pixels)
+        return await probe_image(path, sniffed, timeout_seconds=timeout_seconds, max_pixels=max_image_pixels,
+                                 memory_bytes=memory_bytes)
     if sniffed.kind == "av":
-        return await probe_av(path, sniffed, timeout_seconds=timeout_seconds)
+        return await probe_av(path, sniffed, timeout_seconds=timeout_seconds, memory_bytes=memory_bytes)
     raise UnsupportedMediaError(f"not a supported media file: {sniffed.description}")
 
 
-async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> ProbeReport:
+async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, memory_bytes: int = 0) -> ProbeReport:
     ffprobe = find_tool("ffprobe")
     result = await run_tool(
         [
@@ -51,6 +67,7 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> P
             "-print_format", "json", "-show_format", "-show_streams", "-i", str(path),
         ],
         timeout_seconds=timeout_seconds,
+        memory_bytes=memory_bytes,
     )
     if result.returncode != 0:
         message = result.stderr_tail or "ffprobe could not read it"
@@ -72,7 +89,8 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> P
         mime = sniffed.mime_type
     duration = _float(fmt.get("duration")) or _float((video or audio)[0].get("duration"))
     await _confirm_decodes(
-        path, has_video=bool(video), duration=duration, timeout_seconds=timeout_seconds, what=sniffed.description
+        path, has_video=bool(video), duration=duration, timeout_seconds=timeout_seconds, what=sniffed.description,
+        memory_bytes=memory_bytes,
     )
     info = common_pb2.MediaInfo(
         kind=common_pb2.MEDIA_KIND_VIDEO if video else common_pb2.MEDIA_KIND_AUDIO,
@@ -99,7 +117,7 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> P
 
 
 async def _confirm_decodes(
-    path: Path, *, has_video: bool, duration: float, timeout_seconds: float, what: str
+    path: Path, *, has_video: bool, duration: float, timeout_seconds: float, what: str, memory_bytes: int = 0
 ) -> None:
     """Decode the first and the last seconds.
 
@@ -115,7 +133,7 @@ async def _confirm_decodes(
             ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-xerror", *safe_input_args(),
             "-ss", f"{start:.3f}", "-i", str(path), "-t", "2", "-map", stream, "-f", "null", "-",
         ]
-        result = await run_tool(args, timeout_seconds=timeout_seconds)
+        result = await run_tool(args, timeout_seconds=timeout_seconds, memory_bytes=memory_bytes)
         if result.returncode != 0:
             where = "at its start" if start == 0 else f"near {start:.0f}s (truncated or damaged)"
             raise CorruptMediaError(f"{what} file does not decode {where}: {result.stderr_tail or 'decoder error'}")
@@ -148,14 +166,62 @@ def _rotation(stream: dict[str, Any]) -> int:
     return int(_float(stream.get("tags", {}).get("rotate"))) % 360
 
 
-async def probe_image(path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_pixels: int) -> ProbeReport:
-    header = await asyncio.to_thread(_vips_header, path, sniffed)
-    width, height = header["width"], header["height"]
-    if width * height > max_pixels:
+def declared_canvas(head: bytes) -> tuple[str, int, int] | None:
+    """The canvas a file's own header declares, read from its first bytes without any decoder.
+
+    GIF logical screen, PNG/APNG ``IHDR`` and WebP ``VP8X`` canvas: a frame may be small while
+    the canvas a decoder composes it onto is huge, so the canvas is held to the pixel limit too.
+    Returns (what, width, height), or None for formats without one here (libvips' header is
+    checked for those).
+    """
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return "GIF logical screen", int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
+        what = "APNG canvas" if b"acTL" in head else "PNG canvas"
+        return what, int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and head[12:16] == b"VP8X" and len(head) >= 30:
+        return "WebP canvas", 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    return None
+
+
+def check_pixels(what: str, width: int, height: int, max_pixels: int, *, pages: int = 1) -> None:
+    """Refuse a declared size over the pixel limit (before anything is decoded)."""
+    total = width * height * max(1, pages)
+    if max_pixels and total > max_pixels:
+        size = f"{width}x{height}" + (f" x {pages} pages" if pages > 1 else "")
         raise UnsafeMediaError(
-            f"{sniffed.description} image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels"
+            f"{what} of {size} = {total} pixels exceeds the limit of {max_pixels} pixels "
+            "(DAMFLEET_INGEST_MAX_IMAGE_PIXELS): refused before decoding"
         )
-    exif = await _exiftool(path, timeout_seconds=timeout_seconds)
+
+
+async def probe_image(
+    path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_pixels: int, memory_bytes: int = 0
+) -> ProbeReport:
+    """The libvips header (read and checked in a child process) plus exiftool's metadata.
+
+    Order matters: the canvas the file declares is checked from its raw header first, then
+    libvips' header (size, page count) in the child, and only then does the child decode a
+    thumbnail; a bomb is refused before any pixel is decoded, and whatever the decoders do
+    happens under the child's memory and time limits.
+    """
+    from damfleet.transcode.errors import ToolResourceLimitError
+    from damfleet.transcode.helper import run_helper
+
+    with open(path, "rb") as fh:
+        canvas = declared_canvas(fh.read(64))
+    if canvas is not None:
+        check_pixels(canvas[0], canvas[1], canvas[2], max_pixels)
+    request = {"op": "probe_image", "source": str(path), "description": sniffed.description, "max_pixels": max_pixels}
+    try:
+        header = await run_helper(request, timeout_seconds=timeout_seconds, memory_bytes=memory_bytes)
+    except ToolResourceLimitError as exc:
+        raise UnsafeMediaError(
+            f"{sniffed.description} image needs more than the probe's memory limit of {memory_bytes} bytes "
+            f"(DAMFLEET_INGEST_TOOL_MEMORY_BYTES); refused as a likely decompression bomb: {exc}"
+        ) from exc
+    width, height = header["width"], header["height"]
+    exif = await _exiftool(path, timeout_seconds=timeout_seconds, memory_bytes=memory_bytes)
     orientation = int(header.get("orientation", 1) or 1)
     info = common_pb2.MediaInfo(
         kind=common_pb2.MEDIA_KIND_IMAGE,
@@ -169,13 +235,23 @@ async def probe_image(path: Path, sniffed: Sniffed, *, timeout_seconds: float, m
     return info, {"tool": "libvips+exiftool", "vips": header, "exif": exif}
 
 
-def _vips_header(path: Path, sniffed: Sniffed) -> dict[str, Any]:
+def read_image_header(path: Path, description: str, max_pixels: int) -> dict[str, Any]:
+    """libvips' header, held to the pixel limit, then a thumbnail decode; runs in the probe child.
+
+    ``python -m damfleet.transcode.vips_child`` calls this (op ``probe_image``); the parent
+    never loads the image itself.
+    """
     pyvips = configure_vips()
     try:
         image = pyvips.Image.new_from_file(str(path), access="sequential", fail=True)
     except pyvips.Error as exc:
         detail = str(exc).strip().splitlines()
-        raise CorruptMediaError(f"unreadable {sniffed.description} image: {' '.join(detail)[:400]}") from exc
+        raise CorruptMediaError(f"unreadable {description} image: {' '.join(detail)[:400]}") from exc
+    names = image.get_fields()
+    pages = int(image.get("n-pages")) if "n-pages" in names else 1
+    check_pixels(f"{description} image", image.width, image.height, max_pixels)
+    if pages > 1:
+        check_pixels(f"{description} image (all pages)", image.width, image.height, max_pixels, pages=pages)
     fields = {}
     for name in image.get_fields():
         if name.endswith("-data") or name in ("exif-data", "xmp-data", "icc-profile-data", "iptc-data"):
@@ -192,7 +268,7 @@ def _vips_header(path: Path, sniffed: Sniffed) -> dict[str, Any]:
         pyvips.Image.thumbnail(str(path), 128, fail_on="truncated").avg()
     except pyvips.Error as exc:
         detail = " ".join(str(exc).strip().splitlines()[1:]) or str(exc)
-        raise CorruptMediaError(f"{sniffed.description} image does not decode: {detail[:400]}") from exc
+        raise CorruptMediaError(f"{description} image does not decode: {detail[:400]}") from exc
     fmt = str(image.format)
     depth = 16 if fmt in ("ushort", "short") else 32 if fmt in ("float", "uint", "int") else 8
     return {
@@ -204,12 +280,17 @@ def _vips_header(path: Path, sniffed: Sniffed) -> dict[str, Any]:
         "loader": str(image.get("vips-loader")) if "vips-loader" in image.get_fields() else "",
         "orientation": image.get("orientation") if "orientation" in image.get_fields() else 1,
         "bit_depth": depth,
+        "pages": pages,
         "fields": fields,
     }
 
 
-async def _exiftool(path: Path, *, timeout_seconds: float) -> dict[str, Any]:
-    """EXIF/XMP/IPTC as JSON; absent exiftool or odd output degrades to an empty dict."""
+async def _exiftool(path: Path, *, timeout_seconds: float, memory_bytes: int = 0) -> dict[str, Any]:
+    """EXIF/XMP/IPTC as JSON; absent exiftool or odd output degrades to an empty dict.
+
+    exiftool inflates compressed text chunks (PNG zTXt/iTXt) whole: a small file can ask it for
+    gigabytes. Under the memory limit that ends its run, and the file is refused as unsafe.
+    """
     try:
         exiftool = find_tool("exiftool")
     except Exception:  # noqa: BLE001 - exiftool is optional; libvips already validated the image
@@ -217,7 +298,13 @@ async def _exiftool(path: Path, *, timeout_seconds: float) -> dict[str, Any]:
     result = await run_tool(
         [exiftool, "-json", "-G", "-n", "-fast2", "-api", "largefilesupport=1", "--", str(path)],
         timeout_seconds=timeout_seconds,
+        memory_bytes=memory_bytes,
     )
+    if memory_bytes and (result.returncode < 0 or "out of memory" in result.stderr_tail.lower()):
+        raise UnsafeMediaError(
+            f"exiftool exceeded the probe's memory limit of {memory_bytes} bytes (DAMFLEET_INGEST_TOOL_MEMORY_BYTES) "
+            "reading this file's metadata: refused as a likely decompression bomb"
+        )
     if result.returncode != 0:
         return {"error": result.stderr_tail}
     try:
