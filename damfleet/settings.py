@@ -55,6 +55,10 @@ class TemporalSettings:
     tls_server_name: str = ""
     api_key: str = ""
     dev_ui_port: int = 8233              # web UI port of the embedded dev server (damfleet dev/demo)
+    codec_keys: str = ""                 # "id=<base64 32 bytes>,...": encrypt payloads (damfleet.codec); first encrypts
+    codec_server_token: str = ""         # bearer token `damfleet codec-server` requires
+    codec_server_listen: str = "127.0.0.1:8081"
+    codec_server_allow_origin: str = "http://localhost:8233"   # the Temporal UI's origin (CORS)
 
 
 @dataclass(frozen=True)

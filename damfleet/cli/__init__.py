@@ -3,7 +3,7 @@
 Commands live in sub-modules that register themselves on :data:`app`:
 :mod:`damfleet.cli.dev` (dev, demo, submit), :mod:`damfleet.cli.jobs` (status, watch,
 pause, resume, cancel, batch, schedules, queues) and :mod:`damfleet.cli.inference`
-(the gRPC inference service).
+(the gRPC inference service) and :mod:`damfleet.cli.codec` (the payload codec server).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_COMMAND_MODULES = ("damfleet.cli.dev", "damfleet.cli.jobs", "damfleet.cli.inference")
+_COMMAND_MODULES = ("damfleet.cli.dev", "damfleet.cli.jobs", "damfleet.cli.inference", "damfleet.cli.codec")
 
 
 def _register() -> None:
