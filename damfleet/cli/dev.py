@@ -200,6 +200,9 @@ def submit(
     collection: Annotated[str, typer.Option()] = "",
     tenant: Annotated[str, typer.Option()] = "",
     sha256: Annotated[str, typer.Option(help="Expected sha256 (single source only).")] = "",
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help="Deliver to this target (a name from DAMFLEET_DISTRIBUTION_TARGETS_*); repeatable; "
+                         "default: the profile's targets.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Start AssetPipeline runs against a running fleet."""
@@ -215,7 +218,7 @@ def submit(
         handles = []
         for source in sources:
             handle = await client.submit(source, profile=profile, priority=priority, collection=collection,
-                                         tenant=tenant, expected_sha256=sha256)
+                                         tenant=tenant, expected_sha256=sha256, targets=target or [])
             handles.append((source, handle))
             if not as_json:
                 console.print(f"submitted {source} as [bold]{handle.workflow_id}[/]")
