@@ -21,6 +21,7 @@ from damfleet.v1 import common_pb2
 __all__ = [
     "ProbeReport",
     "check_pixels",
+    "clean_metadata",
     "configure_vips",
     "declared_canvas",
     "probe_av",
@@ -83,6 +84,8 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, memo
         raise CorruptMediaError(f"{sniffed.description} file has no audio or video streams")
     if video and (int(video[0].get("width") or 0) <= 0 or int(video[0].get("height") or 0) <= 0):
         raise CorruptMediaError(f"{sniffed.description} file's video stream has no frame size (0x0)")
+    if audio:
+        _check_downmixable(audio[0], sniffed.description)
     if audio and not video and not sniffed.mime_type.startswith("audio/"):
         mime = "audio/mp4" if sniffed.mime_type == "video/mp4" else sniffed.mime_type
     else:
@@ -137,6 +140,23 @@ async def _confirm_decodes(
         if result.returncode != 0:
             where = "at its start" if start == 0 else f"near {start:.0f}s (truncated or damaged)"
             raise CorruptMediaError(f"{what} file does not decode {where}: {result.stderr_tail or 'decoder error'}")
+
+
+#: ffmpeg guesses a channel layout for up to 8 channels; beyond that, without a declared layout,
+#: it cannot downmix ("Rematrix is needed"), so every proxy, waveform and transcript would fail.
+MAX_UNLAID_CHANNELS = 8
+
+
+def _check_downmixable(stream: dict[str, Any], what: str) -> None:
+    """Refuse audio that no stage could downmix, at ingest, with the reason (not ffmpeg's at transcode)."""
+    channels = int(stream.get("channels") or 0)
+    layout = str(stream.get("channel_layout") or "")
+    if channels > MAX_UNLAID_CHANNELS and not layout:
+        raise UnsupportedMediaError(
+            f"{what} audio has {channels} channels and no channel layout: it cannot be downmixed to the "
+            f"stereo/mono renditions (at most {MAX_UNLAID_CHANNELS} channels without a layout); "
+            "split it into tracks or tag its layout first"
+        )
 
 
 def _is_cover_art(stream: dict[str, Any]) -> bool:
@@ -313,4 +333,58 @@ async def _exiftool(path: Path, *, timeout_seconds: float, memory_bytes: int = 0
         return {}
     record = parsed[0] if parsed else {}
     record.pop("SourceFile", None)
-    return {k: v for k, v in record.items() if not k.startswith("System:")}
+    return clean_metadata({k: v for k, v in record.items() if not k.startswith("System:")})
+
+
+#: Longest metadata string kept; longer ones are cut (with a note of how much was dropped).
+MAX_METADATA_CHARS = 2000
+_GPS_RANGES = {"GPSLatitude": 90.0, "GPSLongitude": 180.0}
+
+
+def _clean_text(value: str) -> str:
+    # Newlines and tabs are legitimate in descriptions; other controls and bidi/format characters
+    # (which can disguise text in the UI) are shown as escapes.
+    kept = "".join(c if c in "\n\t" or c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in value)
+    if len(kept) > MAX_METADATA_CHARS:
+        kept = f"{kept[:MAX_METADATA_CHARS]}… [{len(kept) - MAX_METADATA_CHARS} more characters dropped]"
+    return kept
+
+
+def _gps_plausible(name: str, value: Any) -> bool:
+    """False for a GPS coordinate (``-n`` numbers, or ``GPSPosition``'s "lat lon") off the globe."""
+    if name == "GPSPosition" and isinstance(value, str):
+        parts = value.split()
+        try:
+            pairs = list(zip(("GPSLatitude", "GPSLongitude"), (float(p) for p in parts), strict=True))
+        except ValueError:
+            return False
+        return all(_gps_plausible(n, v) for n, v in pairs)
+    if name in _GPS_RANGES and isinstance(value, (int, float)):
+        return math.isfinite(value) and abs(value) <= _GPS_RANGES[name]
+    return True
+
+
+def clean_metadata(record: dict[str, Any]) -> dict[str, Any]:
+    """Embedded metadata made safe to store and show: bounded strings, no bidi tricks, sane GPS.
+
+    Values come from the uploaded file, so they are untrusted: a 24,000-character comment, a
+    right-to-left override in a title, a latitude of 300 degrees. Strings are cut at
+    ``MAX_METADATA_CHARS`` and control/format characters escaped; GPS coordinates outside the
+    globe are dropped and listed under ``damfleet:ignored``.
+    """
+    cleaned: dict[str, Any] = {}
+    ignored: list[str] = []
+    for key, value in record.items():
+        name = key.rsplit(":", 1)[-1]
+        if not _gps_plausible(name, value):
+            ignored.append(f"{_clean_text(key)}={value!r} (out of range)")
+            continue
+        if isinstance(value, str):
+            value = _clean_text(value)
+        elif isinstance(value, list):
+            value = [_clean_text(v) if isinstance(v, str) else v for v in value[:1000]]
+        cleaned[_clean_text(key)[:200]] = value
+    if ignored:
+        cleaned["damfleet:ignored"] = ignored
+    return cleaned
