@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 import os
 from pathlib import Path
 from typing import Any
 
 from damfleet.errors import CorruptMediaError, UnsafeMediaError, UnsupportedMediaError
 from damfleet.media.detect import Sniffed
-from damfleet.media.tools import find_tool, run_tool, safe_input_args
+from damfleet.media.tools import ToolResult, find_tool, run_tool, safe_input_args
 from damfleet.v1 import common_pb2
 
 __all__ = [
+    "INGEST_MEMORY_SETTING",
+    "MemoryLimit",
     "ProbeReport",
     "check_pixels",
     "clean_metadata",
@@ -43,24 +46,67 @@ def configure_vips() -> Any:
     return pyvips
 
 
+INGEST_MEMORY_SETTING = "DAMFLEET_INGEST_TOOL_MEMORY_BYTES"
+#: stderr of a tool that could not even start under its address-space limit.
+_STARTUP_FAILURES = ("failed to map segment", "error while loading shared libraries", "error creating thread")
+
+
+@dataclass(frozen=True)
+class MemoryLimit:
+    """An address-space limit for the probe children and the setting that sets it."""
+
+    memory_bytes: int = 0
+    setting: str = INGEST_MEMORY_SETTING
+
+    def startup_error(self, tool: str, detail: str) -> Exception:
+        from damfleet.transcode.errors import ToolResourceLimitError
+
+        return ToolResourceLimitError(
+            f"{tool} could not start within its memory limit: {self.setting}={self.memory_bytes} "
+            f"({self.memory_bytes / 2**20:.0f} MiB) is too low for it: {detail[-300:]}"
+        )
+
+    def bomb_error(self, tool: str, what: str) -> UnsafeMediaError:
+        return UnsafeMediaError(
+            f"{tool} exceeded the probe's memory limit of {self.memory_bytes} bytes ({self.setting}) reading "
+            f"this {what}: refused as a likely decompression bomb"
+        )
+
+    def check(self, tool: str, result: ToolResult, what: str) -> None:
+        """Raise the right error when a failed run was about memory rather than the file's content."""
+        if not self.memory_bytes or result.returncode == 0:
+            return
+        tail = result.stderr_tail.lower()
+        if any(marker in tail for marker in _STARTUP_FAILURES):
+            raise self.startup_error(tool, result.stderr_tail)
+        if result.returncode < 0 or "out of memory" in tail or "cannot allocate memory" in tail:
+            raise self.bomb_error(tool, what)
+
+
 async def probe_file(
-    path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_image_pixels: int, memory_bytes: int = 0
+    path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_image_pixels: int, memory_bytes: int = 0,
+    memory_setting: str = INGEST_MEMORY_SETTING,
 ) -> ProbeReport:
     """MediaInfo summary and the full tool report for a file whose family was sniffed.
 
     Every tool that parses the untrusted bytes (ffprobe, ffmpeg, exiftool, libvips) runs in a
     child process with ``timeout_seconds`` and an address-space limit of ``memory_bytes``
-    (0: none), so a decompression bomb exhausts the child, never the worker.
+    (0: none), so a decompression bomb exhausts the child, never the worker. A tool that cannot
+    even start under the limit is a configuration problem (``ToolResourceLimitError`` naming
+    ``memory_setting``); one that runs out of memory while parsing the file has met a bomb
+    (``UnsafeMediaError``).
     """
+    limit = MemoryLimit(memory_bytes, memory_setting)
     if sniffed.kind == "image":
         return await probe_image(path, sniffed, timeout_seconds=timeout_seconds, max_pixels=max_image_pixels,
-                                 memory_bytes=memory_bytes)
+                                 limit=limit)
     if sniffed.kind == "av":
-        return await probe_av(path, sniffed, timeout_seconds=timeout_seconds, memory_bytes=memory_bytes)
+        return await probe_av(path, sniffed, timeout_seconds=timeout_seconds, limit=limit)
     raise UnsupportedMediaError(f"not a supported media file: {sniffed.description}")
 
 
-async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, memory_bytes: int = 0) -> ProbeReport:
+async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, limit: MemoryLimit = MemoryLimit(0)
+                   ) -> ProbeReport:
     ffprobe = find_tool("ffprobe")
     result = await run_tool(
         [
@@ -68,8 +114,9 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, memo
             "-print_format", "json", "-show_format", "-show_streams", "-i", str(path),
         ],
         timeout_seconds=timeout_seconds,
-        memory_bytes=memory_bytes,
+        memory_bytes=limit.memory_bytes,
     )
+    limit.check("ffprobe", result, f"{sniffed.description} file")
     if result.returncode != 0:
         message = result.stderr_tail or "ffprobe could not read it"
         if "not on whitelist" in message or "Protocol" in message and "not" in message:
@@ -93,7 +140,7 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, memo
     duration = _float(fmt.get("duration")) or _float((video or audio)[0].get("duration"))
     await _confirm_decodes(
         path, has_video=bool(video), duration=duration, timeout_seconds=timeout_seconds, what=sniffed.description,
-        memory_bytes=memory_bytes,
+        limit=limit,
     )
     info = common_pb2.MediaInfo(
         kind=common_pb2.MEDIA_KIND_VIDEO if video else common_pb2.MEDIA_KIND_AUDIO,
@@ -120,7 +167,8 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, memo
 
 
 async def _confirm_decodes(
-    path: Path, *, has_video: bool, duration: float, timeout_seconds: float, what: str, memory_bytes: int = 0
+    path: Path, *, has_video: bool, duration: float, timeout_seconds: float, what: str,
+    limit: MemoryLimit = MemoryLimit(0),
 ) -> None:
     """Decode the first and the last seconds.
 
@@ -136,7 +184,8 @@ async def _confirm_decodes(
             ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-xerror", *safe_input_args(),
             "-ss", f"{start:.3f}", "-i", str(path), "-t", "2", "-map", stream, "-f", "null", "-",
         ]
-        result = await run_tool(args, timeout_seconds=timeout_seconds, memory_bytes=memory_bytes)
+        result = await run_tool(args, timeout_seconds=timeout_seconds, memory_bytes=limit.memory_bytes)
+        limit.check("ffmpeg", result, f"{what} file")
         if result.returncode != 0:
             where = "at its start" if start == 0 else f"near {start:.0f}s (truncated or damaged)"
             raise CorruptMediaError(f"{what} file does not decode {where}: {result.stderr_tail or 'decoder error'}")
@@ -216,7 +265,7 @@ def check_pixels(what: str, width: int, height: int, max_pixels: int, *, pages: 
 
 
 async def probe_image(
-    path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_pixels: int, memory_bytes: int = 0
+    path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_pixels: int, limit: MemoryLimit = MemoryLimit(0)
 ) -> ProbeReport:
     """The libvips header (read and checked in a child process) plus exiftool's metadata.
 
@@ -234,14 +283,13 @@ async def probe_image(
         check_pixels(canvas[0], canvas[1], canvas[2], max_pixels)
     request = {"op": "probe_image", "source": str(path), "description": sniffed.description, "max_pixels": max_pixels}
     try:
-        header = await run_helper(request, timeout_seconds=timeout_seconds, memory_bytes=memory_bytes)
+        header = await run_helper(request, timeout_seconds=timeout_seconds, memory_bytes=limit.memory_bytes)
     except ToolResourceLimitError as exc:
-        raise UnsafeMediaError(
-            f"{sniffed.description} image needs more than the probe's memory limit of {memory_bytes} bytes "
-            f"(DAMFLEET_INGEST_TOOL_MEMORY_BYTES); refused as a likely decompression bomb: {exc}"
-        ) from exc
+        if "could not run" in str(exc):  # the helper never started: the limit is too low for libvips itself
+            raise limit.startup_error("libvips", str(exc)) from exc
+        raise limit.bomb_error("libvips", f"{sniffed.description} image") from exc
     width, height = header["width"], header["height"]
-    exif = await _exiftool(path, timeout_seconds=timeout_seconds, memory_bytes=memory_bytes)
+    exif = await _exiftool(path, timeout_seconds=timeout_seconds, limit=limit)
     orientation = int(header.get("orientation", 1) or 1)
     info = common_pb2.MediaInfo(
         kind=common_pb2.MEDIA_KIND_IMAGE,
@@ -305,7 +353,7 @@ def read_image_header(path: Path, description: str, max_pixels: int) -> dict[str
     }
 
 
-async def _exiftool(path: Path, *, timeout_seconds: float, memory_bytes: int = 0) -> dict[str, Any]:
+async def _exiftool(path: Path, *, timeout_seconds: float, limit: MemoryLimit = MemoryLimit(0)) -> dict[str, Any]:
     """EXIF/XMP/IPTC as JSON; absent exiftool or odd output degrades to an empty dict.
 
     exiftool inflates compressed text chunks (PNG zTXt/iTXt) whole: a small file can ask it for
@@ -318,13 +366,9 @@ async def _exiftool(path: Path, *, timeout_seconds: float, memory_bytes: int = 0
     result = await run_tool(
         [exiftool, "-json", "-G", "-n", "-fast2", "-api", "largefilesupport=1", "--", str(path)],
         timeout_seconds=timeout_seconds,
-        memory_bytes=memory_bytes,
+        memory_bytes=limit.memory_bytes,
     )
-    if memory_bytes and (result.returncode < 0 or "out of memory" in result.stderr_tail.lower()):
-        raise UnsafeMediaError(
-            f"exiftool exceeded the probe's memory limit of {memory_bytes} bytes (DAMFLEET_INGEST_TOOL_MEMORY_BYTES) "
-            "reading this file's metadata: refused as a likely decompression bomb"
-        )
+    limit.check("exiftool", result, "file's metadata")
     if result.returncode != 0:
         return {"error": result.stderr_tail}
     try:

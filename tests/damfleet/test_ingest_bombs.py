@@ -118,3 +118,16 @@ async def test_pages_together_are_held_to_the_limit(tmp_path: Path) -> None:
     roomy = await _ingest(make_settings(tmp_path / "roomy"), source, "asset-pages-2")
     sidecar = next(o for o in roomy.outputs if o.role == "technical_metadata")
     assert json.loads(Path(sidecar.uri.removeprefix("file://")).read_text())["vips"]["pages"] == 10
+
+
+@pytest.mark.parametrize("source", ["harbour-still.jpg", "short.mp4"])
+async def test_a_limit_too_low_for_the_tools_is_a_configuration_error_not_bad_media(
+    tmp_path: Path, media_dir: Path, source: str
+) -> None:
+    """Tools that cannot even start under the limit do not blame the file: the setting is named."""
+    from damfleet.transcode.errors import ToolResourceLimitError
+
+    tight = make_settings(tmp_path, DAMFLEET_INGEST_TOOL_MEMORY_BYTES=str(48 * 2**20))
+    with pytest.raises(ToolResourceLimitError, match="DAMFLEET_INGEST_TOOL_MEMORY_BYTES=50331648") as caught:
+        await _ingest(tight, media_dir / source, "asset-tight-1")
+    assert not caught.value.retryable
