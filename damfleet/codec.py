@@ -146,12 +146,12 @@ def make_codec_server(
             self.end_headers()
             self.wfile.write(data)
 
-        def do_OPTIONS(self) -> None:  # noqa: N802 - http.server API
+        def do_OPTIONS(self) -> None:
             self.send_response(204)
             self._cors()
             self.end_headers()
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:
             if self.path not in ("/encode", "/decode"):
                 self._reply(404, {"message": f"no such endpoint {self.path}: use /encode or /decode"})
                 return

@@ -28,7 +28,7 @@ from damfleet.binaries import temporal_cli
 from damfleet.errors import ConfigurationError
 from damfleet.settings import Settings
 
-__all__ = ["DevServer", "Fleet", "WorkerProcess", "POOLS", "dev_source_roots"]
+__all__ = ["POOLS", "DevServer", "Fleet", "WorkerProcess", "dev_source_roots"]
 
 log = logging.getLogger("damfleet.launcher")
 

@@ -36,6 +36,7 @@ import os
 import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Self
 from urllib.parse import quote_from_bytes, unquote_to_bytes, urlsplit
 
 from damfleet.errors import BadInputError, SourceNotFoundError, TransientError
@@ -47,10 +48,10 @@ __all__ = [
     "LocalSource",
     "SourceRefusedError",
     "SourceRoots",
-    "display_name",
-    "display_text",
     "check_before_submit",
     "classify_os_error",
+    "display_name",
+    "display_text",
     "file_uri",
     "iter_local_source",
     "local_path_bytes",
@@ -319,7 +320,7 @@ class LocalSource:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> LocalSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

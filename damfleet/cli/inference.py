@@ -56,10 +56,9 @@ def health(
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from damfleet.ai.security import call_metadata, channel_credentials, channel_options
     from damfleet.ai.server import SERVICE_NAME
     from damfleet.v1 import inference_pb2, inference_pb2_grpc
-
-    from damfleet.ai.security import call_metadata, channel_credentials, channel_options
 
     ai = get_settings().ai
     target = url or ai.inference_url

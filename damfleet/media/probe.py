@@ -7,10 +7,11 @@ checked for usable streams, and a short decode confirms audio/video actually dec
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from dataclasses import dataclass
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,6 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, limi
         raise CorruptMediaError(f"{sniffed.description} file has no audio or video streams")
     if video and (int(video[0].get("width") or 0) <= 0 or int(video[0].get("height") or 0) <= 0):
         raise CorruptMediaError(f"{sniffed.description} file's video stream has no frame size (0x0)")
-    if audio:
-        _check_downmixable(audio[0], sniffed.description)
     if audio and not video and not sniffed.mime_type.startswith("audio/"):
         mime = "audio/mp4" if sniffed.mime_type == "video/mp4" else sniffed.mime_type
     else:
@@ -142,6 +141,8 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, limi
         path, has_video=bool(video), duration=duration, timeout_seconds=timeout_seconds, what=sniffed.description,
         limit=limit,
     )
+    if audio:  # after the decode check: a damaged file is reported as damaged, whatever it claims
+        _check_downmixable(audio[0], sniffed.description)
     info = common_pb2.MediaInfo(
         kind=common_pb2.MEDIA_KIND_VIDEO if video else common_pb2.MEDIA_KIND_AUDIO,
         mime_type=mime,
@@ -253,6 +254,11 @@ def declared_canvas(head: bytes) -> tuple[str, int, int] | None:
     return None
 
 
+def _read_head(path: Path, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(size)
+
+
 def check_pixels(what: str, width: int, height: int, max_pixels: int, *, pages: int = 1) -> None:
     """Refuse a declared size over the pixel limit (before anything is decoded)."""
     total = width * height * max(1, pages)
@@ -277,8 +283,7 @@ async def probe_image(
     from damfleet.transcode.errors import ToolResourceLimitError
     from damfleet.transcode.helper import run_helper
 
-    with open(path, "rb") as fh:
-        canvas = declared_canvas(fh.read(64))
+    canvas = declared_canvas(await asyncio.to_thread(_read_head, path, 64))
     if canvas is not None:
         check_pixels(canvas[0], canvas[1], canvas[2], max_pixels)
     request = {"op": "probe_image", "source": str(path), "description": sniffed.description, "max_pixels": max_pixels}

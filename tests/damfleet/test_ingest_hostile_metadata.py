@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -59,13 +60,19 @@ async def test_hostile_exif_is_stored_cleaned(settings: Settings, tmp_path: Path
     assert stored["EXIF:GPSLongitude"] == pytest.approx(10.0)
 
 
-async def test_audio_nothing_can_downmix_is_refused_at_ingest(settings: Settings, tmp_path: Path) -> None:
-    source = tmp_path / "ch32.wav"
-    labels = "".join(f"[a{i}]" for i in range(32))
+def _wav_with_channels(path: Path, channels: int) -> Path:
+    """A 1 s WAV of ``channels`` channels with no channel layout (amerge of a split sine)."""
+    labels = "".join(f"[a{i}]" for i in range(channels))
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=f=440:d=1",
-         "-filter_complex", f"[0]asplit=32{labels};{labels}amerge=inputs=32", "-c:a", "pcm_s16le", str(source)],
+         "-filter_complex", f"[0]asplit={channels}{labels};{labels}amerge=inputs={channels}",
+         "-c:a", "pcm_s16le", str(path)],
         check=True, timeout=120,
     )
+    return path
+
+
+async def test_audio_nothing_can_downmix_is_refused_at_ingest(settings: Settings, tmp_path: Path) -> None:
+    source = await asyncio.to_thread(_wav_with_channels, tmp_path / "ch32.wav", 32)
     with pytest.raises(UnsupportedMediaError, match="32 channels and no channel layout: it cannot be downmixed"):
         await _ingest(settings, source, "asset-ch32-1")

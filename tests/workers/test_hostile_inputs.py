@@ -17,11 +17,9 @@ import io
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import uuid
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +29,6 @@ from PIL import Image
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from damfleet import samples
 from damfleet.client import FleetClient
 from damfleet.policies import ActivityName, Queue
 from damfleet.sources import display_text, file_uri
@@ -113,6 +110,12 @@ def build_corpus(inbox: Path, secret: Path, media: Path) -> list[Case]:
     return cases
 
 
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A worker process writing to ``log`` (the child keeps its own copy of the descriptor)."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
 def _peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -152,10 +155,8 @@ async def test_hostile_corpus_through_ingest_and_transcode(temporal_env, tmp_pat
     strace = ["strace", "-f", "-qq", "-e", "trace=open,openat,connect", "-o", str(trace)] if shutil.which("strace") else []
     logs = tmp_path / "logs"
     logs.mkdir()
-    ingest = subprocess.Popen([*strace, sys.executable, "-m", "workers.ingest"], env=env,
-                              stdout=open(logs / "ingest.log", "wb"), stderr=subprocess.STDOUT)
-    transcode = subprocess.Popen([sys.executable, "-m", "workers.transcode"], env=env,
-                                 stdout=open(logs / "transcode.log", "wb"), stderr=subprocess.STDOUT)
+    ingest = _start([*strace, sys.executable, "-m", "workers.ingest"], env, logs / "ingest.log")
+    transcode = _start([sys.executable, "-m", "workers.transcode"], env, logs / "transcode.log")
     rows: list[dict[str, object]] = []
     try:
         worker_pid = ingest.pid

@@ -36,7 +36,7 @@ def _name(common: str) -> x509.Name:
 def _issue(folder: Path, stem: str, subject: str, *, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
            server: bool = False, client: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
