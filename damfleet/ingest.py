@@ -134,6 +134,10 @@ async def ingest_asset(
         "source_uri": source,
         "sha256": sha256,
         "size_bytes": done,
+        "original_uri": stored.uri,
+        # Fixity audits filter by these and verify the original against sha256 above.
+        "collection": request.metadata.collection,
+        "tenant": request.metadata.tenant,
         "detected": {"kind": sniffed.kind, "mime_type": media.mime_type, "description": sniffed.description},
         **tool_report,
     }

@@ -117,11 +117,16 @@ class DevServer:
             try:
                 client = await connect(self.settings)
                 await client.workflow_service.get_system_info(GetSystemInfoRequest())
-                return
+                break
             except Exception as exc:  # noqa: BLE001 - retried until the deadline
                 last_error = exc
                 await asyncio.sleep(0.5)
-        raise ConfigurationError(f"Temporal dev server not ready after {timeout_seconds:.0f}s: {last_error}")
+        else:
+            raise ConfigurationError(f"Temporal dev server not ready after {timeout_seconds:.0f}s: {last_error}")
+        # A database made by an older damfleet lacks attributes added since.
+        added = await search_attributes.ensure_registered(client, self.settings.temporal.namespace)
+        if added:
+            log.info("registered search attributes %s on the existing dev database", ", ".join(added))
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         _terminate(self.process, grace_seconds)

@@ -23,6 +23,7 @@ __all__ = [
     "PREFIX",
     "AISettings",
     "DistributionSettings",
+    "FixitySettings",
     "IngestSettings",
     "JobsSettings",
     "Settings",
@@ -210,6 +211,19 @@ class JobsSettings:
 
 
 @dataclass(frozen=True)
+class FixitySettings:
+    """Fixity audits (``DAMFLEET_FIXITY_*``): read budget, paging, repair sources, renditions."""
+
+    bytes_per_second: int = 100 * 1024 * 1024   # read budget per worker process; 0 = unthrottled
+    page_size: int = 500                      # assets per stored page (one verifying activity)
+    max_in_flight: int = 4                    # page activities an audit runs at once
+    continue_as_new_after: int = 100          # pages per workflow run before continue-as-new
+    replica_roots: tuple[str, ...] = ()       # second storage roots holding the same keys (repair sources)
+    repair_targets: tuple[str, ...] = ()      # delivery targets searched for copies; empty = every s3/local one
+    include_renditions: bool = False          # also re-hash renditions with a recorded sha256 (S3 metadata)
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings of one process. Build with :func:`get_settings`."""
 
@@ -223,6 +237,7 @@ class Settings:
     ai: AISettings = field(default_factory=AISettings)
     distribution: DistributionSettings = field(default_factory=DistributionSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
+    fixity: FixitySettings = field(default_factory=FixitySettings)
 
     @property
     def state_path(self) -> Path:
@@ -268,6 +283,7 @@ _GROUPS: dict[str, str] = {
     "ai": "AI_",
     "distribution": "DISTRIBUTION_",
     "jobs": "JOBS_",
+    "fixity": "FIXITY_",
 }
 
 
