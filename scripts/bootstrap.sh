@@ -14,6 +14,7 @@ command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missi
 ldconfig -p 2>/dev/null | grep -q 'libvips.so.42' || missing+=(libvips42)
 command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v strace >/dev/null 2>&1 || missing+=(strace)   # the egress and hostile-input tests trace connects and opens
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
   || { echo "damfleet needs Python >= 3.11 (found $("$PYTHON" --version))" >&2; exit 1; }
