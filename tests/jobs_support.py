@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import uuid
@@ -51,6 +52,8 @@ class StandIns:
     #: transcodes of sources matching this wait for ``gate`` (heartbeating)
     hold_when: Callable[[str], bool] = lambda uri: False
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    #: transcode attempts that fail retryably before one succeeds (a retried activity)
+    transcode_transient_failures: int = 0
     #: run a real ffmpeg subprocess for this long (0: none) and kill it on cancel
     ffmpeg_seconds: float = 0.0
     ffmpeg_marker: str = field(default_factory=lambda: f"damfleet-test-{uuid.uuid4().hex[:10]}")
@@ -77,6 +80,8 @@ class StandIns:
     async def transcode(self, request: stages_pb2.TranscodeInput) -> stages_pb2.TranscodeOutput:
         uri = request.asset.source_uri
         self.transcode_started.append(uri)
+        if activity.info().attempt <= self.transcode_transient_failures:
+            raise ApplicationError(f"stand-in transcode attempt {activity.info().attempt} failed", type="Transient")
         try:
             if self.hold_when(uri):
                 while not self.gate.is_set():
@@ -176,7 +181,11 @@ async def run_fleet(
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
         try:
-            yield Fleet(client, FleetClient(client, settings), settings, lane, stand_ins, ctx.storage)
+            # Stand-in ingests read nothing, so their sources may be fictional paths ("/inbox/a.mov"): the
+            # client leaves the roots to the workers. The real catalog activities still check manifests.
+            client_settings = settings if real_ingest else dataclasses.replace(
+                settings, ingest=dataclasses.replace(settings.ingest, source_roots=()))
+            yield Fleet(client, FleetClient(client, client_settings), settings, lane, stand_ins, ctx.storage)
         finally:
             stand_ins.gate.set()
             await terminate_lane(client, Queue.PIPELINE + lane)
