@@ -131,8 +131,10 @@ class AISettings:
 
     whisper_model: str = ""                  # path or name; "" = bundled tiny.en
     whisper_device: str = "auto"             # auto | cpu | cuda
-    whisper_compute_type: str = "int8"       # int8 | float16 | int8_float16 | float32
-    whisper_beam_size: int = 1
+    # float32 + beam 5: chosen from bench/ai.py's WER table (README, AI section): the lowest WER in
+    # the worst case over instruction sets, and the same transcript under every one of them.
+    whisper_compute_type: str = "float32"    # int8 | float16 | int8_float16 | float32
+    whisper_beam_size: int = 5
     whisper_cpu_threads: int = 0
     whisper_chunk_seconds: float = 600.0
     yolo_weights: str = ""                   # .pt or .onnx path; "" disables detection
@@ -162,6 +164,10 @@ class AISettings:
     whisper_language: str = ""               # "" = detect (English-only models always answer "en")
     whisper_vad: bool = True                 # Silero VAD (bundled with faster-whisper) skips silence
     whisper_word_timestamps: bool = True
+    whisper_redecode_gap_seconds: float = 2.0  # speech without text this long is decoded again; 0 = off
+    whisper_max_new_tokens: int = 0          # first-pass cap on tokens per 30 s window; 0 = model limit
+    whisper_min_coverage: float = 0.6        # share of VAD speech the words must cover, else the stage fails
+    whisper_min_speech_seconds: float = 3.0  # below this much speech the coverage is not judged
     yolo_sampling: str = "interval"          # interval | scene (video frame sampling)
     yolo_scene_threshold: float = 0.3        # ffmpeg scene score for "scene" sampling
     yolo_agnostic_nms: bool = True           # one box per object across classes (no duplicate tags)
@@ -368,6 +374,10 @@ def _validate(settings: Settings) -> None:
     if settings.ai.yolo_sampling not in ("interval", "scene"):
         raise SettingsError(
             f"DAMFLEET_AI_YOLO_SAMPLING must be interval or scene, got {settings.ai.yolo_sampling!r}"
+        )
+    if not 0.0 <= settings.ai.whisper_min_coverage <= 1.0:
+        raise SettingsError(
+            f"DAMFLEET_AI_WHISPER_MIN_COVERAGE must be between 0 and 1, got {settings.ai.whisper_min_coverage!r}"
         )
     ai = settings.ai
     if bool(ai.inference_tls_cert_path) != bool(ai.inference_tls_key_path):
