@@ -328,6 +328,7 @@ async def run_batch(root: Path, good: list[Path], bad: list[Path], *, chaos: boo
         "DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS": "120",
         "DAMFLEET_WORKER_METRICS_PORT": "0",
         "DAMFLEET_WORKER_SCRATCH_SWEEP_SECONDS": "10",
+        "DAMFLEET_INGEST_SOURCE_ROOTS": json.dumps([str(p.parent) for p in {*good, *bad}]),
         "DAMFLEET_STORAGE_ROOT": f"s3://{bucket}/dam",
         "DAMFLEET_STORAGE_S3_ENDPOINT_URL": relay.endpoint,
         "DAMFLEET_STORAGE_S3_ACCESS_KEY_ID": "testing",

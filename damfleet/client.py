@@ -56,6 +56,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from damfleet.policies import ALL_QUEUES, Queue, WorkflowName
 from damfleet.retries import apply_attempts, stage_attempts
 from damfleet.settings import Settings, get_settings
+from damfleet.sources import check_before_submit
 from damfleet.storage import normalize_uri
 from damfleet.temporal import connect
 from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
@@ -268,7 +269,12 @@ class FleetClient:
         workflow_id: str | None = None,
         task_queue: str | None = None,
     ) -> AssetHandle:
-        """Start an AssetPipeline from a full request; duplicates return the existing run."""
+        """Start an AssetPipeline from a full request; duplicates return the existing run.
+
+        A source outside the configured source roots is refused here, before a run starts
+        (:func:`damfleet.sources.check_before_submit`).
+        """
+        check_before_submit(request.source_uri, self.settings)
         if workflow_id:
             wid = workflow_id
         elif request.dedup:

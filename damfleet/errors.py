@@ -22,7 +22,8 @@ in this module (other modules re-export the classes they raise, under the same n
     │   │   ├── ScratchTooSmallError        the scratch disk could never hold this source
     │   │   ├── ToolResourceLimitError      a tool cannot run within its memory limit
     │   │   └── OutboundBlockedError        a target points into a network damfleet must not reach
-    │   └── TargetRejectedError     a delivery target refused the request (4xx other than 408/425/429)
+    │   ├── TargetRejectedError     a delivery target refused the request (4xx other than 408/425/429)
+    │   └── IncompleteTranscriptError   the transcript covers too little of the speech, even re-decoded
     ├── Cancelled                   the caller asked the work to stop (not an input problem)
     └── TransientError              retrying later may help
         ├── UnavailableError        "the world is down": retried until the queue's retry window closes
@@ -63,6 +64,7 @@ __all__ = [
     "DamfleetError",
     "EmptySourceError",
     "ImageTooLargeError",
+    "IncompleteTranscriptError",
     "InferenceUnavailableError",
     "MissingStreamError",
     "NoAudioStreamError",
@@ -185,6 +187,16 @@ class OutboundBlockedError(ConfigurationError):
 
 class TargetRejectedError(PermanentError):
     error_type = "TargetRejected"
+
+
+class IncompleteTranscriptError(PermanentError):
+    """The transcript's words cover too little of the speech the VAD found, even after re-decoding.
+
+    Decoding the same audio again on the same machine gives the same tokens, so retrying
+    cannot help; the asset stays usable and the run ends COMPLETED_WITH_ERRORS.
+    """
+
+    error_type = "IncompleteTranscript"
 
 
 class Cancelled(DamfleetError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from damfleet.errors import ConfigurationError
 from damfleet.policies import ALL_QUEUES
 from damfleet.settings import Settings
 
-__all__ = ["POOLS", "QUEUE_OF_POOL", "DevServer", "Fleet", "WorkerProcess"]
+__all__ = ["POOLS", "QUEUE_OF_POOL", "DevServer", "Fleet", "WorkerProcess", "dev_source_roots"]
 
 log = logging.getLogger("damfleet.launcher")
 
@@ -38,6 +39,19 @@ POOLS: tuple[str, ...] = ("pipeline", "ingest", "transcode", "ai_enrich", "distr
 
 #: The task queue each pool polls (without the lane suffix).
 QUEUE_OF_POOL: dict[str, str] = dict(zip(POOLS, ALL_QUEUES, strict=True))
+
+
+def dev_source_roots(settings: Settings) -> tuple[str, ...]:
+    """The source roots of an embedded fleet: the configured ones, else two folders of its own.
+
+    Sources are deny-by-default (:mod:`damfleet.sources`); a dev fleet accepts what the demo
+    generates (``<state>/samples``) and what a user drops into ``<state>/inbox``, and
+    ``DAMFLEET_INGEST_SOURCE_ROOTS`` adds anything else.
+    """
+    configured = settings.ingest.source_roots or settings.ingest.allowed_source_prefixes
+    if configured:
+        return tuple(configured)
+    return (str(settings.state_path / "samples"), str(settings.state_path / "inbox"))
 
 
 def _split_address(address: str) -> tuple[str, int]:
@@ -194,6 +208,7 @@ class Fleet:
             "DAMFLEET_WORKER_QUEUE_SUFFIX": s.worker.queue_suffix,
             "DAMFLEET_WORKER_METRICS_PORT": str(self.metrics_base_port + index if self.metrics_base_port else 0),
             "DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS": env.get("DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS", "10"),
+            "DAMFLEET_INGEST_SOURCE_ROOTS": json.dumps(list(dev_source_roots(s))),
             "YOLO_OFFLINE": "1",
             "YOLO_CONFIG_DIR": str(s.state_path / "ultralytics"),
             "HF_HUB_OFFLINE": "1",
@@ -204,6 +219,7 @@ class Fleet:
 
     async def start(self) -> None:
         self.settings.state_path.mkdir(parents=True, exist_ok=True)
+        (self.settings.state_path / "inbox").mkdir(exist_ok=True)
         if self.start_server:
             self.server = DevServer(self.settings)
             self.server.start()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
+from damfleet.codec import EncryptionCodec
 from damfleet.errors import ConfigurationError
 from damfleet.settings import Settings, TemporalSettings
 
@@ -60,6 +63,9 @@ async def connect(
         kwargs["runtime"] = runtime
     if identity:
         kwargs["identity"] = identity
+    codec = EncryptionCodec.from_settings(t)
+    if codec is not None:  # payloads encrypted before they reach the server (DAMFLEET_TEMPORAL_CODEC_KEYS)
+        kwargs["data_converter"] = dataclasses.replace(DataConverter.default, payload_codec=codec)
     # A frontend restarting (a dev server restart, a rolling upgrade) refuses connections
     # for seconds: wait for it, within DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS, rather
     # than fail a submit or a worker start.
