@@ -9,6 +9,7 @@ in this module (other modules re-export the classes they raise, under the same n
     ├── PermanentError              retrying cannot help: fails on attempt 1
     │   ├── BadInputError           the media or request itself is wrong
     │   │   ├── SourceNotFoundError
+    │   │   ├── SourceRefusedError      outside DAMFLEET_INGEST_SOURCE_ROOTS, or an unusable path
     │   │   ├── EmptySourceError
     │   │   ├── ChecksumMismatchError
     │   │   ├── UnsupportedMediaError
@@ -73,6 +74,7 @@ __all__ = [
     "ScratchSpaceError",
     "ScratchTooSmallError",
     "SourceNotFoundError",
+    "SourceRefusedError",
     "StorageUnavailableError",
     "TargetRejectedError",
     "TargetUnavailableError",
@@ -123,6 +125,10 @@ class BadInputError(PermanentError):
 
 class SourceNotFoundError(BadInputError):
     error_type = "SourceNotFound"
+
+
+class SourceRefusedError(BadInputError):
+    """The source lies outside the configured roots, or its path cannot be used safely."""
 
 
 class EmptySourceError(BadInputError):
