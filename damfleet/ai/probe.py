@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -51,7 +52,11 @@ def _local_address(listen: str) -> str:
 
 
 def check(address: str, ai: AISettings, *, timeout: float, liveness: bool = False) -> str | None:
-    """Probe the service at ``address`` as a client with ``ai``'s settings; ``None`` if healthy, else why not."""
+    """Probe the service at ``address`` as a client with ``ai``'s settings; ``None`` if healthy, else why not.
+
+    ``timeout`` bounds both calls together (a probe must answer within the kubelet's timeoutSeconds).
+    """
+    deadline = time.monotonic() + timeout
     credentials = channel_credentials(ai)
     options = channel_options(ai)
     channel = (grpc.secure_channel(address, credentials, options=options) if credentials is not None
@@ -64,7 +69,7 @@ def check(address: str, ai: AISettings, *, timeout: float, liveness: bool = Fals
                 return f"{SERVICE_NAME} is {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
             if ai.inference_token:
                 inference_pb2_grpc.InferenceStub(channel).Health(
-                    inference_pb2.HealthRequest(), timeout=timeout, metadata=call_metadata(ai))
+                    inference_pb2.HealthRequest(), timeout=max(0.1, deadline - time.monotonic()), metadata=call_metadata(ai))
     except grpc.RpcError as exc:
         code = exc.code()
         if liveness and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -76,7 +81,7 @@ def check(address: str, ai: AISettings, *, timeout: float, liveness: bool = Fals
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m damfleet.ai.probe", description=__doc__.splitlines()[0])
     parser.add_argument("--address", default="", help="host:port (default: loopback, port of DAMFLEET_AI_INFERENCE_LISTEN)")
-    parser.add_argument("--timeout", type=float, default=3.0, help="deadline of each call, seconds")
+    parser.add_argument("--timeout", type=float, default=3.0, help="deadline of the whole check, seconds")
     parser.add_argument("--liveness", action="store_true", help="a busy service (RESOURCE_EXHAUSTED) counts as alive")
     args = parser.parse_args(argv)
     try:
