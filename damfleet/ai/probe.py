@@ -9,7 +9,8 @@ checks what a real caller needs, with the caller's settings from the pod's envir
    dials the loopback address, not that name), with ``DAMFLEET_AI_INFERENCE_TLS_CLIENT_CERT_PATH``
    / ``_KEY_PATH`` when the service requires client certificates;
 2. ``grpc.health.v1.Health/Check`` for ``damfleet.v1.Inference`` is ``SERVING``;
-3. with ``DAMFLEET_AI_INFERENCE_TOKEN`` set, ``damfleet.v1.Inference/Health`` accepts that token.
+3. ``damfleet.v1.Inference/Health`` answers, sent with ``DAMFLEET_AI_INFERENCE_TOKEN`` (a service that
+   requires a token refuses a probe without it or with a wrong one).
 
 It imports grpc, the two stubs and damfleet's settings and security helpers only (no models,
 no typer): ``damfleet inference health`` does the same checks but takes about 1.5 s and 100 MB,
@@ -67,9 +68,10 @@ def check(address: str, ai: AISettings, *, timeout: float, liveness: bool = Fals
                 health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout, wait_for_ready=False)
             if reply.status != health_pb2.HealthCheckResponse.SERVING:
                 return f"{SERVICE_NAME} is {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
-            if ai.inference_token:
-                inference_pb2_grpc.InferenceStub(channel).Health(
-                    inference_pb2.HealthRequest(), timeout=max(0.1, deadline - time.monotonic()), metadata=call_metadata(ai))
+            # Always made, with the token when one is set: a service that requires a token then
+            # fails a probe that has none or the wrong one (grpc.health.v1 alone is exempt from it).
+            inference_pb2_grpc.InferenceStub(channel).Health(
+                inference_pb2.HealthRequest(), timeout=max(0.1, deadline - time.monotonic()), metadata=call_metadata(ai))
     except grpc.RpcError as exc:
         code = exc.code()
         if liveness and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
