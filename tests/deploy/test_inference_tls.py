@@ -196,3 +196,12 @@ def test_rendered_probe_passes_over_tls_and_fails_without_the_ca_token_or_client
         assert result.returncode == 1, (what, result.stdout, result.stderr)
         assert result.stderr.splitlines()[-1].startswith("inference probe: "), (what, result.stderr)  # gRPC logs first
     assert "UNAUTHENTICATED" in _probe(readiness, env | wrong["no token"]).stderr
+
+
+def test_lint_is_clean_with_the_service_secured() -> None:
+    import helm_python as helm
+
+    from tests.deploy.test_helm_chart import CHART
+
+    report = helm.lint(CHART, SECURE, strict=True, kube_version="v1.27.0")
+    assert not report["errors"] and not [m for m in report["messages"] if m["severity"] >= 2], report
