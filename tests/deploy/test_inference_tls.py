@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import free_port
 from tests.damfleet.ai.test_inference_security import _issue
 from tests.deploy.deploy_checks import (
+    CHART,
+    Render,
     by_kind,
     check_settings_env,
     container,
@@ -27,7 +29,8 @@ from tests.deploy.deploy_checks import (
     secret_env,
     validate_objects,
 )
-from tests.deploy.test_helm_chart import Render, chart, config, name, render  # noqa: F401  (fixtures)
+from tests.deploy.deploy_checks import release_config as config
+from tests.deploy.deploy_checks import release_name as name
 
 TOKEN = "probe-token-for-tests"
 SECURE = {
@@ -200,8 +203,6 @@ def test_rendered_probe_passes_over_tls_and_fails_without_the_ca_token_or_client
 
 def test_lint_is_clean_with_the_service_secured() -> None:
     import helm_python as helm
-
-    from tests.deploy.test_helm_chart import CHART
 
     report = helm.lint(CHART, SECURE, strict=True, kube_version="v1.27.0")
     assert not report["errors"] and not [m for m in report["messages"] if m["severity"] >= 2], report
