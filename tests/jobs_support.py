@@ -174,7 +174,10 @@ async def run_fleet(
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
         try:
-            yield Fleet(client, FleetClient(client, settings), settings, lane, stand_ins, ctx.storage)
+            # Stand-in stages take made-up paths like /inbox/a.mov; the client's local-file
+            # check (tested in tests/damfleet/test_validation.py) would refuse them.
+            fleet_client = FleetClient(client, settings, check_local_sources=False)
+            yield Fleet(client, fleet_client, settings, lane, stand_ins, ctx.storage)
         finally:
             stand_ins.gate.set()
             await terminate_lane(client, Queue.PIPELINE + lane)
