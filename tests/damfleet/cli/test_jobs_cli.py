@@ -52,10 +52,14 @@ async def test_pause_resume_cancel_and_watch_a_running_asset(temporal_env, tmp_p
         await eventually(lambda: fleet.stand_ins.transcode_started)
 
         paused = await _cli_json(fleet, tmp_path, "pause", handle.workflow_id)
-        assert paused == {"workflow_id": handle.workflow_id, "action": "pause", "state": "RUNNING"}
+        assert paused == {"workflow_id": handle.workflow_id, "action": "pause", "state": "PAUSE_PENDING"}
         running = await _cli_json(fleet, tmp_path, "status", handle.workflow_id)
-        assert (running["state"], running["stage"]) == ("RUNNING", "transcode")
+        assert (running["state"], running["stage"]) == ("PAUSE_PENDING", "transcode")
         assert running["progress"]["stages_done"] == 1
+        # 1 of 4 stages done plus the running transcode's 40% (its last heartbeat).
+        assert running["progress"]["percent"] == 35.0
+        assert (running["stages"]["transcode"]["percent"], running["stages"]["transcode"]["detail"]) == (
+            40.0, "proxy 80%")
 
         await _cli_json(fleet, tmp_path, "resume", handle.workflow_id)
         cancelled = await _cli_json(fleet, tmp_path, "cancel", handle.workflow_id)
