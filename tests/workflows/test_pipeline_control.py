@@ -39,7 +39,7 @@ async def test_pause_during_transcode_finishes_it_then_holds_until_resume(tempor
         live = await eventually(lambda: _has_percent(fleet, handle.workflow_id))
         assert (live.stages["transcode"].percent, live.stages["transcode"].detail) == (40.0, "proxy 80%")
         assert live.stages["transcode"].attempts == 1
-        assert live.stages["transcode"].seconds > 0, "a running stage shows its time so far, not 0.00 s"
+        assert live.stages["transcode"].seconds < 600, "a running stage shows its time so far, not 0.00 s"
 
         # Pause while transcode runs: the transcode is allowed to finish, and until it does
         # the run says so (PAUSE_PENDING), not RUNNING as if the pause had been ignored ...
@@ -72,7 +72,8 @@ async def test_pause_during_transcode_finishes_it_then_holds_until_resume(tempor
 
 async def _has_percent(fleet, workflow_id: str):
     status = await fleet.fleet.status(workflow_id)
-    return status if status.stages["transcode"].percent else None
+    transcode = status.stages["transcode"]
+    return status if transcode.percent and transcode.seconds >= 0.5 else None
 
 
 async def test_cancel_during_transcode_kills_ffmpeg_and_discards_outputs(temporal_env, tmp_path: Path,
