@@ -231,7 +231,7 @@ def write_manifest(path: Path, rows: list[dict[str, str]], columns: list[str] | 
 REPO = Path(__file__).resolve().parent.parent
 
 
-async def run_cli(fleet: Fleet, root: Path, *args: str) -> tuple[int, str, str]:
+async def run_cli(fleet: Fleet, root: Path, *args: str, columns: int = 200) -> tuple[int, str, str]:
     """Run ``python -m damfleet.cli ARGS`` against the fleet's dev server and lane.
 
     Returns (exit code, stdout, stderr), as a script calling the CLI would see them.
@@ -245,7 +245,7 @@ async def run_cli(fleet: Fleet, root: Path, *args: str) -> tuple[int, str, str]:
         "DAMFLEET_STATE_DIR": str(root / "state"),
         "DAMFLEET_STORAGE_ROOT": (root / "storage").as_uri(),
         "DAMFLEET_WORKER_QUEUE_SUFFIX": fleet.lane,
-        "COLUMNS": "200",
+        "COLUMNS": str(columns),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "damfleet.cli", *args, cwd=REPO, env=env,

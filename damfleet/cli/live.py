@@ -50,7 +50,8 @@ def fit_table(console: Console, headers: Sequence[str], rows: Sequence[Sequence[
             column_obj.no_wrap = True
         for row in rows:
             table.add_row(*(cell for header, cell in zip(headers, row, strict=True) if header in keep))
-        if console.measure(table).maximum <= console.width:
+        # Measured as if the terminal were unbounded: rich clamps a measurement to the width.
+        if console.measure(table, options=console.options.update_width(10_000)).maximum <= console.width:
             return table
     return table
 

@@ -34,6 +34,13 @@ async def test_status_json_and_clear_errors(temporal_env, tmp_path: Path) -> Non
         assert code == 0 and "COMPLETED" in out and "transcode" in out, (out, err)
         code, out, err = await run_cli(fleet, tmp_path, "watch", handle.workflow_id)
         assert code == 0 and "COMPLETED" in out + err, (out, err)
+        # An 80-column terminal: bar, count and state all stay, no line is longer.
+        code, out, err = await run_cli(fleet, tmp_path, "watch", handle.workflow_id, columns=80)
+        print(err + out)
+        assert code == 0
+        assert all(len(line) <= 80 for line in (err + out).splitlines())
+        bar_line = next(line for line in err.splitlines() if "4/4" in line)
+        assert "COMPLETED" in bar_line and "━" in bar_line and "…" not in bar_line
 
         code, out, err = await run_cli(fleet, tmp_path, "status", "asset-no-such-run", "--json")
         assert code == 1 and out == ""
