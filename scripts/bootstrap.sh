@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything damfleet needs into ./.venv on Debian 12 with Python 3.11 (run as root
 # for the apt step; idempotent, fast when nothing changed).
-#   - apt, only where no PyPI package serves: ffmpeg/ffprobe, libvips, exiftool (+ python3-venv)
+#   - apt, only where no PyPI package serves: ffmpeg/ffprobe, libvips, exiftool (+ python3-venv),
+#     prometheus (promtool and a real server for the alert-rule and dashboard tests; its
+#     Debian service is not needed: tests start their own on a loopback port)
 #   - a venv with uv, synced exactly to requirements/all.lock, plus this project (editable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 ldconfig -p 2>/dev/null | grep -q 'libvips.so.42' || missing+=(libvips42)
 command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
   || { echo "damfleet needs Python >= 3.11 (found $("$PYTHON" --version))" >&2; exit 1; }

@@ -66,6 +66,7 @@ class AssetPipeline:
             )
         self._pause_requested = False
         self._state_before_pause: int = common_pb2.JOB_STATE_UNSPECIFIED
+        self._counted = False
         self._priority = Priority(priority_key=request.priority) if request.priority else None
         self._lane = lane_of(workflow.info().task_queue)
 
@@ -415,6 +416,14 @@ class AssetPipeline:
     def _set_state(self, state: int) -> None:
         self._result.state = state  # type: ignore[assignment]
         self._upsert(sa.STATE.value_set(common_pb2.JobState.Name(state)))
+        if self._is_finished() and not self._counted:
+            # damfleet_assets_total{state}: Temporal's own workflow_completed cannot tell
+            # COMPLETED from COMPLETED_WITH_ERRORS (both complete the workflow). The SDK's
+            # workflow metric meter skips replays, so each run counts once.
+            self._counted = True
+            workflow.metric_meter().create_counter(
+                "damfleet_assets_total", "Asset runs finished, by final state"
+            ).add(1, {"state": common_pb2.JobState.Name(state), "profile": self._result.profile})
 
     def _upsert(self, *updates: Any) -> None:
         workflow.upsert_search_attributes(list(updates))
