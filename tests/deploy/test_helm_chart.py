@@ -375,7 +375,7 @@ def test_alert_rules_and_dashboard_ship_in_the_chart(render: Render, tmp_path: P
     promtool = shutil.which("promtool")
     assert promtool, "promtool comes with Debian's prometheus package (scripts/bootstrap.sh)"
     check = subprocess.run([promtool, "check", "rules", str(rendered_rules)], capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
 
     dashboard = by_kind(objects, "ConfigMap")[f"{RELEASE}-damfleet-dashboard"]

@@ -16,10 +16,6 @@ from pathlib import Path
 import yaml
 from prometheus_client import REGISTRY
 
-import workers.common  # noqa: F401 - registers damfleet_worker_up / _slots
-import workers.fleet_metrics  # noqa: F401 - registers the fleet probe's gauges
-import workers.metrics  # noqa: F401 - registers the activity and delivery metrics
-
 REPO = Path(__file__).resolve().parents[2]
 FILES = REPO / "helm" / "damfleet" / "files"
 RULES = FILES / "damfleet-rules.yaml"
@@ -33,7 +29,7 @@ OTHER_DAMFLEET_METRICS = {"damfleet_assets_total", "damfleet_scratch_free_bytes"
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
     promtool = shutil.which("promtool")
     assert promtool, "promtool comes with Debian's prometheus package (scripts/bootstrap.sh)"
-    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
 
 
 def _rules() -> list[dict]:
