@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from damfleet.errors import DamfleetError, TransientError
+from damfleet.messages import clean_message
 from damfleet.settings import Settings, get_settings
 from damfleet.storage import Storage
 
@@ -62,13 +63,13 @@ def to_application_error(exc: BaseException) -> ApplicationError:
         if isinstance(exc, TransientError) and exc.retry_after_seconds:
             next_delay = timedelta(seconds=max(0.0, exc.retry_after_seconds))
         return ApplicationError(
-            str(exc),
+            clean_message(str(exc)),
             type=exc.error_type,
             non_retryable=not exc.retryable,
             next_retry_delay=next_delay,
         )
     # Anything unexpected is retried by policy; the type name helps operators triage.
-    return ApplicationError(f"{type(exc).__name__}: {exc}", type=type(exc).__name__)
+    return ApplicationError(clean_message(f"{type(exc).__name__}: {exc}"), type=type(exc).__name__)
 
 
 def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

@@ -40,11 +40,22 @@ WORKER_UP = Gauge("damfleet_worker_up", "1 while the worker is polling its task 
 WORKER_SLOTS = Gauge("damfleet_worker_slots", "Configured concurrent task slots", ["task_queue"])
 
 
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
+def configure_logging(settings: Settings, pool: str = "") -> None:
+    """Text or JSON lines with workflow/activity/asset ids (see :mod:`damfleet.logging_setup`)."""
+    from damfleet.logging_setup import configure_logging as configure
+
+    configure(settings, pool=pool)
+
+
+def _pool_name(task_queue: str) -> str:
+    """The pool's name for log lines: the ``workers.<pool>`` module run, else the queue."""
+    import sys
+    from pathlib import Path
+
+    from workers import POOLS
+
+    stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    return stem if stem in POOLS else task_queue
 
 
 def _free_port() -> int:
@@ -118,7 +129,7 @@ async def run_worker(
     (the pipeline pool's fleet probe: queue backlog and storage health).
     """
     settings = settings or get_settings()
-    configure_logging(settings)
+    configure_logging(settings, pool=_pool_name(task_queue))
     task_queue_base = task_queue
     task_queue = task_queue + settings.worker.queue_suffix
     concurrency = settings.worker.concurrency or policies.default_concurrency(task_queue_base)

@@ -1,4 +1,5 @@
-"""damfleet's own worker metrics, recorded by a Temporal interceptor around every activity.
+"""damfleet's own worker metrics and per-activity log context, from one Temporal interceptor
+around every activity.
 
 The SDK already exports poll and schedule-to-start latencies (in seconds: the worker runtime
 is built with ``durations_as_seconds``); these add what operators of a media fleet ask
@@ -7,6 +8,10 @@ permanent failure, cancelled), why they fail (the error type: ``CorruptMedia``,
 ``TargetUnavailable``...), how many are running right now, and per delivery target how many
 deliveries landed or failed, how many bytes went out and how long each took.
 
+The same interceptor puts the activity's asset id into the log context (so every line the
+activity writes carries it, see :mod:`damfleet.logging_setup`) and logs one line when the
+attempt ends: what ran, for which asset, how it ended and how long it took.
+
 Every duration is in seconds and every counter ends in ``_total``. The alert rules and
 the Grafana dashboard that read these live in ``monitoring/`` (and in the Helm chart).
 """
@@ -14,6 +19,7 @@ the Grafana dashboard that read these live in ``monitoring/`` (and in the Helm c
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -22,6 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from damfleet.logging_setup import asset_context
 from damfleet.policies import ActivityName
 
 __all__ = [
@@ -62,6 +69,17 @@ DELIVERY_SECONDS = Histogram(
 )
 
 _DELIVERY_ACTIVITIES = {ActivityName.DELIVER, ActivityName.NOTIFY}
+
+log = logging.getLogger("damfleet.activity")
+
+
+def asset_id_of(args: Any) -> str:
+    """The asset an activity works on, from its input message (``asset_id`` or ``asset.asset_id``)."""
+    request = args[0] if args else None
+    asset_id = getattr(request, "asset_id", "")
+    if not asset_id:
+        asset_id = getattr(getattr(request, "asset", None), "asset_id", "")
+    return asset_id if isinstance(asset_id, str) else ""
 
 
 def _outcome(exc: BaseException | None) -> str:
@@ -105,23 +123,34 @@ class _Inbound(ActivityInboundInterceptor):
         ACTIVITY_IN_FLIGHT.labels(*labels).inc()
         error: BaseException | None = None
         result: Any = None
-        try:
-            result = await super().execute_activity(input)
-            return result
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            seconds = time.monotonic() - started
-            ACTIVITY_IN_FLIGHT.labels(*labels).dec()
-            outcome = _outcome(error)
-            ACTIVITY_SECONDS.labels(*labels, outcome).observe(seconds)
-            ACTIVITY_TOTAL.labels(*labels, outcome).inc()
-            if error is not None and outcome != "cancelled":
-                retryable = "false" if outcome == "failed_permanent" else "true"
-                ACTIVITY_FAILURES.labels(*labels, failure_reason(error), retryable).inc()
-            if info.activity_type in _DELIVERY_ACTIVITIES:
-                _record_delivery(input, result, error, seconds)
+        with asset_context(asset_id=asset_id_of(input.args)):
+            try:
+                result = await super().execute_activity(input)
+                return result
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                self._record(input, info, labels, started, result, error)
+
+    def _record(self, input: ExecuteActivityInput, info: activity.Info, labels: tuple[str, str], started: float,
+                result: Any, error: BaseException | None) -> None:
+        seconds = time.monotonic() - started
+        ACTIVITY_IN_FLIGHT.labels(*labels).dec()
+        outcome = _outcome(error)
+        ACTIVITY_SECONDS.labels(*labels, outcome).observe(seconds)
+        ACTIVITY_TOTAL.labels(*labels, outcome).inc()
+        if error is not None and outcome != "cancelled":
+            retryable = "false" if outcome == "failed_permanent" else "true"
+            ACTIVITY_FAILURES.labels(*labels, failure_reason(error), retryable).inc()
+        if info.activity_type in _DELIVERY_ACTIVITIES:
+            _record_delivery(input, result, error, seconds)
+        if outcome == "completed":
+            log.info("%s completed in %.2f s", info.activity_type, seconds)
+        elif outcome == "failed_retryable":
+            # One line: the SDK's traceback follows only for errors damfleet did not expect.
+            log.warning("%s attempt %d failed after %.2f s, will retry: %s: %s", info.activity_type,
+                        info.attempt, seconds, failure_reason(error), error)  # type: ignore[arg-type]
 
 
 class MetricsInterceptor(Interceptor):

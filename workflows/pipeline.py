@@ -130,6 +130,8 @@ class AssetPipeline:
         profile = get_profile(request.profile)
         asset_id = request.asset_id or asset_id_for(workflow.info().workflow_id)
         self._result.asset_id = asset_id
+        workflow.logger.info("pipeline started for %s (profile %s)", request.source_uri.rsplit("/", 1)[-1],
+                             profile.name, extra={"asset_id": asset_id})
         self._upsert(
             sa.PROFILE.value_set(profile.name),
             sa.COLLECTION.value_set(request.metadata.collection),
@@ -421,6 +423,9 @@ class AssetPipeline:
             # COMPLETED from COMPLETED_WITH_ERRORS (both complete the workflow). The SDK's
             # workflow metric meter skips replays, so each run counts once.
             self._counted = True
+            workflow.logger.info("pipeline ended %s%s", common_pb2.JobState.Name(state),
+                                 f": {self._result.error}" if self._result.error else "",
+                                 extra={"asset_id": self._result.asset_id})
             workflow.metric_meter().create_counter(
                 "damfleet_assets_total", "Asset runs finished, by final state"
             ).add(1, {"state": common_pb2.JobState.Name(state), "profile": self._result.profile})
