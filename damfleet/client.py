@@ -301,7 +301,26 @@ class FleetClient:
         description = await self._describe(workflow_id)
         result = await self.get(workflow_id).status()
         await self._merge_live_progress(result, description)
+        if result.state == common_pb2.COMPLETED_WITH_ERRORS:
+            await self._merge_redelivery(result)
         return result
+
+    async def _merge_redelivery(self, result: pipeline_pb2.PipelineResult) -> None:
+        """A finished run's result cannot change; its redeliveries' record can. Show the run
+        as it is now: failed receipts replaced by redelivered ones, COMPLETED once none is left."""
+        from damfleet.delivery.redeliver import apply_redelivery, redelivery_workflow_id
+
+        record_id = redelivery_workflow_id(result.workflow_id)
+        handle = self.client.get_workflow_handle(record_id, result_type=pipeline_pb2.RedeliverResult)
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return
+            raise
+        if description.status != WorkflowExecutionStatus.COMPLETED:
+            return
+        apply_redelivery(result, await handle.result(follow_runs=False), record_id)
 
     async def _merge_live_progress(self, result: pipeline_pb2.PipelineResult, description: Any) -> None:
         import time
@@ -332,15 +351,44 @@ class FleetClient:
         """Retry the failed deliveries of a finished run, without re-running earlier stages.
 
         Uses the original idempotency keys, so a delivery that did land is not stored twice.
-        Returns when the retries end (deliveries keep the distribution policy's long backoff).
+        Every redelivery of a run has the id ``<run>-redeliver`` and sends only what is still
+        failed, so calling this twice re-sends nothing that landed; a redelivery already
+        running is joined, not doubled. Returns when the retries end (deliveries keep the
+        distribution policy's long backoff).
+
+        Raises JobControlError, before starting anything, for what cannot be redelivered: a
+        batch id, a run still running, a run that failed or was cancelled (it delivered nothing).
         """
-        await self._describe(workflow_id)
+        from damfleet.delivery.redeliver import redelivery_workflow_id
+
+        description = await self._describe(workflow_id)
+        if description.workflow_type != WorkflowName.ASSET_PIPELINE:
+            raise JobControlError(
+                f"{workflow_id} is a {description.workflow_type} workflow; redeliver takes an asset run's id"
+                + (" (see `damfleet status` for the batch's assets)" if description.workflow_type
+                   == WorkflowName.BATCH_INGEST else "")
+            )
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            raise JobControlError(f"run {workflow_id} is still running; redeliver after it finishes")
+        if description.status != WorkflowExecutionStatus.COMPLETED:
+            status = _FINISHED_STATUSES.get(description.status, str(description.status))
+            raise JobControlError(
+                f"run {workflow_id} ended {status}: it delivered nothing; start it again with `damfleet submit`"
+            )
         request = pipeline_pb2.RedeliverRequest(workflow_id=workflow_id, targets=list(targets))
-        handle, _ = await self._start(
-            WorkflowName.REDELIVER_ASSET, request, f"{workflow_id}-redeliver-{uuid.uuid4().hex[:8]}", task_queue,
-            pipeline_pb2.RedeliverResult, 0,
-        )
-        return await handle.result()
+        record_id = redelivery_workflow_id(workflow_id)
+        try:
+            handle = await self.client.start_workflow(
+                WorkflowName.REDELIVER_ASSET, request, id=record_id, task_queue=task_queue or self.pipeline_queue,
+                result_type=pipeline_pb2.RedeliverResult,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=f"redeliver {workflow_id}",
+            )
+            return await handle.result()
+        except WorkflowFailureError as err:
+            cause = err.cause
+            raise JobControlError(f"redelivery of {workflow_id}: {getattr(cause, 'message', None) or cause}") from None
 
     # ---- control (pipelines and batches alike) ----------------------------------------
 

@@ -86,6 +86,13 @@ class ContextFilter(logging.Filter):
         if _is_expected_failure_trace(record):
             return False
         fields: dict[str, Any] = {}
+        # The SDK's own loggers attach the ids as a dict; use it when the context is gone.
+        for extra in (getattr(record, "temporal_workflow", None), getattr(record, "temporal_activity", None)):
+            if isinstance(extra, dict):
+                fields.update({key: extra[key] for key in ("workflow_id", "run_id", "workflow_type", "activity_type",
+                                                           "task_queue", "attempt") if key in extra})
+        if "activity_type" in fields:
+            fields["activity"] = fields.pop("activity_type")
         with contextlib.suppress(Exception):  # logging must never raise
             fields.update(_temporal_fields())
         fields.update(_asset.get() or {})
@@ -166,6 +173,11 @@ def configure_logging(settings: Any, *, pool: str = "") -> None:
         handler.setFormatter(formatter)
         handler.addFilter(context)
     logging.basicConfig(level=level, handlers=handlers, force=True)
+    # The SDK appends a dict of the same ids to every message; they are fields here.
+    from temporalio import activity, workflow
+
+    activity.logger.activity_info_on_message = False
+    workflow.logger.workflow_info_on_message = False
     if level != "DEBUG":
         for name in NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -37,7 +37,9 @@ QUEUE_ADD_RATE = Gauge("damfleet_queue_tasks_add_rate", "Tasks added per second 
 QUEUE_DISPATCH_RATE = Gauge("damfleet_queue_tasks_dispatch_rate", "Tasks dispatched per second (server estimate)",
                             ["task_queue", "kind"])
 STORAGE_UP = Gauge("damfleet_storage_up", "1 when the storage root answered the last probe", ["root"])
-PROBE_ERRORS = Gauge("damfleet_queue_probe_up", "1 when the last DescribeTaskQueue round succeeded")
+#: Labelled so that only the pool running the probe exports it (an unlabelled gauge would
+#: read 0 in every other pool and trip DamfleetQueueProbeDown).
+PROBE_UP = Gauge("damfleet_queue_probe_up", "1 when the last DescribeTaskQueue round succeeded", ["namespace"])
 
 
 class ScratchCollector(Collector):
@@ -79,10 +81,10 @@ class FleetProbe:
         try:
             infos = await asyncio.wait_for(self.fleet.queues(), self.timeout)
         except Exception as exc:  # noqa: BLE001 - a probe must never stop the worker
-            PROBE_ERRORS.set(0)
+            PROBE_UP.labels(self.fleet.client.namespace).set(0)
             log.warning("queue probe failed: %s", exc)
         else:
-            PROBE_ERRORS.set(1)
+            PROBE_UP.labels(self.fleet.client.namespace).set(1)
             for q in infos:
                 labels = (q.name, q.kind)
                 QUEUE_BACKLOG.labels(*labels).set(q.backlog)
