@@ -20,11 +20,11 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.common import Heartbeater, StageContext, translate_errors
-from damfleet.delivery import Distributor, build_notification, delivery_item, plan_redelivery
-from damfleet.delivery.redeliver import redelivery_workflow_id, without_delivered
+from damfleet.delivery import Distributor, build_notification, plan_redelivery, receipt
+from damfleet.delivery.redeliver import WEBHOOK_ROLE, redelivery_workflow_id, without_delivered
 from damfleet.errors import BadInputError, TransientError
 from damfleet.policies import ActivityName
-from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
+from damfleet.v1 import pipeline_pb2, stages_pb2
 
 __all__ = ["DistributionActivities", "build_activities"]
 
@@ -53,40 +53,24 @@ class DistributionActivities:
     @activity.defn(name=ActivityName.DELIVER)
     @translate_errors
     async def deliver_output(self, input: stages_pb2.DeliverInput) -> stages_pb2.DeliveryReceipt:
-        """Deliver one stored rendition to one target; heartbeats bytes sent."""
-        if not input.target:
-            raise BadInputError(f"delivery of {input.output.role or 'an output'} for {input.asset_id} names no target")
-        item = delivery_item(
-            asset_id=input.asset_id,
-            role=input.output.role,
-            source_uri=input.output.uri,
-            size_bytes=input.output.size_bytes,
-            sha256=input.output.sha256,
-            mime_type=input.output.mime_type,
-            idempotency_key=input.idempotency_key,
-            metadata=_metadata(input.metadata),
-        )
-        started = time.monotonic()
+        """Deliver one stored rendition to one target; heartbeats the bytes the target holds.
+
+        The heartbeat's ``bytes_sent`` is also the resume offset: a retry, on this worker or
+        another, reads it back and hands it to targets that cannot ask the server how much of
+        an interrupted upload it kept (SFTP and FTP ask; the hint is their fallback).
+        """
+        resume_hint = _previous_offset(input.target)
+        total = input.output.size_bytes
         async with Heartbeater() as beat:
-            beat.update({"target": input.target, "role": item.role, "bytes_sent": 0, "bytes_total": item.size_bytes})
+            beat.update({"target": input.target, "role": input.output.role, "bytes_sent": resume_hint,
+                         "bytes_total": total})
 
             def progress(done: int, total: int) -> None:
-                beat.update({"target": input.target, "role": item.role, "bytes_sent": done, "bytes_total": total})
+                beat.update({"target": input.target, "role": input.output.role, "bytes_sent": done,
+                             "bytes_total": total})
 
-            config, result = await self.distributor.deliver(input.target, item, progress=progress)
-        return stages_pb2.DeliveryReceipt(
-            target=input.target,
-            target_type=config.type,
-            role=item.role,
-            location=result.location,
-            size_bytes=result.size_bytes,
-            sha256=result.sha256,
-            attempts=_attempt(),
-            seconds=round(time.monotonic() - started, 3),
-            ok=True,
-            idempotency_key=item.idempotency_key,
-            source_uri=input.output.uri,
-        )
+            return await self.distributor.deliver_input(input, progress=progress, resume_hint=resume_hint,
+                                                        attempt=_attempt())
 
     @activity.defn(name=ActivityName.NOTIFY)
     @translate_errors
@@ -99,18 +83,8 @@ class DistributionActivities:
         started = time.monotonic()
         async with Heartbeater():
             config, result = await self.distributor.notify(input.target, body, idempotency_key=key)
-        return stages_pb2.DeliveryReceipt(
-            target=input.target,
-            target_type=config.type,
-            role="webhook",
-            location=result.location,
-            size_bytes=result.size_bytes,
-            sha256=result.sha256,
-            attempts=_attempt(),
-            seconds=round(time.monotonic() - started, 3),
-            ok=True,
-            idempotency_key=key,
-        )
+        return receipt(target=input.target, target_type=config.type, role=WEBHOOK_ROLE, idempotency_key=key,
+                       result=result, attempts=_attempt(), seconds=time.monotonic() - started)
 
     @activity.defn(name=ActivityName.LOAD_FAILED_DELIVERIES)
     @translate_errors
@@ -167,11 +141,15 @@ async def _landed_before(client: Any, workflow_id: str) -> list[stages_pb2.Deliv
     return list((await handle.result(follow_runs=False)).receipts)
 
 
-def _metadata(metadata: common_pb2.AssetMetadata) -> dict[str, str]:
-    """Descriptive metadata as plain strings, for object metadata and multipart fields."""
-    values = {"title": metadata.title, "collection": metadata.collection, "tenant": metadata.tenant}
-    values.update({f"x-{k}": v for k, v in metadata.extra.items()})
-    return {k: v for k, v in values.items() if v}
+def _previous_offset(target: str) -> int:
+    """The resume offset the previous attempt heartbeated for this target (0 on a first attempt)."""
+    if not activity.in_activity():
+        return 0
+    details = activity.info().heartbeat_details
+    if not details or not isinstance(details[-1], dict) or details[-1].get("target") != target:
+        return 0
+    offset = details[-1].get("bytes_sent", 0)
+    return offset if isinstance(offset, int) and offset > 0 else 0
 
 
 def build_activities(ctx: StageContext) -> list[Callable[..., Any]]:

@@ -3,6 +3,7 @@ plain httpx loop doing the same uploads, in the same run.
 
     .venv/bin/python bench/distribution.py [--uploads 200] [--size-mb 20] [--rounds 2]
     .venv/bin/python bench/distribution.py --target s3 [--uploads 64] [--concurrency 16]
+    .venv/bin/python bench/distribution.py --target sftp [--uploads 50] [--concurrency 16]
 
 What it does:
 - stores ``--distinct`` renditions of ``--size-mb`` each (default 20 distinct, each
@@ -29,8 +30,17 @@ uploads at a time (the per-target default, 16); moto keeps objects in memory, so
 mode sends fewer uploads and deletes each phase's objects after checking them. Its
 figures show that S3 memory is bounded by concurrency x part size.
 
+``--target sftp`` starts a real OpenSSH sshd on loopback (:mod:`tests.file_servers`) and
+compares the sftp target (pinned host key, pooled sessions, upload to a temporary name,
+size check, rename; source re-hashed, or not in the ``unverified`` phase) with a plain
+asyncssh loop: ``--concurrency``
+connections, each ``sftp.put()``-ing its share of the files straight to their final
+names. Files land on the same disk the benchmark reads from; each phase's folder is
+checked (every size, one file hashed) and removed.
+
 Prints progress to stderr and ends with ONE line of JSON on stdout, ratios first.
-Goals (issue 5): peak_rss_mb < 300, throughput_vs_plain_ratio >= 0.8.
+Goals (issue 5): peak_rss_mb < 300, throughput_vs_plain_ratio >= 0.8 (issue 14: the
+same ratio for sftp).
 """
 
 from __future__ import annotations
@@ -165,6 +175,42 @@ async def _plain_s3(jobs: list[dict[str, Any]], endpoint: str, run: str, concurr
         await asyncio.gather(*(upload(job) for job in jobs))
 
 
+async def _plain_sftp(jobs: list[dict[str, Any]], target_file: str, run: str, concurrency: int) -> None:
+    """The baseline: a bare asyncssh client per slot, sftp.put() of each file."""
+    import asyncssh
+
+    target = json.loads(Path(target_file).read_text())
+    key = asyncssh.import_private_key(target["private_key"])
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+
+    async def worker() -> None:
+        async with (
+            asyncssh.connect(target["host"], target["port"], username=target["username"], client_keys=[key],
+                             known_hosts=None, config=[], agent_path=None) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
+            while not queue.empty():
+                job = queue.get_nowait()
+                folder = f"{target['remote_root']}/{run}/{job['asset_id']}"
+                await sftp.makedirs(folder, exist_ok=True)
+                await sftp.put(job["path"], f"{folder}/{Path(job['path']).name}")
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(jobs)))))
+
+
+def _bench_target(target: str, receiver: str, run: str) -> dict[str, Any]:
+    if target == "http":
+        return {"type": "http", "url": f"{receiver}/{run}/{{asset_id}}/{{filename}}"}
+    if target == "s3":
+        return {"type": "s3", "bucket": run, "endpoint_url": receiver, "access_key_id": "bench",
+                "secret_access_key": "bench", "part_size_bytes": S3_PART}
+    definition = json.loads(Path(receiver).read_text())
+    root = definition.pop("remote_root")
+    return {**definition, "remote_dir": f"{root}/{run}/" + "{asset_id}", "timeout_seconds": 600}
+
+
 async def _delivery(jobs: list[dict[str, Any]], receiver: str, run: str, state: str,
                     *, target: str = "http", concurrency: int = 0, verify_source: bool = True) -> None:
     from damfleet.delivery import Distributor, delivery_item
@@ -174,11 +220,7 @@ async def _delivery(jobs: list[dict[str, Any]], receiver: str, run: str, state: 
     settings = load_settings({
         "DAMFLEET_STATE_DIR": state,
         "DAMFLEET_STORAGE_ROOT": Path(state, "storage").as_uri(),
-        "DAMFLEET_DISTRIBUTION_TARGETS_JSON": json.dumps({"bench": (
-            {"type": "http", "url": f"{receiver}/{run}/{{asset_id}}/{{filename}}"} if target == "http" else
-            {"type": "s3", "bucket": run, "endpoint_url": receiver, "access_key_id": "bench",
-             "secret_access_key": "bench", "part_size_bytes": S3_PART}
-        )}),
+        "DAMFLEET_DISTRIBUTION_TARGETS_JSON": json.dumps({"bench": _bench_target(target, receiver, run)}),
         "DAMFLEET_DISTRIBUTION_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
         "DAMFLEET_DISTRIBUTION_PER_TARGET_CONCURRENCY": str(concurrency or len(jobs)),
         "DAMFLEET_DISTRIBUTION_PER_TARGET_WAIT_SECONDS": "0",
@@ -214,16 +256,20 @@ def run_phase(args: argparse.Namespace) -> None:
 
     if args.target == "s3":
         import aioboto3  # noqa: F401
+    if args.target == "sftp":
+        import asyncssh  # noqa: F401
 
     with PeakRss() as rss:
         started = time.perf_counter()
         if args.phase == "plain" and args.target == "s3":
             asyncio.run(_plain_s3(jobs, args.receiver, args.run, args.concurrency))
+        elif args.phase == "plain" and args.target == "sftp":
+            asyncio.run(_plain_sftp(jobs, args.receiver, args.run, args.concurrency))
         elif args.phase == "plain":
             asyncio.run(_plain(jobs, args.receiver, args.run))
         else:
             asyncio.run(_delivery(jobs, args.receiver, args.run, args.state, target=args.target,
-                                  concurrency=args.concurrency if args.target == "s3" else 0,
+                                  concurrency=args.concurrency if args.target != "http" else 0,
                                   verify_source=args.phase == "delivery"))
         seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -295,14 +341,31 @@ def verify_s3_and_empty(endpoint: str, run: str, jobs: list[dict[str, Any]]) -> 
     return ok
 
 
+def verify_folder_and_empty(folder: Path, jobs: list[dict[str, Any]]) -> bool:
+    """Every file there with the right size and no temporary name left (one file hashed),
+    then the phase's folder removed so the disk does not fill across phases."""
+    import shutil
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    expected = {f"{job['asset_id']}/{Path(job['path']).name}": job for job in jobs}
+    got = {str(p.relative_to(folder)): p for p in files}
+    ok = set(got) == set(expected) and all(p.stat().st_size == expected[k]["size"] for k, p in got.items())
+    if ok:
+        sample = next(iter(got))
+        ok = hashlib.sha256(got[sample].read_bytes()).hexdigest() == expected[sample]["sha256"]
+    shutil.rmtree(folder, ignore_errors=True)
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--uploads", type=int, help="default 200 (http) or 64 (s3)")
+    parser.add_argument("--uploads", type=int, help="default 200 (http), 64 (s3) or 50 (sftp)")
     parser.add_argument("--size-mb", type=float, default=20.0)
     parser.add_argument("--distinct", type=int, default=20, help="distinct source files (page-cache friendly)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--target", choices=["http", "s3"], default="http")
-    parser.add_argument("--concurrency", type=int, default=16, help="s3 only: uploads at a time (per-target limit)")
+    parser.add_argument("--target", choices=["http", "s3", "sftp"], default="http")
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="s3 and sftp: uploads (sftp: sessions) at a time (the per-target limit)")
     parser.add_argument("--phase", choices=["plain", "delivery", "unverified"], help=argparse.SUPPRESS)
     parser.add_argument("--jobs", help=argparse.SUPPRESS)
     parser.add_argument("--receiver", help=argparse.SUPPRESS)
@@ -314,7 +377,7 @@ def main() -> None:
         return
 
     size = int(args.size_mb * MiB)
-    args.uploads = args.uploads or (200 if args.target == "http" else 64)
+    args.uploads = args.uploads or {"http": 200, "s3": 64, "sftp": 50}[args.target]
     with tempfile.TemporaryDirectory(prefix="damfleet-bench-dist-") as tmp:
         root = Path(tmp)
         log(f"writing {args.distinct} sources of {args.size_mb:g} MB")
@@ -328,13 +391,23 @@ def main() -> None:
         jobs_file.write_text(json.dumps(jobs))
         port = free_port()
         receiver_url = f"http://127.0.0.1:{port}"
+        sshd = None
+        command: list[str] = []
         if args.target == "http":
             command = [sys.executable, "-m", "damfleet.delivery.testing", "--port", str(port)]
-        else:
+        elif args.target == "s3":
             command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-        receiver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        else:
+            from tests.file_servers import SshServer
+
+            sshd = SshServer(max_sessions=max(100, 2 * args.concurrency)).start()
+            receiver_url = str(root / "sftp-target.json")
+            Path(receiver_url).write_text(json.dumps({**sshd.target(), "remote_root": sshd.remote_root}))
+        receiver = (subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    if command else None)
         try:
-            wait_listening(port)
+            if receiver is not None:
+                wait_listening(port)
             # "delivery" is the default configuration (every byte re-hashed against the recorded
             # checksum); "unverified" is DAMFLEET_DISTRIBUTION_VERIFY_SOURCE=false.
             results: dict[str, list[dict[str, Any]]] = {"plain": [], "delivery": [], "unverified": []}
@@ -347,7 +420,8 @@ def main() -> None:
                         _boto(receiver_url).create_bucket(Bucket=run)
                     out = subprocess.run(
                         [sys.executable, __file__, "--phase", phase, "--jobs", str(jobs_file),
-                         "--receiver", receiver_url, "--run", run, "--state", str(root / "state")],
+                         "--receiver", receiver_url, "--run", run, "--state", str(root / "state"),
+                         "--target", args.target, "--concurrency", str(args.concurrency)],
                         cwd=REPO, capture_output=True, text=True, check=False,
                     )
                     if out.returncode != 0:
@@ -356,8 +430,10 @@ def main() -> None:
                     figures = json.loads(out.stdout.strip().splitlines()[-1])
                     if args.target == "http":
                         verified = verify_http(receiver_url, run, jobs)
-                    else:
+                    elif args.target == "s3":
                         verified = verify_s3_and_empty(receiver_url, run, jobs)
+                    else:
+                        verified = verify_folder_and_empty(sshd.upload / run, jobs)  # type: ignore[union-attr]
                     if not verified:
                         raise SystemExit(f"{phase} round {round_number}: not every upload arrived intact")
                     figures["mb_per_s"] = len(jobs) * size / MiB / figures["seconds"]
@@ -366,8 +442,11 @@ def main() -> None:
                         f"{figures['mb_per_s']:.0f} MB/s, {figures['cpu_seconds']:.1f} CPU s, "
                         f"peak RSS {figures['peak_rss_mb']:.0f} MB, all verified")
         finally:
-            receiver.terminate()
-            receiver.wait(timeout=30)
+            if receiver is not None:
+                receiver.terminate()
+                receiver.wait(timeout=30)
+            if sshd is not None:
+                sshd.stop()
 
     delivery_rate = statistics.median(r["mb_per_s"] for r in results["delivery"])
     plain_rate = statistics.median(r["mb_per_s"] for r in results["plain"])
@@ -391,8 +470,11 @@ def main() -> None:
         "size_mb": args.size_mb,
         "distinct_sources": args.distinct,
         "rounds": args.rounds,
-        "target": ("http PUT to a local receiver process (hashes and verifies every upload)" if args.target == "http"
-                   else "s3 multipart to a moto server process (sizes checked, one object hashed per phase)"),
+        "target": {
+            "http": "http PUT to a local receiver process (hashes and verifies every upload)",
+            "s3": "s3 multipart to a moto server process (sizes checked, one object hashed per phase)",
+            "sftp": "sftp to a local OpenSSH sshd vs a plain asyncssh sftp.put loop (sizes checked, one file hashed)",
+        }[args.target],
         "cpus": os.cpu_count(),
     }
     print(json.dumps(summary))

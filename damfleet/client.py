@@ -55,6 +55,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from damfleet.policies import ALL_QUEUES, Queue, WorkflowName
 from damfleet.settings import Settings, get_settings
+from damfleet.sources import check_before_submit
 from damfleet.storage import normalize_uri
 from damfleet.temporal import connect
 from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
@@ -277,9 +278,12 @@ class FleetClient:
     ) -> AssetHandle:
         """Start an AssetPipeline from a full request; duplicates return the existing run.
 
-        Raises ``BadInputError`` (nothing started) for a request the workflow would refuse.
+        Raises ``BadInputError`` (nothing started) for a request the workflow would refuse,
+        and for a source outside the configured source roots
+        (:func:`damfleet.sources.check_before_submit`).
         """
         validate_pipeline_request(request)
+        check_before_submit(request.source_uri, self.settings)
         if self.check_local_sources:
             check_local_source(request.source_uri)
         wid = workflow_id or (request_workflow_id(request) if dedup_enabled(request) else new_workflow_id())

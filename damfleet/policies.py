@@ -55,6 +55,7 @@ class WorkflowName:
     BATCH_INGEST = "BatchIngest"
     RESCAN_INBOX = "RescanInbox"
     REDELIVER_ASSET = "RedeliverAsset"       # retry failed deliveries of a finished run
+    FIXITY_AUDIT = "FixityAudit"             # re-verify stored originals (scheduled), repair damage
 
 
 class ActivityName:
@@ -71,6 +72,9 @@ class ActivityName:
     LIST_NEW_SOURCES = "list_new_sources"
     READ_MANIFEST_PAGE = "read_manifest_page"  # one page of a prepared batch
     CLAIM_CONTENT = "claim_content"            # dedup: first asset with this content in a collection
+    PLAN_FIXITY_AUDIT = "plan_fixity_audit"    # list stored assets into pages, one sampling bucket
+    VERIFY_FIXITY_PAGE = "verify_fixity_page"  # re-hash one page of originals; repair or quarantine
+    WRITE_FIXITY_REPORT = "write_fixity_report"  # merge page findings into report.json, advance the cycle
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,25 @@ SHORT_POLICY_DISTRIBUTION = ActivityPolicy(
     task_queue=Queue.DISTRIBUTION, start_to_close=timedelta(minutes=2), retry=_SHORT_RETRY
 )
 
+#: Listing every stored asset of a large root takes minutes (one LIST call per 1,000 keys);
+#: it heartbeats the count listed and is safe to repeat (it rewrites the same pages).
+FIXITY_PLAN_POLICY = ActivityPolicy(
+    task_queue=Queue.INGEST,
+    start_to_close=timedelta(hours=1),
+    heartbeat=timedelta(seconds=60),
+    retry=_backoff(timedelta(seconds=5), timedelta(minutes=5), attempts=5),
+)
+
+#: One page of originals (500 by default) read at the throttled rate can take hours; the
+#: activity heartbeats bytes hashed, and a lost worker is noticed within a minute. A failed
+#: storage read backs off like transcode: the data is not going anywhere.
+FIXITY_VERIFY_POLICY = ActivityPolicy(
+    task_queue=Queue.INGEST,
+    start_to_close=timedelta(hours=12),
+    heartbeat=timedelta(seconds=60),
+    retry=_backoff(timedelta(seconds=5), timedelta(minutes=10), attempts=6),
+)
+
 ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.INGEST: INGEST_POLICY,
     ActivityName.DISCARD_ASSET: SHORT_POLICY_INGEST,
@@ -168,6 +191,9 @@ ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.DELIVER: DELIVER_POLICY,
     ActivityName.NOTIFY: DELIVER_POLICY,
     ActivityName.LOAD_FAILED_DELIVERIES: SHORT_POLICY_DISTRIBUTION,
+    ActivityName.PLAN_FIXITY_AUDIT: FIXITY_PLAN_POLICY,
+    ActivityName.VERIFY_FIXITY_PAGE: FIXITY_VERIFY_POLICY,
+    ActivityName.WRITE_FIXITY_REPORT: SHORT_POLICY_INGEST,
 }
 
 #: Activities each worker pool serves, and the default number in flight per process.

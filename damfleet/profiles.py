@@ -67,6 +67,13 @@ PROFILES: dict[str, Profile] = {
             transcribe=False,
             targets=(),
         ),
+        Profile(
+            name="preservation",
+            description="Archive ingest plus a copy of the original at the targets, which fixity audits repair from",
+            renditions={"image": ("thumbnail",), "video": ("poster",), "audio": ("waveform",)},
+            transcribe=False,
+            deliver_roles=("original",),
+        ),
     )
 }
 

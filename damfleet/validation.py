@@ -20,7 +20,9 @@ and the SDK, :data:`DEDUP_DEFAULT`, instead of proto3's silent ``false``.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import Any
 
 from damfleet.errors import BadInputError, SourceNotFoundError
@@ -134,19 +136,25 @@ def _local_path(uri: str) -> str | None:
 def check_local_source(uri: str) -> None:
     """For a ``file://`` source: it exists, is a file and is readable by this user.
 
-    The words match what the ingest activity reports for the same problem, so a run
-    started around the client fails the same way. ``s3://`` sources are not checked
-    here: the client may hold no storage credentials; ingest reports them.
+    The failure is built by :func:`damfleet.sources.classify_os_error`, the function the
+    ingest activity uses for the same problem, so a run started around the client fails in
+    the same words. ``s3://`` sources are not checked here: the client may hold no storage
+    credentials; ingest reports them.
     """
     path = _local_path(uri)
     if path is None:
         return
-    if not os.path.exists(path):
-        raise SourceNotFoundError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise BadInputError(f"is a directory, not a file: {path}")
-    if not os.access(path, os.R_OK):
-        raise BadInputError(f"permission denied reading {path}")
+    from damfleet.sources import classify_os_error
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise classify_os_error(exc, uri) from None
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise classify_os_error(IsADirectoryError(errno.EISDIR, "is a directory"), uri)
+    finally:
+        os.close(fd)
 
 
 def check_local_manifest(uri: str) -> None:

@@ -1,11 +1,11 @@
 """ingest worker: the activities of activities/ingest.py (and the batch/dedup bookkeeping of
-activities/catalog.py) on their own task queue."""
+activities/catalog.py, and the fixity audits of activities/fixity.py) on their own task queue."""
 
 from __future__ import annotations
 
 import asyncio
 
-from activities import catalog
+from activities import catalog, fixity
 from activities.common import StageContext
 from activities.ingest import build_activities
 from damfleet.policies import Queue
@@ -16,7 +16,7 @@ async def main() -> None:
     ctx = StageContext()
     await run_worker(
         task_queue=Queue.INGEST,
-        activities=build_activities(ctx) + catalog.build_activities(ctx),
+        activities=build_activities(ctx) + catalog.build_activities(ctx) + fixity.build_activities(ctx),
         on_shutdown=ctx.storage.aclose,
     )
 

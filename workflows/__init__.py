@@ -7,11 +7,12 @@ protobuf inputs, so the pipeline worker never imports media or model libraries.
 from __future__ import annotations
 
 from workflows.batch import BatchIngest
+from workflows.fixity import FixityAudit
 from workflows.pipeline import AssetPipeline
 from workflows.redeliver import RedeliverAsset
 from workflows.rescan import RescanInbox
 
 #: Every workflow the pipeline worker registers.
-ALL_WORKFLOWS: list[type] = [AssetPipeline, BatchIngest, RescanInbox, RedeliverAsset]
+ALL_WORKFLOWS: list[type] = [AssetPipeline, BatchIngest, RescanInbox, RedeliverAsset, FixityAudit]
 
-__all__ = ["ALL_WORKFLOWS", "AssetPipeline", "BatchIngest", "RedeliverAsset", "RescanInbox"]
+__all__ = ["ALL_WORKFLOWS", "AssetPipeline", "BatchIngest", "FixityAudit", "RedeliverAsset", "RescanInbox"]

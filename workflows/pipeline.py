@@ -257,7 +257,9 @@ class AssetPipeline:
         stage = self._begin("distribution", common_pb2.RUNNING)
         deliverable = [
             o for o in self._result.outputs
-            if o.stage in ("transcode", "ai_enrich") and (not profile.deliver_roles or o.role in profile.deliver_roles)
+            # The original goes out only when a profile names it (a preservation copy, which
+            # fixity audits can repair from); renditions and enrichments by default.
+            if (o.stage in ("transcode", "ai_enrich") and not profile.deliver_roles) or o.role in profile.deliver_roles
         ]
         jobs = [
             stages_pb2.DeliverInput(

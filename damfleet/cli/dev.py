@@ -148,7 +148,7 @@ def dev() -> None:
     """Run the whole fleet locally (dev server, UI on :8233, five workers) until Ctrl-C."""
 
     async def run() -> int:
-        from damfleet.launcher import Fleet
+        from damfleet.launcher import Fleet, dev_source_roots
 
         settings = get_settings()
         fleet = Fleet(settings)
@@ -158,6 +158,8 @@ def dev() -> None:
                           f"UI http://localhost:{settings.temporal.dev_ui_port}, "
                           f"metrics :{fleet.metrics_base_port}-{fleet.metrics_base_port + 4}, "
                           f"logs {settings.state_path / 'logs'}. Ctrl-C stops everything.")
+            console.print(f"sources accepted under: {', '.join(dev_source_roots(settings))} "
+                          "(DAMFLEET_INGEST_SOURCE_ROOTS)", soft_wrap=True)
             await _wait_forever()
             return 0
         finally:
@@ -183,6 +185,9 @@ def submit(
     tenant: Annotated[str, typer.Option(help="Tenant the asset belongs to.")] = "",
     sha256: Annotated[str, typer.Option(help="Expected sha256 (single source only).")] = "",
     skip_ai: Annotated[bool, typer.Option("--skip-ai", help="Do not run AI enrichment.")] = False,
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help="Deliver to this target (a name from DAMFLEET_DISTRIBUTION_TARGETS_*); repeatable; "
+                         "default: the profile's targets.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Start AssetPipeline runs against a running fleet.
@@ -211,7 +216,8 @@ def submit(
         handles = []
         for source in sources:
             handle = await client.submit(source, profile=profile, priority=priority, collection=collection,
-                                         tenant=tenant, expected_sha256=sha256, title=title, skip_ai=skip_ai)
+                                         tenant=tenant, expected_sha256=sha256, title=title, skip_ai=skip_ai,
+                                         targets=target or [])
             handles.append((source, handle))
             if not as_json:
                 console.print(f"submitted {source} as [bold]{handle.workflow_id}[/]")

@@ -1,5 +1,10 @@
-"""What every target type shares: the delivery records, the verified byte stream, and the
-one rule that decides whether a target's answer is worth retrying.
+"""What every target type shares: its config model's base, the :class:`TargetType` record a
+type module exports, the delivery records, the verified byte stream, and the one rule that
+decides whether a target's answer is worth retrying.
+
+A target type is one module exporting ``TARGET_TYPE = TargetType(name, config model,
+deliver, ...)``; :mod:`damfleet.delivery.targets` lists the modules, and nothing else
+names a type.
 
 Retry rule (the same for HTTP, webhooks and S3)::
 
@@ -11,23 +16,35 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import string
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from damfleet.delivery.netguard import OutboundPolicy
 from damfleet.errors import ChecksumMismatchError, TargetRejectedError, TargetUnavailableError
+from damfleet.settings import DistributionSettings
+from damfleet.storage import Storage
 
 __all__ = [
     "RETRYABLE_STATUSES",
+    "DeliveryContext",
     "DeliveryItem",
     "DeliveryResult",
     "ProgressFn",
+    "TargetConfig",
+    "TargetType",
     "VerifiedStream",
+    "check_url",
     "parse_retry_after",
     "raise_for_status",
     "redact_url",
+    "secret",
 ]
 
 #: Called with (bytes sent so far, total bytes); feeds heartbeats.
@@ -60,6 +77,115 @@ class DeliveryResult:
     size_bytes: int
     sha256: str
     already_present: bool = False   # an earlier attempt had delivered it; nothing was sent again
+    resumed_from: int = 0           # bytes an earlier, interrupted attempt had left on the target
+
+
+def secret(default: str = "") -> Any:
+    """A credential field: hidden from repr, and settable as ``<field>_env`` (an environment
+    variable's name, how Kubernetes Secrets are mounted) so the JSON never holds it."""
+    return Field(default=default, repr=False, json_schema_extra={"secret": True})
+
+
+class TargetConfig(BaseModel):
+    """What every target definition has: its name, type and an optional concurrency override.
+
+    Strict and closed: a typo (``"buckett"``) or a string where a number belongs fails the
+    definition with a message naming the target, instead of being ignored or coerced.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    name: str
+    type: str
+    concurrency: int = Field(default=0, ge=0)   # 0: DAMFLEET_DISTRIBUTION_PER_TARGET_CONCURRENCY
+
+    def describe(self) -> str:
+        """A loggable one-liner (no secrets)."""
+        return f"{self.type} target {self.name!r}"
+
+
+class AsyncCloseable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class DeliveryContext:
+    """What one delivery may use besides its target's definition and the item.
+
+    ``client`` is the target's shared client (connection pool), made once per target name
+    and worker by the type's ``open_client``; ``resume_hint`` is the offset the previous
+    attempt's last heartbeat reported, for targets that cannot ask the server how much
+    of an interrupted upload it holds.
+    """
+
+    storage: Storage
+    settings: DistributionSettings
+    policy: OutboundPolicy
+    limit: int                                   # concurrent deliveries allowed to this target
+    client: Any = None
+    progress: ProgressFn | None = None
+    resume_hint: int = 0
+
+    def stream(self, item: DeliveryItem, *, offset: int = 0, report: bool = True,
+               extra_digest: Any = None) -> VerifiedStream:
+        """The stored rendition from ``offset`` on, verified against the recorded size and sha256
+        (bytes before ``offset`` are read and hashed but not yielded). ``report=False``: the
+        caller reports progress itself (when the target has confirmed bytes, not when read)."""
+        return VerifiedStream(
+            self.storage.read(item.source_uri, chunk_bytes=self.settings.stream_chunk_bytes),
+            expected_size=item.size_bytes, expected_sha256=item.sha256, what=f"{item.role} of {item.asset_id}",
+            progress=self.progress if report else None, hash_bytes=self.settings.verify_source, skip=offset,
+            extra_digest=extra_digest,
+        )
+
+
+DeliverFn = Callable[[Any, DeliveryItem, DeliveryContext], Awaitable[DeliveryResult]]
+NotifyFn = Callable[[Any, bytes, str, DeliveryContext], Awaitable[DeliveryResult]]
+OpenClientFn = Callable[[Any, DeliveryContext], AsyncCloseable]
+
+
+@dataclass(frozen=True)
+class TargetType:
+    """One kind of destination, as its module exports it.
+
+    ``deliver`` sends a stored rendition; ``notify`` sends a notification body (webhooks);
+    a type has one or both. ``open_client`` makes the per-target shared client the
+    Distributor caches and closes.
+    """
+
+    name: str
+    config: type[TargetConfig]
+    deliver: DeliverFn | None = None
+    notify: NotifyFn | None = None
+    open_client: OpenClientFn | None = None
+
+
+def check_url(url: str, *, placeholders: frozenset[str] = frozenset(), schemes: tuple[str, ...] = ("http", "https")
+              ) -> str:
+    """Refuse a URL that is not absolute with one of ``schemes``, or that embeds credentials;
+    ``placeholders`` are the ``{fields}`` a template may use. Returns the URL; raises
+    ValueError (a config model turns it into a message naming the target)."""
+    probe = url
+    if placeholders:
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(url) if f is not None}
+        except ValueError as exc:
+            raise ValueError(f"malformed URL template {url!r}: {exc}") from None
+        unknown = fields - placeholders
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)} in URL; allowed: {sorted(placeholders)}")
+        probe = url.format(**{f: "x" for f in placeholders})
+    try:
+        parts = urlsplit(probe)
+        _ = parts.port          # raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"malformed URL {url!r}: {exc}") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ValueError(f"URL must be an absolute {wanted} URL, got {url!r}")
+    if parts.username or parts.password:
+        raise ValueError("credentials in the URL are not allowed; use the target's credential settings")
+    return url
 
 
 def redact_url(url: str) -> str:
@@ -139,8 +265,15 @@ class VerifiedStream:
         what: str,
         progress: ProgressFn | None = None,
         hash_bytes: bool = True,
+        skip: int = 0,
+        extra_digest: Any = None,
     ) -> None:
+        #: A second hashlib object fed every byte (an MD5 for a checksum sidecar), or None.
+        self.extra_digest = extra_digest
         self._chunks = chunks
+        #: Bytes read, hashed and counted but not yielded: the part of an interrupted upload
+        #: the target already holds (a resumed SFTP/FTP upload).
+        self.skip = skip
         #: False (``DAMFLEET_DISTRIBUTION_VERIFY_SOURCE=false``): only the size is checked, and the
         #: receipt carries the checksum recorded by the pipeline, not one computed here.
         self.hash_bytes = hash_bytes
@@ -162,6 +295,8 @@ class VerifiedStream:
         async for chunk in self._chunks:
             if self.hash_bytes:
                 self._digest.update(chunk)
+            if self.extra_digest is not None:
+                self.extra_digest.update(chunk)
             self.size += len(chunk)
             if self._progress is not None:
                 self._progress(self.size, self.expected_size)
@@ -171,6 +306,10 @@ class VerifiedStream:
                 )
             if self.expected_size and self.size == self.expected_size:
                 self.verify()
+            if self.size <= self.skip:
+                continue
+            if self.size - len(chunk) < self.skip:
+                chunk = chunk[len(chunk) - (self.size - self.skip):]
             yield chunk
         self.verify()
 

@@ -24,177 +24,76 @@ A target named ``local`` exists without configuration: it copies into
 
 A broken definition fails only deliveries to that target, each with a
 :class:`~damfleet.errors.ConfigurationError` naming it; other targets keep working.
+
+Each type's fields, defaults and checks live in its own module's pydantic model (listed
+in :mod:`damfleet.delivery.targets`); this module only finds the model by ``type``,
+resolves ``*_env`` secrets and turns validation errors into one clear sentence.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
+from damfleet.delivery.base import TargetConfig
+from damfleet.delivery.local import LocalTargetConfig
+from damfleet.delivery.targets import TARGET_TYPES
 from damfleet.errors import ConfigurationError
 from damfleet.settings import Settings
 
 __all__ = [
     "BUILTIN_LOCAL_TARGET",
-    "TARGET_TYPES",
-    "URL_PLACEHOLDERS",
-    "HttpTargetConfig",
-    "LocalTargetConfig",
-    "S3TargetConfig",
-    "TargetConfig",
     "TargetRegistry",
-    "WebhookTargetConfig",
     "parse_target",
 ]
 
 BUILTIN_LOCAL_TARGET = "local"
 
-#: Fields an HTTP target's URL template may use; values are percent-encoded.
-URL_PLACEHOLDERS = frozenset({"asset_id", "role", "filename", "target"})
+#: What each JSON type must be, in the words a validation error uses.
+_EXPECTED = {str: "a string", int: "a non-negative integer", float: "a non-negative number", bool: "true or false"}
 
 
-@dataclass(frozen=True, kw_only=True)
-class TargetConfig:
-    """What every target has: its name, type and an optional concurrency override."""
-
-    name: str
-    type: str
-    concurrency: int = 0          # 0: DAMFLEET_DISTRIBUTION_PER_TARGET_CONCURRENCY
-
-    def describe(self) -> str:
-        """A loggable one-liner (no secrets)."""
-        return f"{self.type} target {self.name!r}"
+def _secret_fields(model: type[TargetConfig]) -> set[str]:
+    return {
+        name for name, info in model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
+    }
 
 
-@dataclass(frozen=True, kw_only=True)
-class LocalTargetConfig(TargetConfig):
-    """A folder on this machine or a mounted share; files land in ``<path>/<asset_id>/``."""
-
-    path: str = ""                # "" -> <state_dir>/delivered
-
-
-@dataclass(frozen=True, kw_only=True)
-class S3TargetConfig(TargetConfig):
-    """An S3-compatible bucket (AWS S3, Ceph RGW, MinIO); objects at ``<prefix>/<asset_id>/<file>``."""
-
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str = ""
-    region: str = "us-east-1"
-    access_key_id: str = field(default="", repr=False)
-    secret_access_key: str = field(default="", repr=False)
-    session_token: str = field(default="", repr=False)
-    addressing_style: str = "path"
-    cache_control: str = ""
-    content_disposition: str = ""
-    storage_class: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-    metadata: dict[str, str] = field(default_factory=dict)
-    #: "" sends Content-MD5 per part (understood by every S3-compatible store); "SHA256"
-    #: also sends and checks x-amz-checksum-sha256 per part (AWS, MinIO, recent Ceph).
-    checksum_algorithm: str = ""
-    part_size_bytes: int = 8 * 1024 * 1024
-    public_url_base: str = ""     # e.g. "https://cdn.example.com": receipts then carry a URL too
-
-
-@dataclass(frozen=True, kw_only=True)
-class HttpTargetConfig(TargetConfig):
-    """An HTTP endpoint receiving each rendition by PUT (raw body) or POST (multipart form)."""
-
-    url: str
-    method: str = "PUT"
-    bearer_token: str = field(default="", repr=False)
-    username: str = ""
-    password: str = field(default="", repr=False)
-    headers: dict[str, str] = field(default_factory=dict, repr=False)   # may hold API keys
-    form_field: str = "file"      # multipart field name of the file (POST)
-    verify_tls: bool = True
-    ca_bundle: str = ""
-    timeout_seconds: float = 0.0  # 0: DAMFLEET_DISTRIBUTION_HTTP_TIMEOUT_SECONDS
-
-
-@dataclass(frozen=True, kw_only=True)
-class WebhookTargetConfig(TargetConfig):
-    """A URL receiving a signed JSON notification when an asset is finished."""
-
-    url: str
-    secret: str = field(default="", repr=False)   # "" -> DAMFLEET_DISTRIBUTION_WEBHOOK_SECRET
-    bearer_token: str = field(default="", repr=False)
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
-    verify_tls: bool = True
-    ca_bundle: str = ""
-    timeout_seconds: float = 0.0
-
-
-TARGET_TYPES: dict[str, type[TargetConfig]] = {
-    "local": LocalTargetConfig,
-    "s3": S3TargetConfig,
-    "http": HttpTargetConfig,
-    "webhook": WebhookTargetConfig,
-}
-
-_SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key", "session_token", "bearer_token", "password", "secret"})
-
-
-def _check_url(name: str, url: str, *, allow_placeholders: bool) -> None:
-    """Refuse URLs that are not absolute http(s) URLs, or that embed credentials."""
-    probe = url
-    if allow_placeholders:
-        try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(url) if f is not None}
-        except ValueError as exc:
-            raise ConfigurationError(f"target {name!r}: malformed URL template {url!r}: {exc}") from None
-        unknown = fields - URL_PLACEHOLDERS
-        if unknown:
-            raise ConfigurationError(
-                f"target {name!r}: unknown placeholder(s) {sorted(unknown)} in URL; "
-                f"allowed: {sorted(URL_PLACEHOLDERS)}"
-            )
-        probe = url.format(**{f: "x" for f in URL_PLACEHOLDERS})
-    try:
-        parts = urlsplit(probe)
-        _ = parts.port          # raises ValueError for a port that is not a number in range
-    except ValueError as exc:
-        raise ConfigurationError(f"target {name!r}: malformed URL {url!r}: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"target {name!r}: URL must be an absolute http:// or https:// URL, got {url!r}")
-    if parts.username or parts.password:
-        raise ConfigurationError(
-            f"target {name!r}: credentials in the URL are not allowed; use bearer_token or username/password"
-        )
-
-
-def _coerce_field(name: str, fld: dataclasses.Field[Any], value: Any) -> Any:
-    """Check a JSON value against the dataclass field's type; the message names the target."""
-    kind = fld.type if isinstance(fld.type, str) else getattr(fld.type, "__name__", str(fld.type))
-    if kind == "str":
-        if not isinstance(value, str):
-            raise ConfigurationError(f"target {name!r}: {fld.name} must be a string")
-        return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigurationError(f"target {name!r}: {fld.name} must be a non-negative integer")
-        return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigurationError(f"target {name!r}: {fld.name} must be a non-negative number")
-        return float(value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigurationError(f"target {name!r}: {fld.name} must be true or false")
-        return value
-    if kind.startswith("dict"):
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise ConfigurationError(f"target {name!r}: {fld.name} must be an object of strings")
-        return dict(value)
-    return value
+def _explain(name: str, kind: str, model: type[TargetConfig], exc: ValidationError) -> ConfigurationError:
+    """One sentence naming the target and every field that is wrong."""
+    fields = model.model_fields
+    missing: list[str] = []
+    unknown: list[str] = []
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        field_name = loc[0] if loc else ""
+        if error["type"] == "missing":
+            missing.append(field_name)
+        elif error["type"] == "extra_forbidden":
+            unknown.append(field_name)
+        elif error["type"] == "value_error" or field_name not in fields:
+            problems.append(str(error.get("ctx", {}).get("error", error["msg"])))
+        elif error["type"] == "less_than_equal":
+            problems.append(f"{field_name} must be at most {error['ctx']['le']}")
+        else:
+            annotation = fields[field_name].annotation
+            expected = _EXPECTED.get(annotation)   # type: ignore[arg-type]
+            if expected is None:
+                expected = "an object of strings" if "dict" in str(annotation) else "valid"
+            problems.append(f"{field_name} must be {expected}")
+    if unknown:
+        allowed = sorted(k for k in fields if k not in ("name", "type"))
+        problems.insert(0, f"unknown setting {unknown[0]!r} for type {kind!r}; allowed: {allowed}")
+    if missing:
+        problems.insert(0, f"missing required setting(s) {missing} for type {kind!r}")
+    return ConfigurationError(f"target {name!r}: {'; '.join(problems)}")
 
 
 def parse_target(name: str, raw: Any, env: Mapping[str, str] | None = None) -> TargetConfig:
@@ -203,60 +102,32 @@ def parse_target(name: str, raw: Any, env: Mapping[str, str] | None = None) -> T
     if not isinstance(raw, dict):
         raise ConfigurationError(f"target {name!r}: definition must be a JSON object")
     kind = raw.get("type")
-    cls = TARGET_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
+    target_type = TARGET_TYPES.get(kind) if isinstance(kind, str) else None
+    if target_type is None:
         raise ConfigurationError(
             f"target {name!r}: unknown target type {kind!r}; known types: {', '.join(sorted(TARGET_TYPES))}"
         )
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {"name": name, "type": kind}
+    model = target_type.config
+    secrets = _secret_fields(model)
+    values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "type":
-            continue
-        if key.endswith("_env") and key[: -len("_env")] in _SECRET_FIELDS and key[: -len("_env")] in fields:
+        if key == "name":
+            raise ConfigurationError(f"target {name!r}: \"name\" is the key of the definition, not a setting")
+        base = key[: -len("_env")] if key.endswith("_env") else ""
+        if base in secrets:
             variable = value if isinstance(value, str) else ""
             if not variable or variable not in env:
                 raise ConfigurationError(
                     f"target {name!r}: {key} names environment variable {variable!r}, which is not set"
                 )
-            values[key[: -len("_env")]] = env[variable]
-            continue
-        if key not in fields or key in ("name",):
-            allowed = sorted(k for k in fields if k not in ("name", "type"))
-            raise ConfigurationError(f"target {name!r}: unknown setting {key!r} for type {kind!r}; allowed: {allowed}")
-        values[key] = _coerce_field(name, fields[key], value)
-    missing = [
-        f.name for f in fields.values()
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values
-    ]
-    if missing:
-        raise ConfigurationError(f"target {name!r}: missing required setting(s) {missing} for type {kind!r}")
-    config = cls(**values)
-    _validate(config)
-    return config
-
-
-def _validate(config: TargetConfig) -> None:
-    name = config.name
-    if isinstance(config, S3TargetConfig):
-        if not config.bucket.strip():
-            raise ConfigurationError(f"target {name!r}: bucket must not be empty")
-        if config.endpoint_url:
-            _check_url(name, config.endpoint_url, allow_placeholders=False)
-        if config.checksum_algorithm.upper() not in ("", "SHA256"):
-            raise ConfigurationError(f"target {name!r}: checksum_algorithm must be \"\" or \"SHA256\"")
-        if config.addressing_style not in ("path", "virtual", "auto"):
-            raise ConfigurationError(f"target {name!r}: addressing_style must be path, virtual or auto")
-        if config.part_size_bytes < 5 * 1024 * 1024:
-            raise ConfigurationError(f"target {name!r}: part_size_bytes must be at least 5 MiB (S3's minimum)")
-    elif isinstance(config, HttpTargetConfig):
-        _check_url(name, config.url, allow_placeholders=True)
-        if config.method.upper() not in ("PUT", "POST"):
-            raise ConfigurationError(f"target {name!r}: method must be PUT or POST, got {config.method!r}")
-        if config.bearer_token and (config.username or config.password):
-            raise ConfigurationError(f"target {name!r}: give bearer_token or username/password, not both")
-    elif isinstance(config, WebhookTargetConfig):
-        _check_url(name, config.url, allow_placeholders=False)
+            values[base] = env[variable]
+        else:
+            values[key] = value
+    values["name"] = name
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise _explain(name, kind, model, exc) from None
 
 
 class TargetRegistry:
@@ -316,7 +187,7 @@ class TargetRegistry:
                 f"unknown delivery target {name!r}; configured targets: {', '.join(self.names())}"
             )
         if isinstance(config, LocalTargetConfig) and not config.path:
-            config = dataclasses.replace(config, path=str(self._default_local_path))
+            config = config.model_copy(update={"path": str(self._default_local_path)})
         self._parsed[name] = config
         return config
 

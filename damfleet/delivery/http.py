@@ -19,24 +19,76 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import Self
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
+from pydantic import Field, model_validator
 
 from damfleet.delivery.base import (
+    DeliveryContext,
     DeliveryItem,
     DeliveryResult,
-    ProgressFn,
+    TargetConfig,
+    TargetType,
     VerifiedStream,
+    check_url,
     raise_for_status,
     redact_url,
+    secret,
 )
-from damfleet.delivery.config import HttpTargetConfig
-from damfleet.delivery.netguard import OutboundBlockedError
+from damfleet.delivery.netguard import OutboundBlockedError, guarded_client
 from damfleet.errors import TargetRejectedError, TargetUnavailableError
-from damfleet.storage import Storage
 
-__all__ = ["HttpExchange", "auth_headers", "deliver_http", "render_url", "send_with_redirects"]
+__all__ = [
+    "TARGET_TYPE",
+    "URL_PLACEHOLDERS",
+    "HttpExchange",
+    "HttpTargetConfig",
+    "auth_headers",
+    "deliver_http",
+    "open_http_client",
+    "render_url",
+    "send_with_redirects",
+]
+
+#: Fields an HTTP target's URL template may use; values are percent-encoded.
+URL_PLACEHOLDERS = frozenset({"asset_id", "role", "filename", "target"})
+
+
+class HttpTargetConfig(TargetConfig):
+    """An HTTP endpoint receiving each rendition by PUT (raw body) or POST (multipart form)."""
+
+    url: str
+    method: str = "PUT"
+    bearer_token: str = secret()
+    username: str = ""
+    password: str = secret()
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)   # may hold API keys
+    form_field: str = "file"      # multipart field name of the file (POST)
+    verify_tls: bool = True
+    ca_bundle: str = ""
+    timeout_seconds: float = Field(default=0.0, ge=0)  # 0: DAMFLEET_DISTRIBUTION_HTTP_TIMEOUT_SECONDS
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        check_url(self.url, placeholders=URL_PLACEHOLDERS)
+        if self.method.upper() not in ("PUT", "POST"):
+            raise ValueError(f"method must be PUT or POST, got {self.method!r}")
+        if self.bearer_token and (self.username or self.password):
+            raise ValueError("give bearer_token or username/password, not both")
+        return self
+
+
+def open_http_client(config: HttpTargetConfig | TargetConfig, ctx: DeliveryContext) -> httpx.AsyncClient:
+    """The target's pooled client; every connection it opens passes the network guard."""
+    return guarded_client(
+        ctx.policy,
+        verify_tls=ctx.settings.verify_tls and getattr(config, "verify_tls", True),
+        ca_bundle=getattr(config, "ca_bundle", ""),
+        timeout_seconds=getattr(config, "timeout_seconds", 0.0) or ctx.settings.http_timeout_seconds,
+        max_connections=ctx.limit,
+    )
 
 _REDIRECTS = frozenset({301, 302, 307, 308})
 _MAX_ERROR_DETAIL = 300
@@ -182,18 +234,9 @@ async def _framed(head: bytes, stream: VerifiedStream, tail: bytes) -> AsyncIter
     yield tail
 
 
-async def deliver_http(
-    config: HttpTargetConfig,
-    item: DeliveryItem,
-    storage: Storage,
-    client: httpx.AsyncClient,
-    *,
-    chunk_bytes: int,
-    verify_source: bool = True,
-    max_redirects: int,
-    max_retry_after_seconds: float,
-    progress: ProgressFn | None = None,
-) -> DeliveryResult:
+async def deliver_http(config: HttpTargetConfig, item: DeliveryItem, ctx: DeliveryContext) -> DeliveryResult:
+    """PUT or POST one rendition, following redirects hop by hop through the guard."""
+    client: httpx.AsyncClient = ctx.client
     url = render_url(config.url, asset_id=item.asset_id, role=item.role, filename=item.filename, target=config.name)
     method = config.method.upper()
     digest_b64 = base64.b64encode(bytes.fromhex(item.sha256)).decode() if item.sha256 else ""
@@ -210,11 +253,7 @@ async def deliver_http(
     streams: list[VerifiedStream] = []
 
     def new_stream() -> VerifiedStream:
-        stream = VerifiedStream(
-            storage.read(item.source_uri, chunk_bytes=chunk_bytes),
-            expected_size=item.size_bytes, expected_sha256=item.sha256,
-            what=f"{item.role} of {item.asset_id}", progress=progress, hash_bytes=verify_source,
-        )
+        stream = ctx.stream(item)
         streams.append(stream)
         return stream
 
@@ -240,9 +279,13 @@ async def deliver_http(
 
     exchange = await send_with_redirects(
         client, target=config.name, method=method, url=url, headers=headers, private_headers=private,
-        body=body, max_redirects=max_redirects, max_retry_after_seconds=max_retry_after_seconds,
+        body=body, max_redirects=ctx.settings.max_redirects,
+        max_retry_after_seconds=ctx.settings.max_retry_after_seconds,
     )
     sent = streams[-1]
     sent.verify()
     return DeliveryResult(location=exchange.location, size_bytes=sent.size, sha256=sent.sha256)
 
+
+
+TARGET_TYPE = TargetType("http", HttpTargetConfig, deliver=deliver_http, open_client=open_http_client)

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from damfleet.delivery.base import DeliveryItem, DeliveryResult, ProgressFn, VerifiedStream
-from damfleet.delivery.config import LocalTargetConfig
+from damfleet.delivery.base import DeliveryContext, DeliveryItem, DeliveryResult, TargetConfig, TargetType
 from damfleet.errors import ConfigurationError, TargetUnavailableError
-from damfleet.storage import Storage
 from damfleet.storage.local import LocalBackend
 
-__all__ = ["deliver_local", "local_destination"]
+__all__ = ["TARGET_TYPE", "LocalTargetConfig", "deliver_local", "local_destination"]
+
+
+class LocalTargetConfig(TargetConfig):
+    """A folder on this machine or a mounted share; files land in ``<path>/<asset_id>/``."""
+
+    path: str = ""                # "" -> <state_dir>/delivered
 
 
 def local_destination(config: LocalTargetConfig, item: DeliveryItem) -> Path:
@@ -24,15 +28,8 @@ def local_destination(config: LocalTargetConfig, item: DeliveryItem) -> Path:
     return Path(config.path).expanduser() / item.asset_id / item.filename
 
 
-async def deliver_local(
-    config: LocalTargetConfig,
-    item: DeliveryItem,
-    storage: Storage,
-    *,
-    chunk_bytes: int,
-    verify_source: bool = True,
-    progress: ProgressFn | None = None,
-) -> DeliveryResult:
+async def deliver_local(config: LocalTargetConfig, item: DeliveryItem, ctx: DeliveryContext) -> DeliveryResult:
+    """Copy one rendition into the folder, atomically."""
     destination = local_destination(config, item)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -40,13 +37,7 @@ async def deliver_local(
         raise ConfigurationError(f"target {config.name!r}: cannot create {destination.parent}: permission denied") from exc
     except OSError as exc:
         raise TargetUnavailableError(f"target {config.name!r}: cannot create {destination.parent}: {exc}") from exc
-    stream = VerifiedStream(
-        storage.read(item.source_uri, chunk_bytes=chunk_bytes),
-        expected_size=item.size_bytes,
-        expected_sha256=item.sha256,
-        what=f"{item.role} of {item.asset_id}",
-        progress=progress, hash_bytes=verify_source,
-    )
+    stream = ctx.stream(item)
     try:
         written = await LocalBackend().write(destination.as_uri(), stream, content_type=item.mime_type)
     except PermissionError as exc:
@@ -54,3 +45,6 @@ async def deliver_local(
     except OSError as exc:   # disk full, stale NFS handle: may heal
         raise TargetUnavailableError(f"target {config.name!r}: writing {destination} failed: {exc}") from exc
     return DeliveryResult(location=str(destination), size_bytes=written.size_bytes, sha256=written.sha256)
+
+
+TARGET_TYPE = TargetType("local", LocalTargetConfig, deliver=deliver_local)

@@ -35,6 +35,7 @@ __all__ = [
     "GuardedNetworkBackend",
     "OutboundBlockedError",
     "OutboundPolicy",
+    "checked_addresses",
     "guarded_client",
     "resolve",
 ]
@@ -140,6 +141,23 @@ class OutboundPolicy:
         )
 
 
+async def checked_addresses(policy: OutboundPolicy, host: str, port: int, timeout: float | None = None) -> list[str]:
+    """The addresses ``host`` resolves to, each allowed by ``policy``; connect to these, never
+    to ``host`` again (a second lookup could answer differently). Used by every protocol:
+    HTTP through :class:`GuardedNetworkBackend`, SFTP and FTP directly.
+
+    Raises OutboundBlockedError when any answer is forbidden (a name with one public and
+    one private address must not be usable to reach the private one on a later
+    connection), OSError when the name does not resolve.
+    """
+    addresses = await asyncio.wait_for(resolve(host, port), timeout)
+    if not addresses:
+        raise OSError(f"{host} resolved to no address")
+    for address in addresses:
+        policy.check(host, address)
+    return addresses
+
+
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network layer with the outbound policy applied to every connection."""
 
@@ -156,15 +174,9 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            addresses = await asyncio.wait_for(resolve(host, port), timeout)
+            addresses = await checked_addresses(self._policy, host, port, timeout)
         except (TimeoutError, OSError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        if not addresses:
-            raise httpcore.ConnectError(f"{host} resolved to no address")
-        # Refuse when any answer is forbidden: a name with one public and one private
-        # address must not be usable to reach the private one on a later connection.
-        for address in addresses:
-            self._policy.check(host, address)
         last_error: Exception | None = None
         for address in addresses:
             try:

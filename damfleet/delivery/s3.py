@@ -22,21 +22,66 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote, urlencode
 
-from damfleet.delivery.base import DeliveryItem, DeliveryResult, ProgressFn, VerifiedStream
-from damfleet.delivery.config import S3TargetConfig
+from pydantic import Field, model_validator
+
+from damfleet.delivery.base import (
+    DeliveryContext,
+    DeliveryItem,
+    DeliveryResult,
+    TargetConfig,
+    TargetType,
+    check_url,
+    secret,
+)
 from damfleet.errors import (
     ConfigurationError,
     DamfleetError,
     TargetRejectedError,
     TargetUnavailableError,
 )
-from damfleet.storage import Storage
 from damfleet.storage.s3 import S3ClientCache, S3ClientOptions
 
-__all__ = ["S3TargetClient", "deliver_s3", "object_key"]
+__all__ = ["TARGET_TYPE", "S3TargetClient", "S3TargetConfig", "deliver_s3", "object_key"]
+
+
+class S3TargetConfig(TargetConfig):
+    """An S3-compatible bucket (AWS S3, Ceph RGW, MinIO); objects at ``<prefix>/<asset_id>/<file>``."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    access_key_id: str = secret()
+    secret_access_key: str = secret()
+    session_token: str = secret()
+    addressing_style: str = "path"
+    cache_control: str = ""
+    content_disposition: str = ""
+    storage_class: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    #: "" sends Content-MD5 per part (understood by every S3-compatible store); "SHA256"
+    #: also sends and checks x-amz-checksum-sha256 per part (AWS, MinIO, recent Ceph).
+    checksum_algorithm: str = ""
+    part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    public_url_base: str = ""     # e.g. "https://cdn.example.com": receipts then carry a URL too
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.bucket.strip():
+            raise ValueError("bucket must not be empty")
+        if self.endpoint_url:
+            check_url(self.endpoint_url)
+        if self.checksum_algorithm.upper() not in ("", "SHA256"):
+            raise ValueError('checksum_algorithm must be "" or "SHA256"')
+        if self.addressing_style not in ("path", "virtual", "auto"):
+            raise ValueError("addressing_style must be path, virtual or auto")
+        if self.part_size_bytes < 5 * 1024 * 1024:
+            raise ValueError("part_size_bytes must be at least 5 MiB (S3's minimum)")
+        return self
 
 IDEMPOTENCY_METADATA_KEY = "idempotency-key"
 SHA256_METADATA_KEY = "sha256"
@@ -139,17 +184,13 @@ def _metadata(config: S3TargetConfig, item: DeliveryItem) -> dict[str, str]:
     return meta
 
 
-async def deliver_s3(
-    config: S3TargetConfig,
-    item: DeliveryItem,
-    storage: Storage,
-    s3: S3TargetClient,
-    *,
-    chunk_bytes: int,
-    verify_source: bool = True,
-    progress: ProgressFn | None = None,
-) -> DeliveryResult:
-    client = await s3.get()
+def open_client(config: S3TargetConfig, ctx: DeliveryContext) -> S3TargetClient:
+    return S3TargetClient(config, max_pool_connections=max(10, ctx.limit))
+
+
+async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryContext) -> DeliveryResult:
+    """Upload one rendition (multipart above one part), or find it already there."""
+    client = await ctx.client.get()
     key = object_key(config, item)
     location = (
         f"{config.public_url_base.rstrip('/')}/{quote(key)}" if config.public_url_base else f"s3://{config.bucket}/{key}"
@@ -186,11 +227,7 @@ async def deliver_s3(
     if config.tags:
         extra["Tagging"] = urlencode(config.tags)
 
-    stream = VerifiedStream(
-        storage.read(item.source_uri, chunk_bytes=chunk_bytes),
-        expected_size=item.size_bytes, expected_sha256=item.sha256,
-        what=f"{item.role} of {item.asset_id}", progress=progress, hash_bytes=verify_source,
-    )
+    stream = ctx.stream(item)
     action = f"upload to s3://{config.bucket}/{key}"
     upload_id: str | None = None
     parts: list[dict[str, Any]] = []
@@ -252,3 +289,6 @@ async def deliver_s3(
             raise
         raise _translate(exc, config, action) from exc
     return DeliveryResult(location=location, size_bytes=stream.size, sha256=stream.sha256)
+
+
+TARGET_TYPE = TargetType("s3", S3TargetConfig, deliver=deliver_s3, open_client=open_client)

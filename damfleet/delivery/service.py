@@ -1,8 +1,9 @@
 """The Distributor: one per worker process, routing each delivery to its target type.
 
-It owns what deliveries share: the target registry, one HTTP client or S3 client per
-target (connection pools are per partner, so one partner's slow sockets do not hold
-another's), and a concurrency limit per target name. A delivery waits for a slot of its
+It owns what deliveries share: the target registry, one client per target made by the
+type's ``open_client`` (connection pools are per partner, so one partner's slow sockets
+do not hold another's), and a concurrency limit per target name. It names no target
+type: each is looked up in :data:`damfleet.delivery.targets.TARGET_TYPES`. A delivery waits for a slot of its
 own target only; if none frees up within ``per_target_wait_seconds`` it gives the task
 back to Temporal (a retryable "busy" error with a short delay) rather than occupying one
 of the worker's activity slots that other targets' deliveries could use.
@@ -15,31 +16,29 @@ import contextlib
 import dataclasses
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 
-import httpx
-
-from damfleet.delivery.base import DeliveryItem, DeliveryResult, ProgressFn
-from damfleet.delivery.config import (
-    HttpTargetConfig,
-    LocalTargetConfig,
-    S3TargetConfig,
+from damfleet.delivery.base import (
+    AsyncCloseable,
+    DeliveryContext,
+    DeliveryItem,
+    DeliveryResult,
+    ProgressFn,
     TargetConfig,
-    TargetRegistry,
-    WebhookTargetConfig,
+    TargetType,
 )
-from damfleet.delivery.http import deliver_http
-from damfleet.delivery.local import deliver_local
-from damfleet.delivery.netguard import OutboundPolicy, guarded_client
-from damfleet.delivery.s3 import S3TargetClient, deliver_s3
-from damfleet.delivery.webhook import send_webhook
+from damfleet.delivery.config import TargetRegistry
+from damfleet.delivery.netguard import OutboundPolicy
+from damfleet.delivery.targets import TARGET_TYPES
 from damfleet.errors import BadInputError, ConfigurationError, TargetUnavailableError
 from damfleet.settings import Settings
 from damfleet.storage import Storage
 from damfleet.storage.keys import safe_name
+from damfleet.v1 import common_pb2, stages_pb2
 
-__all__ = ["Distributor", "delivery_item"]
+__all__ = ["Distributor", "delivery_item", "receipt"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +73,39 @@ def delivery_item(
     )
 
 
+def receipt(
+    *,
+    target: str,
+    role: str,
+    idempotency_key: str,
+    target_type: str = "",
+    source_uri: str = "",
+    result: DeliveryResult | None = None,
+    attempts: int = 1,
+    seconds: float = 0.0,
+    error: str = "",
+) -> stages_pb2.DeliveryReceipt:
+    """The one receipt builder: what landed where (``result``), or why not (``error``)."""
+    message = stages_pb2.DeliveryReceipt(
+        target=target, target_type=target_type, role=role, idempotency_key=idempotency_key,
+        source_uri=source_uri, attempts=attempts, seconds=round(seconds, 3), ok=result is not None, error=error,
+    )
+    if result is not None:
+        message.location = result.location
+        message.size_bytes = result.size_bytes
+        message.sha256 = result.sha256
+        message.resumed_from = result.resumed_from
+        message.already_present = result.already_present
+    return message
+
+
+def _metadata(metadata: common_pb2.AssetMetadata) -> dict[str, str]:
+    """Descriptive metadata as plain strings, for object metadata and multipart fields."""
+    values = {"title": metadata.title, "collection": metadata.collection, "tenant": metadata.tenant}
+    values.update({f"x-{k}": v for k, v in metadata.extra.items()})
+    return {k: v for k, v in values.items() if v}
+
+
 class Distributor:
     """Delivers stored renditions and notifications to the targets named in settings."""
 
@@ -83,8 +115,7 @@ class Distributor:
         self.registry = registry or TargetRegistry.from_settings(settings)
         self.policy = OutboundPolicy.from_entries(settings.distribution.allow_private_networks)
         self._semaphores: dict[str, asyncio.Semaphore] = {}
-        self._http_clients: dict[str, httpx.AsyncClient] = {}
-        self._s3_clients: dict[str, S3TargetClient] = {}
+        self._clients: dict[str, AsyncCloseable] = {}
 
     # ---- what the activities call ------------------------------------------------------
 
@@ -92,67 +123,87 @@ class Distributor:
         """The named target's definition (ConfigurationError names what is wrong)."""
         return self.registry.get(name)
 
-    async def deliver(self, target_name: str, item: DeliveryItem, *, progress: ProgressFn | None = None
-                      ) -> tuple[TargetConfig, DeliveryResult]:
+    async def deliver_input(
+        self,
+        request: stages_pb2.DeliverInput,
+        *,
+        progress: ProgressFn | None = None,
+        resume_hint: int = 0,
+        attempt: int = 1,
+    ) -> stages_pb2.DeliveryReceipt:
+        """Deliver what a DeliverInput names and return its receipt (the activity's whole job)."""
+        if not request.target:
+            raise BadInputError(
+                f"delivery of {request.output.role or 'an output'} for {request.asset_id} names no target"
+            )
+        item = delivery_item(
+            asset_id=request.asset_id, role=request.output.role, source_uri=request.output.uri,
+            size_bytes=request.output.size_bytes, sha256=request.output.sha256, mime_type=request.output.mime_type,
+            idempotency_key=request.idempotency_key, metadata=_metadata(request.metadata),
+        )
+        started = time.monotonic()
+        config, result = await self.deliver(request.target, item, progress=progress, resume_hint=resume_hint)
+        return receipt(
+            target=request.target, target_type=config.type, role=item.role, idempotency_key=item.idempotency_key,
+            source_uri=request.output.uri, result=result, attempts=attempt, seconds=time.monotonic() - started,
+        )
+
+    async def deliver(self, target_name: str, item: DeliveryItem, *, progress: ProgressFn | None = None,
+                      resume_hint: int = 0) -> tuple[TargetConfig, DeliveryResult]:
         """Deliver one stored rendition to one target; raises damfleet errors on failure."""
         config = self.target(target_name)
-        if isinstance(config, WebhookTargetConfig):
-            raise ConfigurationError(f"target {target_name!r} is a webhook; it receives notifications, not files")
+        kind = TARGET_TYPES[config.type]
+        if kind.deliver is None:
+            raise ConfigurationError(
+                f"target {target_name!r} is a {config.type} target; it receives notifications, not files"
+            )
         if item.size_bytes <= 0 or not item.sha256:
             # Old or hand-built requests may lack them; the stored object is the truth.
             info = await self.storage.stat(item.source_uri)
             item = _with_size(item, info.size_bytes, item.sha256 or info.sha256)
-        chunk = self.settings.distribution.stream_chunk_bytes
-        dist = self.settings.distribution
         async with self._slot(config):
-            if isinstance(config, LocalTargetConfig):
-                result = await deliver_local(config, item, self.storage, chunk_bytes=chunk, progress=progress,
-                                             verify_source=dist.verify_source)
-            elif isinstance(config, S3TargetConfig):
-                result = await deliver_s3(config, item, self.storage, self._s3(config),
-                                          chunk_bytes=chunk, progress=progress, verify_source=dist.verify_source)
-            elif isinstance(config, HttpTargetConfig):
-                result = await deliver_http(
-                    config, item, self.storage, self._http(config), chunk_bytes=chunk,
-                    verify_source=dist.verify_source, max_redirects=dist.max_redirects,
-                    max_retry_after_seconds=dist.max_retry_after_seconds, progress=progress,
-                )
-            else:  # pragma: no cover - the registry only builds known types
-                raise ConfigurationError(f"target {target_name!r}: unsupported type {config.type!r}")
-        log.info("delivered %s of %s to %s at %s (%d bytes%s)", item.role, item.asset_id, config.describe(),
-                 result.location, result.size_bytes, ", already present" if result.already_present else "")
+            ctx = self._context(config, kind, progress=progress, resume_hint=resume_hint)
+            result = await kind.deliver(config, item, ctx)
+        log.info("delivered %s of %s to %s at %s (%d bytes%s%s)", item.role, item.asset_id, config.describe(),
+                 result.location, result.size_bytes, ", already present" if result.already_present else "",
+                 f", resumed from byte {result.resumed_from}" if result.resumed_from else "")
         return config, result
 
     async def notify(self, target_name: str, body: bytes, *, idempotency_key: str) -> tuple[TargetConfig, DeliveryResult]:
         """Send a signed JSON notification to a webhook target."""
         config = self.target(target_name)
-        if not isinstance(config, WebhookTargetConfig):
+        kind = TARGET_TYPES[config.type]
+        if kind.notify is None:
             raise ConfigurationError(
                 f"target {target_name!r} is a {config.type} target; notifications need a webhook target"
             )
-        dist = self.settings.distribution
         async with self._slot(config):
-            result = await send_webhook(
-                config, body, idempotency_key=idempotency_key, client=self._http(config),
-                default_secret=dist.webhook_secret, max_redirects=dist.max_redirects,
-                max_retry_after_seconds=dist.max_retry_after_seconds,
-            )
+            result = await kind.notify(config, body, idempotency_key, self._context(config, kind))
         log.info("notified %s (%d bytes, key %s)", config.describe(), result.size_bytes, idempotency_key)
         return config, result
 
     async def aclose(self) -> None:
-        """Close every client (the worker calls this on shutdown)."""
-        clients, self._http_clients = self._http_clients, {}
+        """Close every target's client (the worker calls this on shutdown)."""
+        clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.aclose()
-        s3_clients, self._s3_clients = self._s3_clients, {}
-        for s3 in s3_clients.values():
-            await s3.aclose()
 
     # ---- shared per-target resources ---------------------------------------------------
 
     def limit(self, config: TargetConfig) -> int:
         return max(1, config.concurrency or self.settings.distribution.per_target_concurrency)
+
+    def _context(self, config: TargetConfig, kind: TargetType, *, progress: ProgressFn | None = None,
+                 resume_hint: int = 0) -> DeliveryContext:
+        """What a type's deliver()/notify() may use, with the target's shared client made on first use."""
+        ctx = DeliveryContext(storage=self.storage, settings=self.settings.distribution, policy=self.policy,
+                              limit=self.limit(config), progress=progress, resume_hint=resume_hint)
+        if kind.open_client is not None:
+            client = self._clients.get(config.name)
+            if client is None:
+                client = self._clients[config.name] = kind.open_client(config, ctx)
+            ctx.client = client
+        return ctx
 
     @contextlib.asynccontextmanager
     async def _slot(self, config: TargetConfig) -> AsyncIterator[None]:
@@ -172,28 +223,6 @@ class Distributor:
             yield
         finally:
             semaphore.release()
-
-    def _http(self, config: HttpTargetConfig | WebhookTargetConfig) -> httpx.AsyncClient:
-        client = self._http_clients.get(config.name)
-        if client is None:
-            dist = self.settings.distribution
-            client = guarded_client(
-                self.policy,
-                verify_tls=dist.verify_tls and config.verify_tls,
-                ca_bundle=config.ca_bundle,
-                timeout_seconds=config.timeout_seconds or dist.http_timeout_seconds,
-                max_connections=self.limit(config),
-            )
-            self._http_clients[config.name] = client
-        return client
-
-    def _s3(self, config: S3TargetConfig) -> S3TargetClient:
-        client = self._s3_clients.get(config.name)
-        if client is None:
-            client = self._s3_clients[config.name] = S3TargetClient(
-                config, max_pool_connections=max(10, self.limit(config))
-            )
-        return client
 
 
 def _with_size(item: DeliveryItem, size_bytes: int, sha256: str) -> DeliveryItem:

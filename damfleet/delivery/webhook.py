@@ -23,20 +23,22 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Self
 
-import httpx
 from google.protobuf import json_format
+from pydantic import Field, model_validator
 
-from damfleet.delivery.base import DeliveryResult
-from damfleet.delivery.config import WebhookTargetConfig
-from damfleet.delivery.http import auth_headers, send_with_redirects
+from damfleet.delivery.base import DeliveryContext, DeliveryResult, TargetConfig, TargetType, check_url
+from damfleet.delivery.base import secret as secret_field
+from damfleet.delivery.http import auth_headers, open_http_client, send_with_redirects
 from damfleet.errors import ConfigurationError
 from damfleet.v1 import common_pb2, stages_pb2
 
 __all__ = [
     "SIGNATURE_HEADER",
+    "TARGET_TYPE",
     "TIMESTAMP_HEADER",
+    "WebhookTargetConfig",
     "WebhookVerificationError",
     "build_notification",
     "send_webhook",
@@ -45,6 +47,25 @@ __all__ = [
     "verify_request",
     "verify_signature",
 ]
+
+
+
+class WebhookTargetConfig(TargetConfig):
+    """A URL receiving a signed JSON notification when an asset is finished."""
+
+    url: str
+    secret: str = secret_field()  # "" -> DAMFLEET_DISTRIBUTION_WEBHOOK_SECRET
+    bearer_token: str = secret_field()
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    verify_tls: bool = True
+    ca_bundle: str = ""
+    timeout_seconds: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        check_url(self.url)
+        return self
+
 
 SIGNATURE_HEADER = "X-Damfleet-Signature"
 TIMESTAMP_HEADER = "X-Damfleet-Timestamp"
@@ -146,19 +167,11 @@ def build_notification(notify: stages_pb2.NotifyInput) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
-async def send_webhook(
-    config: WebhookTargetConfig,
-    body: bytes,
-    *,
-    idempotency_key: str,
-    client: httpx.AsyncClient,
-    default_secret: str,
-    max_redirects: int,
-    max_retry_after_seconds: float,
-) -> DeliveryResult:
+async def send_webhook(config: WebhookTargetConfig, body: bytes, idempotency_key: str, ctx: DeliveryContext
+                       ) -> DeliveryResult:
     """POST a signed notification; each attempt is signed with a fresh timestamp."""
-    secret = config.secret or default_secret
-    if not secret:
+    signing_secret = config.secret or ctx.settings.webhook_secret
+    if not signing_secret:
         raise ConfigurationError(
             f"target {config.name!r}: webhook has no signing secret; set its \"secret\" (or secret_env) "
             "or DAMFLEET_DISTRIBUTION_WEBHOOK_SECRET"
@@ -169,7 +182,7 @@ async def send_webhook(
         "Idempotency-Key": idempotency_key,
         EVENT_HEADER: EVENT_ASSET_FINISHED,
         "User-Agent": "damfleet-distribution/1",
-        **signature_headers(secret, body),
+        **signature_headers(signing_secret, body),
     }
     private = {**config.headers, **auth_headers(config.bearer_token)}
 
@@ -177,7 +190,11 @@ async def send_webhook(
         yield body
 
     exchange = await send_with_redirects(
-        client, target=config.name, method="POST", url=config.url, headers=headers, private_headers=private,
-        body=one_body, max_redirects=max_redirects, max_retry_after_seconds=max_retry_after_seconds,
+        ctx.client, target=config.name, method="POST", url=config.url, headers=headers, private_headers=private,
+        body=one_body, max_redirects=ctx.settings.max_redirects,
+        max_retry_after_seconds=ctx.settings.max_retry_after_seconds,
     )
     return DeliveryResult(location=exchange.location, size_bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
+
+
+TARGET_TYPE = TargetType("webhook", WebhookTargetConfig, notify=send_webhook, open_client=open_http_client)

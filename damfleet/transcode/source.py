@@ -95,15 +95,21 @@ def scaled_size(display_width: int, display_height: int, short_side: int) -> tup
     return even(display_width * scale), even(display_height * scale)
 
 
-async def inspect_source(path: Path, *, timeout_seconds: float, max_image_pixels: int) -> SourceInfo:
-    """Sniff and probe a local file; raises a BadInputError subclass when it is not usable media."""
+async def inspect_source(
+    path: Path, *, timeout_seconds: float, max_image_pixels: int, memory_bytes: int = 0
+) -> SourceInfo:
+    """Sniff and probe a local file; raises a BadInputError subclass when it is not usable media.
+
+    The probes run in children under ``memory_bytes`` (the transcode tools' limit), as at ingest.
+    """
     head = await asyncio.to_thread(_read_head, path)
     if not head:
         raise CorruptMediaError("the stored original is empty (0 bytes)")
     sniffed = sniff(head)
     if not sniffed.kind:
         raise UnsupportedMediaError(f"not a supported media file: {sniffed.description}")
-    info, report = await probe_file(path, sniffed, timeout_seconds=timeout_seconds, max_image_pixels=max_image_pixels)
+    info, report = await probe_file(path, sniffed, timeout_seconds=timeout_seconds, max_image_pixels=max_image_pixels,
+                                    memory_bytes=memory_bytes, memory_setting="DAMFLEET_TRANSCODE_TOOL_MEMORY_BYTES")
     if sniffed.kind == "image":
         return SourceInfo(path, "image", info.mime_type, 0.0)
     streams: list[dict[str, Any]] = report.get("ffprobe", {}).get("streams", [])

@@ -63,20 +63,26 @@ class TranscodeOutput(_message.Message):
     def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., renditions: _Optional[_Iterable[str]] = ..., hw_accel: _Optional[str] = ..., hw_accel_fallback_reason: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ..., resumed_renditions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TranscriptSummary(_message.Message):
-    __slots__ = ("language", "language_probability", "text_excerpt", "segment_count", "word_count", "duration_seconds")
+    __slots__ = ("language", "language_probability", "text_excerpt", "segment_count", "word_count", "duration_seconds", "speech_seconds", "transcribed_seconds", "redecoded_count")
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     TEXT_EXCERPT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     WORD_COUNT_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIBED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REDECODED_COUNT_FIELD_NUMBER: _ClassVar[int]
     language: str
     language_probability: float
     text_excerpt: str
     segment_count: int
     word_count: int
     duration_seconds: float
-    def __init__(self, language: _Optional[str] = ..., language_probability: _Optional[float] = ..., text_excerpt: _Optional[str] = ..., segment_count: _Optional[int] = ..., word_count: _Optional[int] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
+    speech_seconds: float
+    transcribed_seconds: float
+    redecoded_count: int
+    def __init__(self, language: _Optional[str] = ..., language_probability: _Optional[float] = ..., text_excerpt: _Optional[str] = ..., segment_count: _Optional[int] = ..., word_count: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., speech_seconds: _Optional[float] = ..., transcribed_seconds: _Optional[float] = ..., redecoded_count: _Optional[int] = ...) -> None: ...
 
 class DetectedLabel(_message.Message):
     __slots__ = ("label", "max_confidence", "count")
@@ -156,7 +162,7 @@ class NotifyInput(_message.Message):
     def __init__(self, asset_id: _Optional[str] = ..., target: _Optional[str] = ..., workflow_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[DeliveryReceipt, _Mapping]]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class DeliveryReceipt(_message.Message):
-    __slots__ = ("target", "target_type", "role", "location", "size_bytes", "sha256", "attempts", "seconds", "ok", "error", "idempotency_key", "source_uri")
+    __slots__ = ("target", "target_type", "role", "location", "size_bytes", "sha256", "attempts", "seconds", "ok", "error", "idempotency_key", "source_uri", "resumed_from", "already_present")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     TARGET_TYPE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +175,8 @@ class DeliveryReceipt(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FROM_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_PRESENT_FIELD_NUMBER: _ClassVar[int]
     target: str
     target_type: str
     role: str
@@ -181,7 +189,9 @@ class DeliveryReceipt(_message.Message):
     error: str
     idempotency_key: str
     source_uri: str
-    def __init__(self, target: _Optional[str] = ..., target_type: _Optional[str] = ..., role: _Optional[str] = ..., location: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., attempts: _Optional[int] = ..., seconds: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., source_uri: _Optional[str] = ...) -> None: ...
+    resumed_from: int
+    already_present: bool
+    def __init__(self, target: _Optional[str] = ..., target_type: _Optional[str] = ..., role: _Optional[str] = ..., location: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., attempts: _Optional[int] = ..., seconds: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., source_uri: _Optional[str] = ..., resumed_from: _Optional[int] = ..., already_present: _Optional[bool] = ...) -> None: ...
 
 class RedeliverPlan(_message.Message):
     __slots__ = ("workflow_id", "asset_id", "deliveries", "notifications", "original_state", "delivered_before")

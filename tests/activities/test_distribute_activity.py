@@ -3,6 +3,8 @@ retries through a real Temporal dev server against a partner that fails first.""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -202,3 +204,74 @@ async def test_flaky_partner_is_delivered_exactly_once_through_temporal(temporal
     assert receipt.ok and receipt.attempts == 5 and receipt.sha256 == output.sha256
     assert receiver.statuses == [500, 502, 503, 429, 200]
     assert len(receiver.files) == 1 and receiver.files[0].sha256 == output.sha256
+
+
+class _GatedStorage:
+    """The worker's storage, except that reading pauses after ``gate_at`` bytes until
+    ``opened`` is set: the test decides when the upload is "mid-way", on any machine speed."""
+
+    def __init__(self, inner: Any, gate_at: int) -> None:
+        self._inner = inner
+        self.gate_at = gate_at
+        self.opened = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def read(self, uri: str, *, chunk_bytes: int) -> Any:
+        sent = 0
+        async for chunk in self._inner.read(uri, chunk_bytes=chunk_bytes):
+            if sent >= self.gate_at:
+                await self.opened.wait()
+            sent += len(chunk)
+            yield chunk
+
+
+async def test_sftp_retry_on_another_worker_resumes_from_the_heartbeat_offset(tmp_path: Path) -> None:
+    """Attempt 1 heartbeats its offset; sshd is killed -9 mid-upload. Attempt 2, on another
+    worker (a fresh activity instance and connection pool), starts its heartbeats at the
+    offset attempt 1 reported and resumes from what the server kept: the receipt says so."""
+    from damfleet.delivery import Distributor
+    from damfleet.errors import TargetUnavailableError
+    from tests.file_servers import SshServer
+
+    server = SshServer().start()
+    try:
+        settings = _settings(tmp_path, {"partner": server.target()})
+        ctx = StageContext(settings)
+        output = await _stored_output(ctx, size=12 * 1024 * 1024)
+        gated = _GatedStorage(ctx.storage, gate_at=6 * 1024 * 1024)
+        first = DistributionActivities(ctx, distributor=Distributor(settings, gated))  # type: ignore[arg-type]
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(seconds=2))
+        beats: list[dict[str, Any]] = []
+
+        def on_heartbeat(*details: Any) -> None:
+            beats.extend(details)
+            if details[-1]["bytes_sent"] > 0 and not gated.opened.is_set():
+                server.kill()
+                gated.opened.set()
+
+        env.on_heartbeat = on_heartbeat
+        with pytest.raises(ApplicationError) as caught:
+            await env.run(first.deliver_output, _deliver_input(output, "partner"))
+        assert caught.value.type == TargetUnavailableError.error_type and not caught.value.non_retryable
+        await first.aclose()
+        offset = beats[-1]["bytes_sent"]
+        assert 0 < offset < output.size_bytes
+
+        server.start()
+        second = DistributionActivities(StageContext(settings, ctx.storage))
+        retry = ActivityEnvironment()
+        retry.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[beats[-1]])
+        retry_beats: list[dict[str, Any]] = []
+        retry.on_heartbeat = lambda *details: retry_beats.extend(details)
+        receipt = await retry.run(second.deliver_output, _deliver_input(output, "partner"))
+        await second.aclose()
+        assert receipt.ok and receipt.attempts == 2 and receipt.target_type == "sftp"
+        assert 0 < receipt.resumed_from <= offset
+        assert retry_beats and retry_beats[0]["bytes_sent"] == offset
+        landed = server.upload / "asset0001" / "proxy.mp4"
+        assert hashlib.sha256(landed.read_bytes()).hexdigest() == output.sha256 == receipt.sha256
+    finally:
+        server.stop()

@@ -30,6 +30,14 @@ async def test_submit_json_then_wait_json(temporal_env, tmp_path: Path) -> None:
         assert set(asset["stages"]) == {"ingest", "transcode", "ai_enrich", "distribution"}
         assert asset["stages"]["distribution"]["status"] == "SKIPPED"  # archive profile has no targets
 
+        # --target (repeatable) names the delivery targets, overriding the profile's
+        code, out, err = await run_cli(fleet, tmp_path, "submit", "/inbox/four.mov", "--wait", "--json",
+                                    "--profile", "archive", "--target", "playout-sftp", "--target", "cdn")
+        assert code == 0, err
+        (asset,) = json.loads(out)["assets"]
+        receipts = asset["stages"]["distribution"]["receipts"]
+        assert {r["target"] for r in receipts} == {"playout-sftp", "cdn"} and all(r["ok"] for r in receipts)
+
 
 async def test_redeliver_and_submit_errors_are_one_clear_line(temporal_env, tmp_path: Path) -> None:
     async with run_fleet(temporal_env.client, tmp_path) as fleet:

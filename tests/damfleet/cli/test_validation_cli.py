@@ -45,15 +45,15 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
     manifest = tmp / "batch.csv"
     manifest.write_text("source_uri\nclip.mov\n")
     return [
-        (["submit", str(tmp / "missing.mov")], f"error: no such file: {tmp / 'missing.mov'}"),
-        (["submit", str(tmp)], f"error: is a directory, not a file: {tmp}"),
+        (["submit", str(tmp / "missing.mov")], f"error: no such file: {(tmp / 'missing.mov').as_uri()}"),
+        (["submit", str(tmp)], f"error: cannot read source {tmp.as_uri()}: is a folder, not a file"),
         (["submit", str(clip), "--profile", "nope"],
          "error: unknown profile 'nope': known profiles are archive, default, hls, web"),
         (["submit", str(clip), "--priority", "9"], "error: priority 9 is out of range: use 1 (highest) to 5 (lowest)"),
         (["submit", "http://example.com/x.mov"],
          "error: unsupported URI scheme 'http' in 'http://example.com/x.mov': use file:// or s3://"),
         (["submit", str(clip), str(clip), "--title", "Harbour"], "error: --title applies to a single source"),
-        (["batch", str(tmp / "missing.csv")], f"error: no such file: {tmp / 'missing.csv'}"),
+        (["batch", str(tmp / "missing.csv")], f"error: no such file: {(tmp / 'missing.csv').as_uri()}"),
         (["batch", str(tmp / "no-such-folder")], f"error: no such folder: {tmp / 'no-such-folder'}"),
         (["batch", str(manifest), "--priority", "6"], "error: priority 6 is out of range: use 1 (highest) to 5 (lowest)"),
     ]
@@ -125,7 +125,7 @@ async def test_runs_started_around_the_client_fail_with_the_same_words(temporal_
 
         missing = tmp_path / "missing.mov"
         no_file = await start(pipeline_pb2.PipelineRequest(source_uri=missing.as_uri()))
-        assert no_file.error == f"ingest failed: no such file: {missing}"
+        assert no_file.error == f"ingest failed: no such file: {missing.as_uri()}", "the words the CLI prints"
 
         # A failed batch says why, in its progress and in `status`.
         handle = await client.start_workflow(

@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import pytest_asyncio
@@ -56,3 +56,49 @@ async def distributor_for(tmp_path: Path) -> AsyncIterator[Callable[..., tuple[D
     for distributor in made:
         await distributor.aclose()
         await distributor.storage.aclose()
+
+
+class FolderWatcher:
+    """What a playout system polling a watch folder would see: a thread scanning ``root``
+    (recursively) as fast as it can, recording every size the final name ``name`` had.
+
+    ``partial_sightings`` lists sizes seen under the final name that differ from the final
+    size (read at exit); an atomic delivery leaves it empty.
+    """
+
+    def __init__(self, root: Path, name: str) -> None:
+        import threading
+
+        self.root = root
+        self.name = name
+        self.sizes: list[int] = []
+        self.partial_sightings: list[int] = []
+        self.full_sightings = 0
+        self.scans = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()   # one more scan after exit is asked for
+            self.scans += 1
+            for path in self.root.rglob(self.name):
+                try:
+                    self.sizes.append(path.stat().st_size)
+                except FileNotFoundError:
+                    pass
+            if stopping:
+                return
+            self._stop.wait(0.002)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        final = [p.stat().st_size for p in self.root.rglob(self.name)]
+        expected = final[0] if final else -1
+        self.partial_sightings = [size for size in self.sizes if size != expected]
+        self.full_sightings = sum(1 for size in self.sizes if size == expected)

@@ -59,7 +59,7 @@ def test_secrets_come_from_env_and_never_show_in_repr() -> None:
 @pytest.mark.parametrize(
     ("raw", "words"),
     [
-        ({"type": "ftp", "url": "ftp://x"}, "unknown target type 'ftp'"),
+        ({"type": "gopher", "url": "gopher://x"}, "unknown target type 'gopher'"),
         ({"url": "https://x.example.com"}, "unknown target type None"),
         ({"type": "http", "url": "not a url"}, "absolute http"),
         ({"type": "http", "url": "https://x.example.com/{nope}"}, "unknown placeholder"),
@@ -159,8 +159,8 @@ def test_public_surface_is_pinned() -> None:
     assert sorted(delivery.__all__) == [
         "BUILTIN_LOCAL_TARGET", "DeliveryItem", "DeliveryResult", "Distributor", "HttpTargetConfig",
         "LocalTargetConfig", "OutboundBlockedError", "OutboundPolicy", "S3TargetConfig", "SIGNATURE_HEADER",
-        "TIMESTAMP_HEADER", "TargetConfig", "TargetRegistry", "WebhookTargetConfig", "WebhookVerificationError",
-        "build_notification", "delivery_item", "parse_retry_after", "parse_target", "plan_redelivery",
-        "redact_url", "sign", "verify_request", "verify_signature",
+        "TARGET_TYPES", "TIMESTAMP_HEADER", "TargetConfig", "TargetRegistry", "TargetType", "WebhookTargetConfig",
+        "WebhookVerificationError", "build_notification", "delivery_item", "parse_retry_after", "parse_target",
+        "plan_redelivery", "receipt", "redact_url", "sign", "verify_request", "verify_signature",
     ]
     assert all(hasattr(delivery, name) for name in delivery.__all__)
