@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from damfleet.errors import BadInputError, SourceNotFoundError
+from damfleet.profiles import PROFILES
 from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
 from damfleet.validation import (
     batch_problem,
@@ -16,6 +17,8 @@ from damfleet.validation import (
     dedup_enabled,
     request_problem,
 )
+
+KNOWN = ", ".join(sorted(PROFILES))
 
 
 def _request(**fields: object) -> pipeline_pb2.PipelineRequest:
@@ -27,7 +30,7 @@ def _request(**fields: object) -> pipeline_pb2.PipelineRequest:
 @pytest.mark.parametrize(
     ("fields", "words"),
     [
-        ({"profile": "nope"}, "unknown profile 'nope': known profiles are archive, default, hls, web"),
+        ({"profile": "nope"}, f"unknown profile 'nope': known profiles are {KNOWN}"),
         ({"priority": 9}, "priority 9 is out of range: use 1 (highest) to 5 (lowest)"),
         ({"priority": -1}, "priority -1 is out of range"),
         ({"source_uri": ""}, "no source given"),

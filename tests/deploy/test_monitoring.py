@@ -7,6 +7,7 @@ real Prometheus scraping a real fleet.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -52,6 +53,9 @@ def metric_names(expr: str) -> set[str]:
 
 
 def exported_damfleet_metrics() -> set[str]:
+    # Importing the modules registers their metrics in prometheus_client's registry.
+    for module in ("workers.common", "workers.metrics", "workers.fleet_metrics"):
+        importlib.import_module(module)
     names = set(OTHER_DAMFLEET_METRICS)
     for family in REGISTRY.collect():
         if family.name.startswith("damfleet_"):

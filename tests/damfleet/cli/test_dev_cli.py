@@ -30,8 +30,18 @@ async def test_submit_json_then_wait_json(temporal_env, tmp_path: Path) -> None:
         assert set(asset["stages"]) == {"ingest", "transcode", "ai_enrich", "distribution"}
         assert asset["stages"]["distribution"]["status"] == "SKIPPED"  # archive profile has no targets
 
+        # Without --json, --wait shows live lines as the run moves, each within 80 columns.
+        code, out, err = await run_cli(fleet, tmp_path, "submit", str(three), "--wait", "--profile", "archive",
+                                       "--skip-ai", "--title", "Three", columns=80)
+        assert code == 0, err
+        live = [line for line in err.splitlines() if line.startswith("three.mov ")]
+        assert live and live[-1].split()[:3] == ["three.mov", "COMPLETED", "100.0%"], err
+        assert all(len(line) <= 80 for line in err.splitlines())
+
         # --target (repeatable) names the delivery targets, overriding the profile's
-        code, out, err = await run_cli(fleet, tmp_path, "submit", "/inbox/four.mov", "--wait", "--json",
+        four = inbox / "four.mov"
+        four.write_bytes(b"stand-in ingest does not read it")
+        code, out, err = await run_cli(fleet, tmp_path, "submit", str(four), "--wait", "--json",
                                     "--profile", "archive", "--target", "playout-sftp", "--target", "cdn")
         assert code == 0, err
         (asset,) = json.loads(out)["assets"]

@@ -17,11 +17,13 @@ import pytest
 from temporalio.client import WorkflowFailureError
 
 from damfleet.policies import WorkflowName
+from damfleet.profiles import PROFILES
 from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
 from tests.conftest import free_port
 from tests.jobs_support import run_fleet
 
 REPO = Path(__file__).resolve().parents[3]
+KNOWN = ", ".join(sorted(PROFILES))
 
 
 async def _cli(root: Path, *args: str, columns: int = 80) -> tuple[int, str, str]:
@@ -48,7 +50,7 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["submit", str(tmp / "missing.mov")], f"error: no such file: {(tmp / 'missing.mov').as_uri()}"),
         (["submit", str(tmp)], f"error: cannot read source {tmp.as_uri()}: is a folder, not a file"),
         (["submit", str(clip), "--profile", "nope"],
-         "error: unknown profile 'nope': known profiles are archive, default, hls, web"),
+         f"error: unknown profile 'nope': known profiles are {KNOWN}"),
         (["submit", str(clip), "--priority", "9"], "error: priority 9 is out of range: use 1 (highest) to 5 (lowest)"),
         (["submit", "http://example.com/x.mov"],
          "error: unsupported URI scheme 'http' in 'http://example.com/x.mov': use file:// or s3://"),
@@ -86,7 +88,7 @@ async def test_help_is_plain_and_imports_no_temporal_sdk(tmp_path: Path) -> None
     code, out, _ = await _cli(tmp_path, "submit", "--help", columns=100)
     assert code == 0
     assert "<bool>" not in out and "<list[str]>" not in out and "<str>" not in out
-    assert "SOURCES..." in out and "--skip-ai" in out and "--title" in out and "--target" not in out
+    assert "SOURCES..." in out and "--skip-ai" in out and "--title" in out
     probe = ("import sys; sys.argv = ['damfleet', '--help']\n"
              "from damfleet.cli import main\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\n"
@@ -116,7 +118,7 @@ async def test_runs_started_around_the_client_fail_with_the_same_words(temporal_
             return status
 
         bad_profile = await start(pipeline_pb2.PipelineRequest(source_uri="file:///x.mov", profile="nope"))
-        assert bad_profile.error == "invalid request: unknown profile 'nope': known profiles are archive, default, hls, web"
+        assert bad_profile.error == f"invalid request: unknown profile 'nope': known profiles are {KNOWN}"
         assert bad_profile.stages["ingest"].status == common_pb2.STAGE_STATUS_PENDING, "ingest never ran"
         assert bad_profile.current_stage == ""
 
