@@ -275,19 +275,22 @@ async def run_cli(fleet: Fleet, root: Path, *args: str, columns: int = 200) -> t
 
     Returns (exit code, stdout, stderr), as a script calling the CLI would see them.
     """
-    import os
-    import sys
-
-    env = {
-        **os.environ,
+    return await run_damfleet({
         "DAMFLEET_TEMPORAL_ADDRESS": fleet.client.service_client.config.target_host,
         "DAMFLEET_STATE_DIR": str(root / "state"),
         "DAMFLEET_STORAGE_ROOT": (root / "storage").as_uri(),
         "DAMFLEET_WORKER_QUEUE_SUFFIX": fleet.lane,
         "COLUMNS": str(columns),
-    }
+    }, *args)
+
+
+async def run_damfleet(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run ``python -m damfleet.cli ARGS`` with ``env`` over this process's environment."""
+    import os
+    import sys
+
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "damfleet.cli", *args, cwd=REPO, env=env,
+        sys.executable, "-m", "damfleet.cli", *args, cwd=REPO, env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)

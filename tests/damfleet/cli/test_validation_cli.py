@@ -8,7 +8,6 @@ before the client connects, so a typo is reported as itself even when the fleet 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -20,25 +19,17 @@ from damfleet.policies import WorkflowName
 from damfleet.profiles import PROFILES
 from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
 from tests.conftest import free_port
-from tests.jobs_support import run_fleet
+from tests.jobs_support import REPO, run_damfleet, run_fleet
 
-REPO = Path(__file__).resolve().parents[3]
 KNOWN = ", ".join(sorted(PROFILES))
 
 
 async def _cli(root: Path, *args: str, columns: int = 80) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
+    return await run_damfleet({
         "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing listens there
         "DAMFLEET_STATE_DIR": str(root / "state"),
         "COLUMNS": str(columns),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "damfleet.cli", *args, cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    return proc.returncode or 0, out.decode(), err.decode()
+    }, *args)
 
 
 def _cases(tmp: Path) -> list[tuple[list[str], str]]:
