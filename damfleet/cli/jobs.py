@@ -91,9 +91,11 @@ def pipeline_summary(result: Any) -> dict[str, Any]:
                 "status": common_pb2.StageStatus.Name(result.stages[name].status).removeprefix("STAGE_STATUS_"),
                 "seconds": result.stages[name].seconds,
                 "reason": result.stages[name].reason,
+                "attempts": result.stages[name].attempts,
+                "waiting": result.stages[name].waiting,
+                "last_error": result.stages[name].last_error,
                 "percent": result.stages[name].percent,
                 "detail": result.stages[name].detail,
-                "attempts": result.stages[name].attempts,
             }
             for name in _STAGES if name in result.stages
         },
@@ -157,7 +159,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
             if stage["status"] == "RUNNING" and stage["percent"]:
                 status_text += f" {stage['percent']:.0f}%"
             detail = f"{status_text:<21} {stage['seconds']:>7.1f}s"
-            if stage["attempts"] > 1:
+            if stage["waiting"]:
+                detail += f"  waiting: {stage['waiting']} (attempt {stage['attempts']})"
+            elif stage["attempts"] > 1:
                 detail += f"  attempt {stage['attempts']}"
             if stage["reason"]:
                 detail += f"  {stage['reason']}"
