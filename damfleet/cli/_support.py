@@ -34,7 +34,7 @@ def connection_hint(exc: BaseException, address: str) -> str | None:
     lines; the operator needs the address it tried, why in a few words, and what to change.
     """
     text = str(exc)
-    if not isinstance(exc, RuntimeError) or "connect" not in text.lower():
+    if "client connect" not in text.lower() and "tonic::transport" not in text:
         return None
     reason = "connection refused" if "refused" in text.lower() else "no answer"
     match = re.search(r'message: "([^"]+)"', text)
@@ -42,6 +42,9 @@ def connection_hint(exc: BaseException, address: str) -> str | None:
         reason = match.group(1).lower()
     elif "timed out" in text.lower() or "deadline" in text.lower():
         reason = "timed out"
+    tried = re.search(r"tried for ([0-9.]+ ?s)", text)
+    if tried:
+        reason += f", retried for {tried.group(1)}"
     return (f"cannot reach Temporal at {address} ({reason}): start the fleet with `damfleet dev`, "
             "or set DAMFLEET_TEMPORAL_ADDRESS to your Temporal frontend")
 
@@ -51,18 +54,18 @@ def failure_line(exc: BaseException) -> tuple[int, str] | None:
     from damfleet.client import DamfleetClientError, JobNotFoundError
     from damfleet.errors import DamfleetError
 
+    if isinstance(exc, (RuntimeError, DamfleetError)):
+        from damfleet.settings import get_settings
+
+        hint = connection_hint(exc, get_settings().temporal.address)
+        if hint:
+            return 2, hint
     if isinstance(exc, JobNotFoundError):
         return 1, f"not found: {exc}"
     if isinstance(exc, DamfleetClientError):
         return 1, str(exc)
     if isinstance(exc, (DamfleetError, ValueError)):
         return 2, f"error: {exc}"
-    if isinstance(exc, RuntimeError):
-        from damfleet.settings import get_settings
-
-        hint = connection_hint(exc, get_settings().temporal.address)
-        if hint:
-            return 2, hint
     return None
 
 

@@ -27,6 +27,7 @@ KNOWN = ", ".join(sorted(PROFILES))
 async def _cli(root: Path, *args: str, columns: int = 80) -> tuple[int, str, str]:
     return await run_damfleet({
         "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing listens there
+        "DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS": "1",  # the client's connection retry, kept short
         "DAMFLEET_STATE_DIR": str(root / "state"),
         "COLUMNS": str(columns),
     }, *args)
@@ -69,7 +70,7 @@ async def test_fleet_down_is_one_actionable_line(tmp_path: Path) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and out == ""
     assert len(lines) == 1, err
-    assert "cannot reach Temporal at 127.0.0.1:" in lines[0] and "(connection refused)" in lines[0]
+    assert "cannot reach Temporal at 127.0.0.1:" in lines[0] and "(connection refused" in lines[0]
     assert "DAMFLEET_TEMPORAL_ADDRESS" in lines[0] and "tonic" not in lines[0]
 
 
