@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities import catalog as catalog_activities
 from activities.common import StageContext
 from activities.distribute import DistributionActivities
 from activities.ingest import build_activities as ingest_activities
@@ -70,7 +71,8 @@ async def fleet(temporal_env: Any, tmp_path: Path) -> AsyncIterator[tuple[Client
         distribution = DistributionActivities(ctx)
         for queue, kwargs in (
             (Queue.PIPELINE, {"workflows": [AssetPipeline, RedeliverAsset]}),
-            (Queue.INGEST, {"activities": ingest_activities(ctx)}),
+            # Catalog activities too: a request that does not say `dedup` gets dedup (true).
+            (Queue.INGEST, {"activities": ingest_activities(ctx) + catalog_activities.build_activities(ctx)}),
             (Queue.TRANSCODE, {"activities": [renditions.transcode]}),
             (Queue.DISTRIBUTION, {"activities": [distribution.deliver_output, distribution.notify_webhook,
                                                  distribution.load_failed_deliveries]}),
