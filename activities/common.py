@@ -22,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from damfleet.errors import UNEXPECTED_ERROR_MAX_ATTEMPTS, DamfleetError, TransientError
+from damfleet.messages import clean_message
 from damfleet.scratch import lease_scratch
 from damfleet.settings import Settings, get_settings
 from damfleet.storage import Storage
@@ -77,7 +78,7 @@ def to_application_error(exc: BaseException, *, attempt: int | None = None) -> A
         if spent:
             message = f"{message} (gave up after {attempt} attempts)"
         return ApplicationError(
-            message,
+            clean_message(message),
             type=exc.error_type,
             non_retryable=not exc.retryable or spent,
             next_retry_delay=next_delay,
@@ -85,7 +86,8 @@ def to_application_error(exc: BaseException, *, attempt: int | None = None) -> A
     # Anything unexpected is retried a few times; the type name helps operators triage.
     spent = attempt >= UNEXPECTED_ERROR_MAX_ATTEMPTS
     suffix = f" (gave up after {attempt} attempts)" if spent else ""
-    return ApplicationError(f"{type(exc).__name__}: {exc}{suffix}", type=type(exc).__name__, non_retryable=spent)
+    return ApplicationError(clean_message(f"{type(exc).__name__}: {exc}{suffix}"), type=type(exc).__name__,
+                            non_retryable=spent)
 
 
 def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.common import Heartbeater, StageContext, translate_errors
 from damfleet.delivery import Distributor, build_notification, plan_redelivery, receipt
-from damfleet.delivery.redeliver import WEBHOOK_ROLE
+from damfleet.delivery.redeliver import WEBHOOK_ROLE, redelivery_workflow_id, without_delivered
 from damfleet.errors import BadInputError, TransientError
 from damfleet.policies import ActivityName
 from damfleet.v1 import pipeline_pb2, stages_pb2
@@ -109,10 +109,36 @@ class DistributionActivities:
             raise BadInputError(
                 f"workflow {workflow_id!r} ended {status}, not with failed deliveries: re-run the pipeline instead"
             ) from exc
-        plan = plan_redelivery(result)
-        log.info("redelivery plan for %s: %d deliveries, %d notifications", workflow_id,
-                 len(plan.deliveries), len(plan.notifications))
+        plan = without_delivered(plan_redelivery(result), await _landed_before(client, workflow_id))
+        log.info("redelivery plan for %s: %d deliveries, %d notifications (%d landed earlier)", workflow_id,
+                 len(plan.deliveries), len(plan.notifications), len(plan.delivered_before))
         return plan
+
+
+async def _landed_before(client: Any, workflow_id: str) -> list[stages_pb2.DeliveryReceipt]:
+    """Receipts the latest completed earlier redelivery of ``workflow_id`` holds (each run
+    carries the earlier ones forward, so the latest is the whole record)."""
+    record_id = redelivery_workflow_id(workflow_id)
+    current_run = activity.info().workflow_run_id
+    latest = None
+    try:
+        async for execution in client.list_workflows(
+            f"WorkflowId = '{record_id}' AND ExecutionStatus = 'Completed'"
+        ):
+            if execution.run_id == current_run or execution.close_time is None:
+                continue
+            if latest is None or execution.close_time > latest.close_time:
+                latest = execution
+    except RPCError as exc:
+        # No visibility store (the time-skipping test server has none): re-send every failed
+        # delivery; their idempotency keys still keep the targets from storing twice.
+        log.warning("cannot list earlier redeliveries of %s (%s); re-sending every failed delivery",
+                    workflow_id, exc.message)
+        return []
+    if latest is None:
+        return []
+    handle = client.get_workflow_handle(record_id, run_id=latest.run_id, result_type=pipeline_pb2.RedeliverResult)
+    return list((await handle.result(follow_runs=False)).receipts)
 
 
 def _previous_offset(target: str) -> int:

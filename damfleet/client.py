@@ -60,6 +60,14 @@ from damfleet.sources import check_before_submit
 from damfleet.storage import normalize_uri
 from damfleet.temporal import connect
 from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
+from damfleet.validation import (
+    check_local_manifest,
+    check_local_prefix,
+    check_local_source,
+    dedup_enabled,
+    validate_batch_request,
+    validate_pipeline_request,
+)
 
 __all__ = [
     "AssetHandle",
@@ -207,15 +215,19 @@ class BatchHandle:
 class FleetClient:
     """Typed access to the fleet's workflows: submit, follow, control, batches, schedules."""
 
-    def __init__(self, client: Client, settings: Settings | None = None) -> None:
+    def __init__(self, client: Client, settings: Settings | None = None, *, check_local_sources: bool = True) -> None:
+        """``check_local_sources=False`` skips the existence check of ``file://`` sources,
+        for a client whose workers see a filesystem it does not (a shared volume mounted
+        only on the worker hosts); the ingest activity still reports a missing file."""
         self.client = client
         self.settings = settings or get_settings()
+        self.check_local_sources = check_local_sources
 
     @classmethod
-    async def connect(cls, settings: Settings | None = None) -> FleetClient:
+    async def connect(cls, settings: Settings | None = None, *, check_local_sources: bool = True) -> FleetClient:
         """Connect to the Temporal frontend named by the settings (address, namespace, TLS)."""
         settings = settings or get_settings()
-        return cls(await connect(settings), settings)
+        return cls(await connect(settings), settings, check_local_sources=check_local_sources)
 
     @property
     def pipeline_queue(self) -> str:
@@ -242,6 +254,10 @@ class FleetClient:
         task_queue: str | None = None,
     ) -> AssetHandle:
         """Start an AssetPipeline for one source URI (or local path).
+
+        The request is checked first (:mod:`damfleet.validation`): a missing or unreadable
+        local file, an unknown profile or a priority outside 1-5 raise ``BadInputError``
+        and no run is started.
 
         Args:
             priority: 1 (highest) .. 5 (lowest); 0 is the server default (3). Interactive
@@ -271,18 +287,23 @@ class FleetClient:
     ) -> AssetHandle:
         """Start an AssetPipeline from a full request; duplicates return the existing run.
 
-        A source outside the configured source roots is refused here, before a run starts
+        Raises ``BadInputError`` (nothing started) for a request the workflow would refuse,
+        and for a source outside the configured source roots
         (:func:`damfleet.sources.check_before_submit`).
         """
+        validate_pipeline_request(request)
         check_before_submit(request.source_uri, self.settings)
+        if self.check_local_sources:
+            check_local_source(request.source_uri)
         if workflow_id:
             wid = workflow_id
-        elif request.dedup:
+        elif dedup_enabled(request):
             wid = request_workflow_id(request, await self._source_version(request))
         else:
             wid = new_workflow_id()
         handle, existing = await self._start(
-            WorkflowName.ASSET_PIPELINE, request, wid, task_queue, pipeline_pb2.PipelineResult, request.priority
+            WorkflowName.ASSET_PIPELINE, request, wid, task_queue, pipeline_pb2.PipelineResult, request.priority,
+            summary=_source_name(request.source_uri),
         )
         return AssetHandle(wid, handle, existing)
 
@@ -292,9 +313,50 @@ class FleetClient:
         return AssetHandle(workflow_id, handle)
 
     async def status(self, workflow_id: str) -> pipeline_pb2.PipelineResult:
-        """The pipeline's status query: state, current stage, per-stage timing and errors."""
-        await self._describe(workflow_id)
-        return await self.get(workflow_id).status()
+        """The pipeline's status query (state, current stage, per-stage timing and errors)
+        with the running stage's live progress from its last heartbeat (see
+        :mod:`damfleet.progress`): percent, current rendition, attempt, seconds so far."""
+        description = await self._describe(workflow_id)
+        result = await self.get(workflow_id).status()
+        await self._merge_live_progress(result, description)
+        if result.state == common_pb2.COMPLETED_WITH_ERRORS:
+            await self._merge_redelivery(result)
+        return result
+
+    async def _merge_redelivery(self, result: pipeline_pb2.PipelineResult) -> None:
+        """A finished run's result cannot change; its redeliveries' record can. Show the run
+        as it is now: failed receipts replaced by redelivered ones, COMPLETED once none is left."""
+        from damfleet.delivery.redeliver import apply_redelivery, redelivery_workflow_id
+
+        record_id = redelivery_workflow_id(result.workflow_id)
+        handle = self.client.get_workflow_handle(record_id, result_type=pipeline_pb2.RedeliverResult)
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return
+            raise
+        if description.status != WorkflowExecutionStatus.COMPLETED:
+            return
+        apply_redelivery(result, await handle.result(follow_runs=False), record_id)
+
+    async def _merge_live_progress(self, result: pipeline_pb2.PipelineResult, description: Any) -> None:
+        import time
+
+        from damfleet.progress import STAGE_OF_ACTIVITY, apply_live_progress, progress_from_details
+
+        for pending in description.raw_description.pending_activities:
+            stage = STAGE_OF_ACTIVITY.get(pending.activity_type.name)
+            if stage is None or result.stages[stage].status != common_pb2.STAGE_STATUS_RUNNING:
+                continue
+            details = None
+            if pending.heartbeat_details.payloads:
+                try:
+                    decoded = await self.client.data_converter.decode(pending.heartbeat_details.payloads)
+                    details = decoded[0] if decoded else None
+                except Exception:  # noqa: BLE001 - progress is a nicety; the status stands without it
+                    details = None
+            apply_live_progress(result, stage, progress_from_details(details), attempt=pending.attempt, now=time.time())
 
     async def wait(self, workflow_id: str) -> pipeline_pb2.PipelineResult:
         """Wait for a pipeline run to end; returns the final result (see :meth:`AssetHandle.wait`)."""
@@ -307,15 +369,44 @@ class FleetClient:
         """Retry the failed deliveries of a finished run, without re-running earlier stages.
 
         Uses the original idempotency keys, so a delivery that did land is not stored twice.
-        Returns when the retries end (deliveries keep the distribution policy's long backoff).
+        Every redelivery of a run has the id ``<run>-redeliver`` and sends only what is still
+        failed, so calling this twice re-sends nothing that landed; a redelivery already
+        running is joined, not doubled. Returns when the retries end (deliveries keep the
+        distribution policy's long backoff).
+
+        Raises JobControlError, before starting anything, for what cannot be redelivered: a
+        batch id, a run still running, a run that failed or was cancelled (it delivered nothing).
         """
-        await self._describe(workflow_id)
+        from damfleet.delivery.redeliver import redelivery_workflow_id
+
+        description = await self._describe(workflow_id)
+        if description.workflow_type != WorkflowName.ASSET_PIPELINE:
+            raise JobControlError(
+                f"{workflow_id} is a {description.workflow_type} workflow; redeliver takes an asset run's id"
+                + (" (see `damfleet status` for the batch's assets)" if description.workflow_type
+                   == WorkflowName.BATCH_INGEST else "")
+            )
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            raise JobControlError(f"run {workflow_id} is still running; redeliver after it finishes")
+        if description.status != WorkflowExecutionStatus.COMPLETED:
+            status = _FINISHED_STATUSES.get(description.status, str(description.status))
+            raise JobControlError(
+                f"run {workflow_id} ended {status}: it delivered nothing; start it again with `damfleet submit`"
+            )
         request = pipeline_pb2.RedeliverRequest(workflow_id=workflow_id, targets=list(targets))
-        handle, _ = await self._start(
-            WorkflowName.REDELIVER_ASSET, request, f"{workflow_id}-redeliver-{uuid.uuid4().hex[:8]}", task_queue,
-            pipeline_pb2.RedeliverResult, 0,
-        )
-        return await handle.result()
+        record_id = redelivery_workflow_id(workflow_id)
+        try:
+            handle = await self.client.start_workflow(
+                WorkflowName.REDELIVER_ASSET, request, id=record_id, task_queue=task_queue or self.pipeline_queue,
+                result_type=pipeline_pb2.RedeliverResult,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=f"redeliver {workflow_id}",
+            )
+            return await handle.result()
+        except WorkflowFailureError as err:
+            cause = err.cause
+            raise JobControlError(f"redelivery of {workflow_id}: {getattr(cause, 'message', None) or cause}") from None
 
     # ---- control (pipelines and batches alike) ----------------------------------------
 
@@ -383,9 +474,15 @@ class FleetClient:
         )
         if prefix and not request.source_prefix.endswith("/"):
             request.source_prefix += "/"
+        validate_batch_request(request)
+        if self.check_local_sources and request.manifest_uri:
+            check_local_manifest(request.manifest_uri)
+        if self.check_local_sources and request.source_prefix:
+            check_local_prefix(request.source_prefix)
         wid = workflow_id or batch_workflow_id(request)
         handle, existing = await self._start(
-            WorkflowName.BATCH_INGEST, request, wid, task_queue, jobs_pb2.BatchProgress, request.priority
+            WorkflowName.BATCH_INGEST, request, wid, task_queue, jobs_pb2.BatchProgress, request.priority,
+            summary=f"batch {_source_name(request.manifest_uri or request.source_prefix) or f'of {len(request.rows)} assets'}",
         )
         return BatchHandle(wid, handle, existing)
 
@@ -551,15 +648,22 @@ class FleetClient:
     # ---- internals --------------------------------------------------------------------
 
     async def _start(
-        self, workflow: str, arg: Any, wid: str, task_queue: str | None, result_type: type[Any], priority: int
+        self, workflow: str, arg: Any, wid: str, task_queue: str | None, result_type: type[Any], priority: int,
+        *, summary: str = "",
     ) -> tuple[WorkflowHandle[Any, Any], bool]:
         """Start, or find the run this id already names: a running one is joined
         (USE_EXISTING), a completed one is returned instead of re-run (only a failed,
-        cancelled or terminated run is started again)."""
+        cancelled or terminated run is started again).
+
+        ``summary`` becomes the run's static summary: the Temporal UI lists it next to
+        the workflow id, so an operator sees ``clip.mov`` instead of ``asset-<hash>``.
+        """
         task_queue = task_queue or self.pipeline_queue
         kwargs: dict[str, Any] = {}
         if priority:
             kwargs["priority"] = Priority(priority_key=priority)
+        if summary:
+            kwargs["static_summary"] = summary
         try:
             handle = await self.client.start_workflow(
                 workflow,
@@ -645,6 +749,11 @@ async def _query(handle: WorkflowHandle[Any, Any], name: str, result_type: type[
         raise
     except WorkflowQueryFailedError as err:
         raise DamfleetClientError(f"job {handle.id}: {name} query failed: {err}") from None
+
+
+def _source_name(uri: str) -> str:
+    """The last path segment of a source URI (``clip.mov``), for the UI's summary column."""
+    return uri.rstrip("/").rsplit("/", 1)[-1] if uri else ""
 
 
 def _schedule_error(schedule_id: str, err: RPCError) -> DamfleetClientError:

@@ -111,7 +111,7 @@ async def run_assets(
             snapshot = []
             for src, handle in handles:
                 try:
-                    snapshot.append((src, await handle.status()))
+                    snapshot.append((src, await fleet.status(handle.workflow_id)))  # with live progress
                 except Exception:  # noqa: BLE001 - not yet picked up by a worker
                     snapshot.append((src, None))
             on_progress(snapshot)

@@ -154,11 +154,15 @@ class WorkerProcess:
             fh.write(f"{stamp} SUPERVISOR damfleet.launcher {message}\n")
 
     def start(self) -> None:
+        """The worker writes its log itself, rotated (``DAMFLEET_LOG_FILE``); what it prints
+        outside logging (a crash before logging is set up, native libraries) goes to
+        ``<pool>.out`` next to it."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = open(self.log_path, "ab")  # noqa: SIM115
+        log_file = open(self.log_path.with_suffix(".out"), "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"workers.{self.pool}"],
-            env=self.env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            env={"DAMFLEET_LOG_FILE": str(self.log_path), **self.env},
+            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log_file.close()
 

@@ -239,6 +239,10 @@ class Settings:
 
     state_dir: str = ".damfleet"
     log_level: str = "INFO"
+    log_format: str = "text"                 # "json": one JSON object per line, ids as fields (damfleet.logging_setup)
+    log_file: str = ""                       # also write to this file, rotated (damfleet dev sets it per pool)
+    log_file_max_bytes: int = 20 * 1024 * 1024
+    log_file_backups: int = 5
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -348,7 +352,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         name: _load_group(_group_type(name), env, PREFIX + group_prefix) for name, group_prefix in _GROUPS.items()
     }
     top = _load_group(_TopLevel, env, PREFIX)
-    settings = Settings(state_dir=top.state_dir, log_level=top.log_level, **groups)
+    settings = Settings(**dataclasses.asdict(top), **groups)
     _validate(settings)
     return settings
 
@@ -357,6 +361,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 class _TopLevel:
     state_dir: str = ".damfleet"
     log_level: str = "INFO"
+    log_format: str = "text"
+    log_file: str = ""
+    log_file_max_bytes: int = 20 * 1024 * 1024
+    log_file_backups: int = 5
 
 
 def _group_type(name: str) -> type:
@@ -367,6 +375,8 @@ def _validate(settings: Settings) -> None:
     root = settings.storage_root
     if not (root.startswith("file://") or root.startswith("s3://")):
         raise SettingsError(f"DAMFLEET_STORAGE_ROOT must be a file:// or s3:// URI, got {root!r}")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"DAMFLEET_LOG_FORMAT must be text or json, got {settings.log_format!r}")
     if settings.transcode.hwaccel not in ("none", "nvenc", "vaapi", "qsv"):
         raise SettingsError(
             f"DAMFLEET_TRANSCODE_HWACCEL must be none, nvenc, vaapi or qsv, got {settings.transcode.hwaccel!r}"

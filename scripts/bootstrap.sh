@@ -3,7 +3,9 @@
 # for the apt step; idempotent, fast when nothing changed).
 #   - apt, only where no PyPI package serves: ffmpeg/ffprobe, libvips, exiftool (+ python3-venv),
 #     openssh-server (the real sshd the SFTP delivery tests and bench start on loopback),
-#     espeak-ng (the speech bench/ai.py generates for its WER table)
+#     espeak-ng (the speech bench/ai.py generates for its WER table),
+#     prometheus (promtool and a real server for the alert-rule and dashboard tests; its
+#     Debian service is not needed: tests start their own on a loopback port)
 #   - a venv with uv, synced exactly to requirements/all.lock, plus this project (editable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v strace >/dev/null 2>&1 || missing+=(strace)   # the egress and hostile-input tests trace connects and opens
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
   || { echo "damfleet needs Python >= 3.11 (found $("$PYTHON" --version))" >&2; exit 1; }

@@ -85,7 +85,8 @@ class StandIns:
         try:
             if self.hold_when(uri):
                 while not self.gate.is_set():
-                    activity.heartbeat("held")
+                    # The real transcode's heartbeat record shape (damfleet.transcode.stage).
+                    activity.heartbeat({"percent": 40.0, "current": "proxy", "rendition_percent": 80.0})
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self.gate.wait(), 0.3)
             if self.ffmpeg_seconds:
@@ -182,10 +183,12 @@ async def run_fleet(
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
         try:
             # Stand-in ingests read nothing, so their sources may be fictional paths ("/inbox/a.mov"): the
-            # client leaves the roots to the workers. The real catalog activities still check manifests.
+            # client leaves the roots to the workers and skips its local-file check (tested in
+            # tests/damfleet/test_validation.py). The real catalog activities still check manifests.
             client_settings = settings if real_ingest else dataclasses.replace(
                 settings, ingest=dataclasses.replace(settings.ingest, source_roots=()))
-            yield Fleet(client, FleetClient(client, client_settings), settings, lane, stand_ins, ctx.storage)
+            fleet_client = FleetClient(client, client_settings, check_local_sources=real_ingest)
+            yield Fleet(client, fleet_client, settings, lane, stand_ins, ctx.storage)
         finally:
             stand_ins.gate.set()
             await terminate_lane(client, Queue.PIPELINE + lane)
@@ -267,24 +270,27 @@ def write_manifest(path: Path, rows: list[dict[str, str]], columns: list[str] | 
 REPO = Path(__file__).resolve().parent.parent
 
 
-async def run_cli(fleet: Fleet, root: Path, *args: str) -> tuple[int, str, str]:
+async def run_cli(fleet: Fleet, root: Path, *args: str, columns: int = 200) -> tuple[int, str, str]:
     """Run ``python -m damfleet.cli ARGS`` against the fleet's dev server and lane.
 
     Returns (exit code, stdout, stderr), as a script calling the CLI would see them.
     """
-    import os
-    import sys
-
-    env = {
-        **os.environ,
+    return await run_damfleet({
         "DAMFLEET_TEMPORAL_ADDRESS": fleet.client.service_client.config.target_host,
         "DAMFLEET_STATE_DIR": str(root / "state"),
         "DAMFLEET_STORAGE_ROOT": (root / "storage").as_uri(),
         "DAMFLEET_WORKER_QUEUE_SUFFIX": fleet.lane,
-        "COLUMNS": "200",
-    }
+        "COLUMNS": str(columns),
+    }, *args)
+
+
+async def run_damfleet(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run ``python -m damfleet.cli ARGS`` with ``env`` over this process's environment."""
+    import os
+    import sys
+
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "damfleet.cli", *args, cwd=REPO, env=env,
+        sys.executable, "-m", "damfleet.cli", *args, cwd=REPO, env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)

@@ -17,12 +17,13 @@ import signal
 import socket
 import threading
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -40,11 +41,22 @@ WORKER_UP = Gauge("damfleet_worker_up", "1 while the worker is polling its task 
 WORKER_SLOTS = Gauge("damfleet_worker_slots", "Configured concurrent task slots", ["task_queue"])
 
 
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
+def configure_logging(settings: Settings, pool: str = "") -> None:
+    """Text or JSON lines with workflow/activity/asset ids (see :mod:`damfleet.logging_setup`)."""
+    from damfleet.logging_setup import configure_logging as configure
+
+    configure(settings, pool=pool)
+
+
+def _pool_name(task_queue: str) -> str:
+    """The pool's name for log lines: the ``workers.<pool>`` module run, else the queue."""
+    import sys
+    from pathlib import Path
+
+    from workers import POOLS
+
+    stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    return stem if stem in POOLS else task_queue
 
 
 def _free_port() -> int:
@@ -151,22 +163,33 @@ async def run_worker(
     workflows: Sequence[type] = (),
     settings: Settings | None = None,
     on_shutdown: Callable[[], Any] | None = None,
+    background: Callable[[Client, Settings], Awaitable[None]] | None = None,
 ) -> None:
-    """Run one worker until SIGTERM/SIGINT, then shut it down gracefully."""
+    """Run one worker until SIGTERM/SIGINT, then shut it down gracefully.
+
+    ``background(client, settings)`` runs alongside the worker and is cancelled at shutdown
+    (the pipeline pool's fleet probe: queue backlog and storage health).
+    """
     settings = settings or get_settings()
-    configure_logging(settings)
+    configure_logging(settings, pool=_pool_name(task_queue))
     task_queue_base = task_queue
     task_queue = task_queue + settings.worker.queue_suffix
     concurrency = settings.worker.concurrency or policies.default_concurrency(task_queue_base)
 
     sdk_port = _free_port() if settings.worker.metrics_port else None
+    # durations_as_seconds: the SDK's latency histograms in seconds like damfleet's own,
+    # so one dashboard unit fits all (the SDK defaults to milliseconds).
     runtime = (
-        Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{sdk_port}")))
+        Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
+            bind_address=f"127.0.0.1:{sdk_port}", durations_as_seconds=True)))
         if sdk_port
         else None
     )
     metrics = None
     if settings.worker.metrics_port:
+        from workers.fleet_metrics import register_scratch
+
+        register_scratch(settings.scratch_path)
         metrics = MetricsServer(settings.worker.metrics_host, settings.worker.metrics_port, sdk_port).start()
         log.info("metrics on :%d/metrics", metrics.port)
 
@@ -201,8 +224,11 @@ async def run_worker(
     log.info("worker %s polling %s with %d slots", identity, task_queue, concurrency)
     run_task = asyncio.create_task(worker.run())
     stop_task = asyncio.create_task(stop.wait())
+    side_task = asyncio.create_task(background(client, settings)) if background is not None else None
     done, _ = await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     WORKER_UP.labels(task_queue).set(0)
+    if side_task is not None:
+        side_task.cancel()
     if stop_task in done:
         log.info("shutdown requested: no new tasks; waiting up to %.0fs for in-flight work",
                  settings.worker.graceful_shutdown_seconds)

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from damfleet import search_attributes as sa
     from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
     from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
+    from damfleet.validation import batch_problem, dedup_enabled
     from workflows.common import failure_message
 
 __all__ = [
@@ -79,6 +80,7 @@ class BatchIngest:
         self._page_number = -1
         self._page_rows: list[jobs_pb2.ManifestRow] = []
         self._retry_of = request.retry_of
+        self._error = ""
 
     # ---- queries and updates ------------------------------------------------------------
 
@@ -108,6 +110,7 @@ class BatchIngest:
             runs=s.runs,
             paused=s.paused,
             retry_of=self._retry_of,
+            error=self._error,
         )
 
     @workflow.update(name="pause")
@@ -142,15 +145,16 @@ class BatchIngest:
             self._state.started_at = workflow.now().timestamp()
         self._set_state(common_pb2.VALIDATING if not self._state.is_prepared else common_pb2.RUNNING)
         children: set[asyncio.Task[None]] = set()
+        problem = batch_problem(request)
+        if problem:  # the client refuses these first; runs started around it get the same words
+            self._fail(f"invalid request: {problem}", "BadInput")
         try:
             if not self._state.is_prepared:
                 try:
                     self._state.prepared.CopyFrom(await self._prepare(request))
                 except ActivityError as err:
                     message, error_type = failure_message(err)
-                    self._set_state(common_pb2.FAILED)
-                    raise ApplicationError(f"batch source unusable: {message}", type=error_type,
-                                           non_retryable=True) from err
+                    self._fail(f"batch source unusable: {message}", error_type, err)
                 self._state.is_prepared = True
             self._set_state(common_pb2.RUNNING)
             await self._start_children(request, children)
@@ -239,7 +243,7 @@ class BatchIngest:
             priority=priority,
             targets=request.targets,
             skip_ai=request.skip_ai,
-            dedup=request.dedup,
+            dedup=dedup_enabled(request),
         )
         if not child_request.metadata.collection:
             child_request.metadata.collection = request.metadata.collection
@@ -337,6 +341,12 @@ class BatchIngest:
                 # not an unusable source.
                 raise asyncio.CancelledError() from err
             raise
+
+    def _fail(self, error: str, error_type: str, cause: BaseException | None = None) -> None:
+        """End the batch FAILED with ``error``, which ``progress`` keeps showing afterwards."""
+        self._error = error
+        self._set_state(common_pb2.FAILED)
+        raise ApplicationError(error, type=error_type, non_retryable=True) from cause
 
     def _set_state(self, state: int) -> None:
         self._job_state = state

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
     from damfleet.profiles import Profile, get_profile
     from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2, stages_pb2
+    from damfleet.validation import dedup_enabled, request_problem
     from workflows.common import deliver_all, failure_message, notify
 
 __all__ = ["STAGES", "AssetPipeline", "asset_id_for", "failure_message"]
@@ -64,6 +65,8 @@ class AssetPipeline:
                 pipeline_pb2.StageResult(stage=stage, status=common_pb2.STAGE_STATUS_PENDING)
             )
         self._pause_requested = False
+        self._state_before_pause: int = common_pb2.JOB_STATE_UNSPECIFIED
+        self._counted = False
         self._priority = Priority(priority_key=request.priority) if request.priority else None
         self._lane = lane_of(workflow.info().task_queue)
 
@@ -76,8 +79,12 @@ class AssetPipeline:
 
     @workflow.update(name="pause")
     async def pause(self) -> str:
-        """Finish the running activity, then start nothing new until resumed."""
-        self._pause_requested = True
+        """Finish the running activity, then start nothing new until resumed.
+
+        While that activity still runs the run shows PAUSE_PENDING, so nobody reads
+        RUNNING as "the pause did not work"; it becomes PAUSED when the activity ends.
+        """
+        self._request_pause(True)
         return common_pb2.JobState.Name(self._result.state)
 
     @pause.validator
@@ -87,7 +94,7 @@ class AssetPipeline:
 
     @workflow.update(name="resume")
     async def resume(self) -> str:
-        self._pause_requested = False
+        self._request_pause(False)
         return common_pb2.JobState.Name(self._result.state)
 
     @resume.validator
@@ -100,18 +107,31 @@ class AssetPipeline:
         """Pause or resume on behalf of a parent batch: workflows can signal each other, not
         send updates, so BatchIngest's pause/resume reaches its running children this way."""
         if not self._is_finished():
-            self._pause_requested = paused
+            self._request_pause(paused)
+
+    def _request_pause(self, paused: bool) -> None:
+        self._pause_requested = paused
+        state = self._result.state
+        if paused and state in (common_pb2.VALIDATING, common_pb2.RUNNING):
+            self._state_before_pause = state
+            self._set_state(common_pb2.PAUSE_PENDING)
+        elif not paused and state == common_pb2.PAUSE_PENDING:
+            self._set_state(self._state_before_pause)
 
     # ---- the run ------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: pipeline_pb2.PipelineRequest) -> pipeline_pb2.PipelineResult:
-        try:
-            profile = get_profile(request.profile)
-        except KeyError as exc:
-            return self._fail("ingest", str(exc.args[0]), "BadInput")
+        # The client refuses these before starting; a run started from the Temporal CLI
+        # or UI gets the same check and the same words, and no stage is blamed.
+        problem = request_problem(request)
+        if problem:
+            return self._reject(problem)
+        profile = get_profile(request.profile)
         asset_id = request.asset_id or asset_id_for(workflow.info().workflow_id)
         self._result.asset_id = asset_id
+        workflow.logger.info("pipeline started for %s (profile %s)", request.source_uri.rsplit("/", 1)[-1],
+                             profile.name, extra={"asset_id": asset_id})
         self._upsert(
             sa.PROFILE.value_set(profile.name),
             sa.COLLECTION.value_set(request.metadata.collection),
@@ -145,7 +165,7 @@ class AssetPipeline:
         self._result.asset.CopyFrom(asset)
         self._add_outputs("ingest", ingested.outputs)
         self._upsert(sa.MEDIA_KIND.value_set(_KIND_NAMES.get(asset.media.kind, "unknown")))
-        if request.dedup and await self._link_duplicate(asset):
+        if dedup_enabled(request) and await self._link_duplicate(asset):
             return self._result
 
         # Transcode: required. Renditions are what the rest of the pipeline works on.
@@ -202,7 +222,7 @@ class AssetPipeline:
     # ---- dedup --------------------------------------------------------------------------
 
     async def _link_duplicate(self, asset: common_pb2.AssetRecord) -> bool:
-        """Dedup (request.dedup): if the collection already holds this content, link to that
+        """Dedup (request.dedup, true unless the request says otherwise): if the collection already holds this content, link to that
         asset instead of processing it again; this run's stored copy is discarded."""
         claim_input = jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow.info().workflow_id)
         try:
@@ -235,7 +255,7 @@ class AssetPipeline:
         if not targets and not webhooks:
             self._skip("distribution", f"profile {profile.name!r} has no delivery targets")
             return
-        await self._gate()
+        await self._gate("distribution")
         stage = self._begin("distribution", common_pb2.RUNNING)
         deliverable = [
             o for o in self._result.outputs
@@ -320,17 +340,21 @@ class AssetPipeline:
             raise
 
     async def _stage(self, stage: str, state: int, name: str, arg: Any, result_type: type[M]) -> M:
-        await self._gate()
+        await self._gate(stage)
         result = self._begin(stage, state)
         output = await self._activity(name, arg, result_type)
         self._end(result, common_pb2.STAGE_STATUS_COMPLETED)
         return output
 
-    async def _gate(self) -> None:
-        """Hold here while a pause is requested; the job shows PAUSED meanwhile."""
+    async def _gate(self, next_stage: str) -> None:
+        """Hold here while a pause is requested; the job shows PAUSED meanwhile, and its
+        current stage is the one that will start on resume (not the one that just ended)."""
         if not self._pause_requested:
+            if self._result.state == common_pb2.PAUSE_PENDING:
+                self._set_state(self._state_before_pause)
             return
-        previous = self._result.state
+        previous = self._state_before_pause if self._result.state == common_pb2.PAUSE_PENDING else self._result.state
+        self._result.current_stage = next_stage
         self._set_state(common_pb2.PAUSED)
         await workflow.wait_condition(lambda: not self._pause_requested)
         self._set_state(previous)
@@ -346,7 +370,8 @@ class AssetPipeline:
 
     def _end(self, result: pipeline_pb2.StageResult, status: int, reason: str = "") -> None:
         result.status = status  # type: ignore[assignment]
-        result.seconds = round(workflow.now().timestamp() - result.started_at, 3)
+        # A stage that never started has no duration (not "now minus the epoch").
+        result.seconds = round(workflow.now().timestamp() - result.started_at, 3) if result.started_at else 0.0
         if reason:
             result.reason = reason
 
@@ -369,6 +394,13 @@ class AssetPipeline:
         self._result.error = f"{stage} failed: {message}"
         self._set_state(common_pb2.FAILED)
         raise ApplicationError(self._result.error, type=error_type, non_retryable=True)
+
+    def _reject(self, problem: str) -> pipeline_pb2.PipelineResult:
+        """Fail a request that could never run, before any stage starts: no stage is blamed."""
+        self._result.current_stage = ""
+        self._result.error = f"invalid request: {problem}"
+        self._set_state(common_pb2.FAILED)
+        raise ApplicationError(self._result.error, type="BadInput", non_retryable=True)
 
     async def _discard_failed(self, asset_id: str, reason: str) -> None:
         """A failed run leaves nothing behind but its failure record (this run's history):
@@ -433,6 +465,17 @@ class AssetPipeline:
     def _set_state(self, state: int) -> None:
         self._result.state = state  # type: ignore[assignment]
         self._upsert(sa.STATE.value_set(common_pb2.JobState.Name(state)))
+        if self._is_finished() and not self._counted:
+            # damfleet_assets_total{state}: Temporal's own workflow_completed cannot tell
+            # COMPLETED from COMPLETED_WITH_ERRORS (both complete the workflow). The SDK's
+            # workflow metric meter skips replays, so each run counts once.
+            self._counted = True
+            workflow.logger.info("pipeline ended %s%s", common_pb2.JobState.Name(state),
+                                 f": {self._result.error}" if self._result.error else "",
+                                 extra={"asset_id": self._result.asset_id})
+            workflow.metric_meter().create_counter(
+                "damfleet_assets_total", "Asset runs finished, by final state"
+            ).add(1, {"state": common_pb2.JobState.Name(state), "profile": self._result.profile})
 
     def _upsert(self, *updates: Any) -> None:
         workflow.upsert_search_attributes(list(updates))

@@ -12,6 +12,12 @@ workflow retries just those, without ingest, transcode or enrichment running aga
 
 Each delivery runs with the distribution policy (long capped backoff, Retry-After
 honoured). Webhook notifications go last and carry the receipts as they are now.
+
+Running it twice is safe and cheap: the client starts every redelivery of a run under one
+workflow id (``<run>-redeliver``), the plan leaves out what an earlier redelivery already
+landed, and the result carries those receipts forward, so the latest run is the record of
+everything delivered since. ``FleetClient.status`` of the original run reads that record
+(a finished run's own result and search attributes cannot change in Temporal).
 """
 
 from __future__ import annotations
@@ -49,11 +55,13 @@ class RedeliverAsset:
         deliveries = [d for d in plan.deliveries if not wanted or d.target in wanted]
         notifications = [n for n in plan.notifications if not wanted or n.target in wanted]
         self._result.asset_id = plan.asset_id or next((d.asset_id for d in deliveries), "")
+        self._result.receipts.extend(plan.delivered_before)
         if not deliveries and not notifications:
-            self._result.state = common_pb2.COMPLETED
-            self._result.reason = "nothing to redeliver"
+            self._set_state(common_pb2.COMPLETED)
+            self._result.reason = ("nothing left to redeliver: earlier redeliveries landed every failed delivery"
+                                   if plan.delivered_before else "nothing to redeliver")
             return self._result
-        self._result.state = common_pb2.RUNNING
+        self._set_state(common_pb2.RUNNING)
 
         receipts, failures = await deliver_all(deliveries, self._activity)
         self._result.receipts.extend(receipts)
@@ -64,8 +72,11 @@ class RedeliverAsset:
             if failure:
                 self._result.failures.append(failure)
 
-        self._result.state = common_pb2.COMPLETED_WITH_ERRORS if self._result.failures else common_pb2.COMPLETED
+        self._set_state(common_pb2.COMPLETED_WITH_ERRORS if self._result.failures else common_pb2.COMPLETED)
         return self._result
+
+    def _set_state(self, state: int) -> None:
+        self._result.state = state  # type: ignore[assignment]
 
     async def _plan(self, request: pipeline_pb2.RedeliverRequest) -> stages_pb2.RedeliverPlan:
         if request.deliveries or request.notifications:
@@ -86,7 +97,7 @@ class RedeliverAsset:
                                         stages_pb2.RedeliverPlan)
         except ActivityError as err:
             message, error_type = failure_message(err)
-            self._result.state = common_pb2.FAILED
+            self._set_state(common_pb2.FAILED)
             raise ApplicationError(f"cannot plan redelivery: {message}", type=error_type, non_retryable=True) from err
 
     def _refreshed(self, notify: stages_pb2.NotifyInput) -> stages_pb2.NotifyInput:

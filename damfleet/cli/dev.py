@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,38 +15,21 @@ from rich.live import Live
 from rich.table import Table
 
 from damfleet.cli import app
-from damfleet.client import DamfleetClientError
+from damfleet.cli._support import exit_now as _exit
+from damfleet.cli._support import failure_line, print_error, run_and_exit
 from damfleet.errors import DamfleetError
 from damfleet.settings import Settings, get_settings
 
 console = Console(stderr=True)
 
 
-def _exit(code: int) -> None:
-    """Exit without running interpreter teardown: the Temporal SDK's runtime can abort
-    at exit (temporalio issue 300), and a CLI must not report failure for work that succeeded."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+def _status_table(snapshot: list[tuple[str, Any]]) -> Any:
+    """The demo's live table, fitted to the terminal (see :func:`damfleet.cli.live.demo_table`)."""
+    from damfleet.cli.jobs import pipeline_summary
+    from damfleet.cli.live import demo_table
 
-
-def _status_table(snapshot: list[tuple[str, Any]]) -> Table:
-    from damfleet.v1 import common_pb2
-
-    table = Table(title="damfleet demo", expand=False)
-    for column in ("asset", "state", "stage", "ingest", "transcode", "ai_enrich", "distribution"):
-        table.add_column(column)
-    for source, status in snapshot:
-        if status is None:
-            table.add_row(Path(source).name, "PENDING", "", "", "", "", "")
-            continue
-        cells = []
-        for stage in ("ingest", "transcode", "ai_enrich", "distribution"):
-            s = status.stages[stage]
-            name = common_pb2.StageStatus.Name(s.status).removeprefix("STAGE_STATUS_").lower()
-            cells.append(f"{name} {s.seconds:.1f}s" if s.seconds else name)
-        table.add_row(Path(source).name, common_pb2.JobState.Name(status.state), status.current_stage, *cells)
-    return table
+    return demo_table(console, [(src, pipeline_summary(status) if status is not None else None)
+                                for src, status in snapshot])
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -152,11 +133,13 @@ def demo(
     try:
         code = asyncio.run(_demo(get_settings(), as_json=as_json, attach=attach, profile=profile,
                                  keep_running=keep_running))
-    except (DamfleetError, DamfleetClientError) as exc:
-        console.print(f"[red]demo failed:[/] {exc}")
-        code = 2
     except KeyboardInterrupt:
         code = 130
+    except Exception as exc:
+        if failure_line(exc) is None:
+            raise
+        print_error(f"demo failed: {failure_line(exc)[1]}")  # type: ignore[index]
+        code = 2
     _exit(code)
 
 
@@ -192,8 +175,8 @@ def dev() -> None:
 
     try:
         code = asyncio.run(run())
-    except (DamfleetError, DamfleetClientError) as exc:
-        console.print(f"[red]{exc}[/]")
+    except DamfleetError as exc:
+        print_error(str(exc))
         code = 2
     _exit(code)
 
@@ -203,10 +186,12 @@ def submit(
     sources: Annotated[list[str], typer.Argument(help="Local paths or file:// / s3:// URIs.")],
     wait: Annotated[bool, typer.Option(help="Wait for each run to finish and print its summary.")] = False,
     profile: Annotated[str, typer.Option(help="Processing profile (default, web, hls, archive).")] = "",
-    priority: Annotated[int, typer.Option(help="1 (highest) .. 5 (lowest); 0 = default.")] = 0,
-    collection: Annotated[str, typer.Option()] = "",
-    tenant: Annotated[str, typer.Option()] = "",
+    priority: Annotated[int, typer.Option(help="1 (highest) .. 5 (lowest); 0 = default (3).")] = 0,
+    title: Annotated[str, typer.Option(help="Title stored with the asset (single source only).")] = "",
+    collection: Annotated[str, typer.Option(help="Collection the asset belongs to.")] = "",
+    tenant: Annotated[str, typer.Option(help="Tenant the asset belongs to.")] = "",
     sha256: Annotated[str, typer.Option(help="Expected sha256 (single source only).")] = "",
+    skip_ai: Annotated[bool, typer.Option("--skip-ai", help="Do not run AI enrichment.")] = False,
     dedup: Annotated[bool | None, typer.Option(
         "--dedup/--no-dedup",
         help="Link content already in the collection and join an identical earlier submission "
@@ -216,21 +201,34 @@ def submit(
                          "default: the profile's targets.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Start AssetPipeline runs against a running fleet."""
-    if sha256 and len(sources) != 1:
-        console.print("[red]--sha256 applies to a single source[/]")
-        _exit(2)
+    """Start AssetPipeline runs against a running fleet.
+
+    Every source is checked before anything starts (the file exists and is readable, the profile exists, priority 1-5):
+    a bad request exits 2 with one line and starts nothing.
+    """
+    for flag, value in (("--sha256", sha256), ("--title", title)):
+        if value and len(sources) != 1:
+            print_error(f"error: {flag} applies to a single source")
+            _exit(2)
 
     async def run() -> int:
         from damfleet.client import FleetClient
         from damfleet.demo import _final_result, asset_summary
+        from damfleet.storage import normalize_uri
+        from damfleet.validation import check_local_source, check_priority, check_profile
 
+        # Check every source before starting any: a typo in the third path must not leave
+        # two runs started and an error.
+        check_profile(profile)
+        check_priority(priority)
+        for source in sources:
+            check_local_source(normalize_uri(source))
         client = await FleetClient.connect()
         handles = []
         for source in sources:
             handle = await client.submit(source, profile=profile, priority=priority, collection=collection,
-                                         tenant=tenant, expected_sha256=sha256, targets=target or [],
-                                         dedup=dedup)
+                                         tenant=tenant, expected_sha256=sha256, title=title, skip_ai=skip_ai,
+                                         targets=target or [], dedup=dedup)
             handles.append((source, handle))
             if not as_json:
                 console.print(f"submitted {source} as [bold]{handle.workflow_id}[/]")
@@ -239,6 +237,10 @@ def submit(
                 print(json.dumps({"workflow_ids": [h.workflow_id for _, h in handles],
                                   "runs": [{"source": s, "workflow_id": h.workflow_id} for s, h in handles]}))
             return 0
+        if not as_json:
+            from damfleet.cli.live import follow_runs
+
+            await follow_runs(client, [(s, h.workflow_id) for s, h in handles], console)
         summaries = [asset_summary(s, h.workflow_id, await _final_result(h)) for s, h in handles]
         if as_json:
             print(json.dumps({"assets": summaries}))
@@ -246,16 +248,7 @@ def submit(
             _print_summary({"assets": summaries, "wall_seconds": 0.0})
         return 0 if all(a["state"] in ("COMPLETED", "COMPLETED_WITH_ERRORS") for a in summaries) else 1
 
-    try:
-        code = asyncio.run(run())
-    except (DamfleetError, DamfleetClientError) as exc:
-        # One line, never wrapped, and no markup: the message may quote a hostile file name.
-        console.print(str(exc), style="red", soft_wrap=True, markup=False, highlight=False)
-        code = 2
-    except RuntimeError as exc:  # connection failures from the SDK
-        console.print(f"[red]cannot reach Temporal: {exc}[/]")
-        code = 2
-    _exit(code)
+    run_and_exit(run())
 
 
 @app.command()
@@ -284,9 +277,4 @@ def redeliver(
                 console.print(f"  {receipt.target} {receipt.role}: {mark} {receipt.location}")
         return 0 if result.state == common_pb2.COMPLETED else 1
 
-    try:
-        code = asyncio.run(run())
-    except (DamfleetError, DamfleetClientError) as exc:
-        console.print(f"[red]{exc}[/]")
-        code = 2
-    _exit(code)
+    run_and_exit(run())

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
-from google.protobuf import json_format
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column, Table
 
 from damfleet.cli import app
+from damfleet.cli._support import run_and_exit
 
 __all__ = ["batch_summary", "parse_duration", "pipeline_summary"]
 
@@ -39,40 +37,19 @@ _FINISHED = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELLED"}
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (for scripts).")]
 
 
-def _exit(code: int) -> None:
-    """Exit without interpreter teardown (temporalio issue 300 can abort at exit and turn
-    a successful command into a failure)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def _run(work: Callable[[Any], Awaitable[int]]) -> None:
-    """Connect, run ``work(fleet)``, and turn every expected failure into one clear line."""
-    from damfleet.client import DamfleetClientError, FleetClient, JobNotFoundError
-    from damfleet.errors import DamfleetError
+def _run(work: Callable[[Any], Awaitable[int]], check: Callable[[], None] | None = None) -> None:
+    """Run ``check()`` (request checks that need no server), connect, run ``work(fleet)``,
+    and turn every expected failure into one clear line."""
 
     async def main() -> int:
+        from damfleet.client import FleetClient
+
+        if check is not None:
+            check()
         fleet = await FleetClient.connect()
         return await work(fleet)
 
-    try:
-        code = asyncio.run(main())
-    except JobNotFoundError as exc:
-        console.print(f"[red]not found:[/] {exc}")
-        code = 1
-    except DamfleetClientError as exc:
-        console.print(f"[red]{exc}[/]")
-        code = 1
-    except (DamfleetError, ValueError) as exc:
-        console.print(f"[red]{exc}[/]")
-        code = 2
-    except RuntimeError as exc:  # the SDK's connection failures
-        console.print(f"[red]cannot reach Temporal: {exc}[/]")
-        code = 2
-    except KeyboardInterrupt:
-        code = 130
-    _exit(code)
+    run_and_exit(main())
 
 
 def _emit(as_json: bool, data: dict[str, Any], human: Callable[[], None]) -> None:
@@ -83,6 +60,8 @@ def _emit(as_json: bool, data: dict[str, Any], human: Callable[[], None]) -> Non
 
 
 def _message_dict(message: Any) -> dict[str, Any]:
+    from google.protobuf import json_format
+
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
@@ -94,8 +73,10 @@ def pipeline_summary(result: Any) -> dict[str, Any]:
         common_pb2.STAGE_STATUS_COMPLETED, common_pb2.STAGE_STATUS_SKIPPED, common_pb2.STAGE_STATUS_FAILED,
         common_pb2.STAGE_STATUS_CANCELLED, common_pb2.STAGE_STATUS_COMPLETED_WITH_ERRORS,
     }
+    from damfleet.cli.live import asset_percent
+
     done = sum(1 for s in _STAGES if s in result.stages and result.stages[s].status in finished_statuses)
-    return {
+    summary = {
         "workflow_id": result.workflow_id,
         "type": "AssetPipeline",
         "state": common_pb2.JobState.Name(result.state),
@@ -113,11 +94,16 @@ def pipeline_summary(result: Any) -> dict[str, Any]:
                 "attempts": result.stages[name].attempts,
                 "waiting": result.stages[name].waiting,
                 "last_error": result.stages[name].last_error,
+                "percent": result.stages[name].percent,
+                "detail": result.stages[name].detail,
             }
             for name in _STAGES if name in result.stages
         },
         "outputs": [{"role": o.role, "uri": o.uri, "size_bytes": o.size_bytes} for o in result.outputs],
     }
+    # Percent counts the running stage's own progress (from its heartbeats), not only whole stages.
+    summary["progress"]["percent"] = asset_percent(summary)
+    return summary
 
 
 def batch_summary(progress: Any) -> dict[str, Any]:
@@ -125,7 +111,7 @@ def batch_summary(progress: Any) -> dict[str, Any]:
     from damfleet.v1 import common_pb2
 
     counts = _message_dict(progress)
-    for key in ("batch_id", "state", "failed_assets", "bad_rows", "retry_of"):
+    for key in ("batch_id", "state", "failed_assets", "bad_rows", "retry_of", "error"):
         counts.pop(key, None)
     for key in ("total", "completed", "completed_with_errors", "failed", "cancelled", "running", "pending",
                 "duplicates", "percent", "bad_row_count", "runs"):
@@ -143,6 +129,7 @@ def batch_summary(progress: Any) -> dict[str, Any]:
         ],
         "bad_rows": [{"line": b.line, "reason": b.reason} for b in progress.bad_rows],
         "retry_of": progress.retry_of,
+        "error": progress.error,
     }
 
 
@@ -160,14 +147,24 @@ async def _summary(fleet: Any, workflow_id: str) -> dict[str, Any]:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
+    from damfleet.cli.live import stage_progress_text
+
     table = Table(title=f"{summary['type']} {summary['workflow_id']}", show_header=False)
     table.add_row("state", summary["state"])
     if summary["type"] == "AssetPipeline":
-        table.add_row("stage", summary["stage"] or "-")
+        table.add_row("stage", stage_progress_text(summary) or "-")
+        table.add_row("progress", f"{summary['progress']['percent']:.1f}%")
         for name, stage in summary["stages"].items():
-            detail = f"{stage['status']:<24} {stage['seconds']:>8.2f}s  {stage['reason']}"
+            status_text = stage["status"]
+            if stage["status"] == "RUNNING" and stage["percent"]:
+                status_text += f" {stage['percent']:.0f}%"
+            detail = f"{status_text:<21} {stage['seconds']:>7.1f}s"
             if stage["waiting"]:
                 detail += f"  waiting: {stage['waiting']} (attempt {stage['attempts']})"
+            elif stage["attempts"] > 1:
+                detail += f"  attempt {stage['attempts']}"
+            if stage["reason"]:
+                detail += f"  {stage['reason']}"
             table.add_row(f"  {name}", detail)
         if summary["error"]:
             table.add_row("error", summary["error"])
@@ -176,6 +173,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     else:
         p = summary["progress"]
         table.add_row("progress", f"{p['percent']:.1f}%  ({p['total']} assets)")
+        if summary["error"]:
+            table.add_row("error", summary["error"])
         for key in ("completed", "completed_with_errors", "failed", "cancelled", "running", "pending",
                     "duplicates", "bad_row_count", "runs"):
             table.add_row(f"  {key}", str(p[key]))
@@ -212,23 +211,33 @@ def watch(
     async def work(fleet: Any) -> int:
         summary = await _summary(fleet, workflow_id)
         is_batch = summary["type"] == "BatchIngest"
+        if not as_json:
+            console.print(f"watching {summary['type']} [bold]{workflow_id}[/]", soft_wrap=True)
+        # Columns sized for an 80-column terminal: the state is never cut (it is padded to
+        # the longest, COMPLETED_WITH_ERRORS); the free-text detail gives way first.
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-            console=console, disable=as_json, transient=False,
+            TextColumn("{task.fields[state]}", table_column=Column(no_wrap=True, min_width=21)),
+            BarColumn(bar_width=16),
+            TextColumn("{task.fields[count]}", table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[detail]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+            TimeElapsedColumn(),
+            console=console, disable=as_json, transient=False, expand=True,
         ) as bars:
-            total = summary["progress"]["total"] if is_batch else len(_STAGES)
-            main = bars.add_task(workflow_id, total=total or None, detail="")
+            main = bars.add_task(workflow_id, total=100, state="", count="", detail="")
             while True:
                 p = summary["progress"]
                 if is_batch:
                     done = p["completed"] + p["completed_with_errors"] + p["failed"] + p["cancelled"]
-                    detail = (f"{summary['state']}  ok {p['completed']}  errors {p['completed_with_errors']}  "
-                              f"failed {p['failed']}  running {p['running']}")
-                    bars.update(main, total=p["total"] or None, completed=done, detail=detail)
+                    detail = (f"ok {p['completed']} err {p['completed_with_errors']} "
+                              f"failed {p['failed']} run {p['running']}")
+                    bars.update(main, total=p["total"] or None, completed=done, state=summary["state"],
+                                count=f"{done}/{p['total']}", detail=summary["error"] or detail)
                 else:
-                    bars.update(main, completed=p["stages_done"],
-                                detail=f"{summary['state']}  {summary['stage'] or ''}")
+                    from damfleet.cli.live import stage_progress_text
+
+                    bars.update(main, total=100, completed=p["percent"], state=summary["state"],
+                                count=f"{p['stages_done']}/{p['stages_total']}",
+                                detail=summary["error"] or stage_progress_text(summary))
                 if summary["state"] in _FINISHED:
                     break
                 await asyncio.sleep(interval)
@@ -290,6 +299,17 @@ def batch(
     except BadInputError:  # not a .csv/.xlsx name: a folder or prefix of sources
         kind = {"prefix": source}
 
+    def check() -> None:
+        # What can be checked without the server is checked first, so a typo is reported
+        # as itself even when Temporal is down.
+        from damfleet.storage import normalize_uri
+        from damfleet.validation import check_local_manifest, check_local_prefix, check_priority, check_profile
+
+        check_profile(profile)
+        check_priority(priority)
+        uri = normalize_uri(source)
+        (check_local_manifest if "manifest" in kind else check_local_prefix)(uri)
+
     async def work(fleet: Any) -> int:
         handle = await fleet.batch(**kind, profile=profile, collection=collection, tenant=tenant, priority=priority,
                                    max_in_flight=max_in_flight, skip_ai=skip_ai, dedup=dedup,
@@ -303,7 +323,7 @@ def batch(
         _emit(as_json, summary, lambda: _print_summary(summary))
         return 0 if summary["state"] == "COMPLETED" else 1
 
-    _run(work)
+    _run(work, check)
 
 
 @app.command(name="retry-failed")
@@ -428,11 +448,14 @@ def queues(as_json: JsonOption = False) -> None:
         data = {"queues": [q.__dict__ for q in infos]}
 
         def human() -> None:
-            table = Table("queue", "kind", "backlog", "oldest (s)", "pollers", "add/s", "dispatch/s")
-            for q in infos:
-                table.add_row(q.name, q.kind, str(q.backlog), f"{q.backlog_age_seconds:.1f}", str(q.pollers),
-                              f"{q.tasks_add_rate:.2f}", f"{q.tasks_dispatch_rate:.2f}")
-            Console().print(table)
+            from damfleet.cli.live import fit_table
+
+            out = Console()
+            rows = [[q.name, q.kind, str(q.backlog), f"{q.backlog_age_seconds:.1f}", str(q.pollers),
+                     f"{q.tasks_add_rate:.2f}", f"{q.tasks_dispatch_rate:.2f}"] for q in infos]
+            # At 80 columns the rates and the kind go; queue names stay whole.
+            out.print(fit_table(out, ["queue", "kind", "backlog", "oldest (s)", "pollers", "add/s", "dispatch/s"],
+                                rows, optional=["dispatch/s", "add/s", "kind"]))
 
         _emit(as_json, data, human)
         return 0

@@ -18,6 +18,7 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPLETED: _ClassVar[JobState]
     COMPLETED_WITH_ERRORS: _ClassVar[JobState]
     FAILED: _ClassVar[JobState]
+    PAUSE_PENDING: _ClassVar[JobState]
 
 class MediaKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -45,6 +46,7 @@ CANCELLED: JobState
 COMPLETED: JobState
 COMPLETED_WITH_ERRORS: JobState
 FAILED: JobState
+PAUSE_PENDING: JobState
 MEDIA_KIND_UNSPECIFIED: MediaKind
 MEDIA_KIND_IMAGE: MediaKind
 MEDIA_KIND_VIDEO: MediaKind

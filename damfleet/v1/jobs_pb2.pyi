@@ -162,7 +162,7 @@ class BatchRequest(_message.Message):
     def __init__(self, manifest_uri: _Optional[str] = ..., source_prefix: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[ManifestRow, _Mapping]]] = ..., prepared: _Optional[_Union[PreparedBatch, _Mapping]] = ..., profile: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.AssetMetadata, _Mapping]] = ..., priority: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., continue_as_new_after: _Optional[int] = ..., skip_ai: _Optional[bool] = ..., targets: _Optional[_Iterable[str]] = ..., dedup: _Optional[bool] = ..., page_size: _Optional[int] = ..., retry_of: _Optional[str] = ..., state: _Optional[_Union[BatchState, _Mapping]] = ...) -> None: ...
 
 class BatchProgress(_message.Message):
-    __slots__ = ("batch_id", "state", "total", "completed", "completed_with_errors", "failed", "cancelled", "running", "pending", "duplicates", "percent", "failed_assets", "failed_assets_omitted", "bad_row_count", "bad_rows", "runs", "paused", "retry_of")
+    __slots__ = ("batch_id", "state", "total", "completed", "completed_with_errors", "failed", "cancelled", "running", "pending", "duplicates", "percent", "failed_assets", "failed_assets_omitted", "bad_row_count", "bad_rows", "runs", "paused", "retry_of", "error")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +181,7 @@ class BatchProgress(_message.Message):
     RUNS_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     RETRY_OF_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     state: _common_pb2.JobState
     total: int
@@ -199,7 +200,8 @@ class BatchProgress(_message.Message):
     runs: int
     paused: bool
     retry_of: str
-    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., total: _Optional[int] = ..., completed: _Optional[int] = ..., completed_with_errors: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., running: _Optional[int] = ..., pending: _Optional[int] = ..., duplicates: _Optional[int] = ..., percent: _Optional[float] = ..., failed_assets: _Optional[_Iterable[_Union[FailedAsset, _Mapping]]] = ..., failed_assets_omitted: _Optional[int] = ..., bad_row_count: _Optional[int] = ..., bad_rows: _Optional[_Iterable[_Union[BadRow, _Mapping]]] = ..., runs: _Optional[int] = ..., paused: _Optional[bool] = ..., retry_of: _Optional[str] = ...) -> None: ...
+    error: str
+    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., total: _Optional[int] = ..., completed: _Optional[int] = ..., completed_with_errors: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., running: _Optional[int] = ..., pending: _Optional[int] = ..., duplicates: _Optional[int] = ..., percent: _Optional[float] = ..., failed_assets: _Optional[_Iterable[_Union[FailedAsset, _Mapping]]] = ..., failed_assets_omitted: _Optional[int] = ..., bad_row_count: _Optional[int] = ..., bad_rows: _Optional[_Iterable[_Union[BadRow, _Mapping]]] = ..., runs: _Optional[int] = ..., paused: _Optional[bool] = ..., retry_of: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ClaimContentInput(_message.Message):
     __slots__ = ("asset", "workflow_id")

@@ -31,7 +31,7 @@ class PipelineRequest(_message.Message):
     def __init__(self, source_uri: _Optional[str] = ..., expected_sha256: _Optional[str] = ..., profile: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.AssetMetadata, _Mapping]] = ..., priority: _Optional[int] = ..., targets: _Optional[_Iterable[str]] = ..., asset_id: _Optional[str] = ..., skip_ai: _Optional[bool] = ..., dedup: _Optional[bool] = ...) -> None: ...
 
 class StageResult(_message.Message):
-    __slots__ = ("stage", "status", "reason", "started_at", "seconds", "outputs", "attempts", "last_error", "waiting")
+    __slots__ = ("stage", "status", "reason", "started_at", "seconds", "outputs", "attempts", "last_error", "waiting", "percent", "detail")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,8 @@ class StageResult(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     stage: str
     status: _common_pb2.StageStatus
     reason: str
@@ -50,10 +52,12 @@ class StageResult(_message.Message):
     attempts: int
     last_error: str
     waiting: str
-    def __init__(self, stage: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.StageStatus, str]] = ..., reason: _Optional[str] = ..., started_at: _Optional[float] = ..., seconds: _Optional[float] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., waiting: _Optional[str] = ...) -> None: ...
+    percent: float
+    detail: str
+    def __init__(self, stage: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.StageStatus, str]] = ..., reason: _Optional[str] = ..., started_at: _Optional[float] = ..., seconds: _Optional[float] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., waiting: _Optional[str] = ..., percent: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class PipelineResult(_message.Message):
-    __slots__ = ("asset_id", "workflow_id", "state", "current_stage", "error", "asset", "stages", "outputs", "receipts", "transcript", "labels", "profile", "failures", "duplicate_of")
+    __slots__ = ("asset_id", "workflow_id", "state", "current_stage", "error", "asset", "stages", "outputs", "receipts", "transcript", "labels", "profile", "failures", "duplicate_of", "redelivered_by")
     class StagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +79,7 @@ class PipelineResult(_message.Message):
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_OF_FIELD_NUMBER: _ClassVar[int]
+    REDELIVERED_BY_FIELD_NUMBER: _ClassVar[int]
     asset_id: str
     workflow_id: str
     state: _common_pb2.JobState
@@ -89,7 +94,8 @@ class PipelineResult(_message.Message):
     profile: str
     failures: _containers.RepeatedScalarFieldContainer[str]
     duplicate_of: str
-    def __init__(self, asset_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., current_stage: _Optional[str] = ..., error: _Optional[str] = ..., asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., stages: _Optional[_Mapping[str, StageResult]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[_stages_pb2.DeliveryReceipt, _Mapping]]] = ..., transcript: _Optional[_Union[_stages_pb2.TranscriptSummary, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[_stages_pb2.DetectedLabel, _Mapping]]] = ..., profile: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., duplicate_of: _Optional[str] = ...) -> None: ...
+    redelivered_by: str
+    def __init__(self, asset_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., current_stage: _Optional[str] = ..., error: _Optional[str] = ..., asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., stages: _Optional[_Mapping[str, StageResult]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[_stages_pb2.DeliveryReceipt, _Mapping]]] = ..., transcript: _Optional[_Union[_stages_pb2.TranscriptSummary, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[_stages_pb2.DetectedLabel, _Mapping]]] = ..., profile: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., duplicate_of: _Optional[str] = ..., redelivered_by: _Optional[str] = ...) -> None: ...
 
 class RedeliverRequest(_message.Message):
     __slots__ = ("workflow_id", "deliveries", "notifications", "targets")

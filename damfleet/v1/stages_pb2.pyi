@@ -196,15 +196,17 @@ class DeliveryReceipt(_message.Message):
     def __init__(self, target: _Optional[str] = ..., target_type: _Optional[str] = ..., role: _Optional[str] = ..., location: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., attempts: _Optional[int] = ..., seconds: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., source_uri: _Optional[str] = ..., resumed_from: _Optional[int] = ..., already_present: _Optional[bool] = ..., verified_checksum: _Optional[str] = ...) -> None: ...
 
 class RedeliverPlan(_message.Message):
-    __slots__ = ("workflow_id", "asset_id", "deliveries", "notifications", "original_state")
+    __slots__ = ("workflow_id", "asset_id", "deliveries", "notifications", "original_state", "delivered_before")
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATIONS_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_STATE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     asset_id: str
     deliveries: _containers.RepeatedCompositeFieldContainer[DeliverInput]
     notifications: _containers.RepeatedCompositeFieldContainer[NotifyInput]
     original_state: str
-    def __init__(self, workflow_id: _Optional[str] = ..., asset_id: _Optional[str] = ..., deliveries: _Optional[_Iterable[_Union[DeliverInput, _Mapping]]] = ..., notifications: _Optional[_Iterable[_Union[NotifyInput, _Mapping]]] = ..., original_state: _Optional[str] = ...) -> None: ...
+    delivered_before: _containers.RepeatedCompositeFieldContainer[DeliveryReceipt]
+    def __init__(self, workflow_id: _Optional[str] = ..., asset_id: _Optional[str] = ..., deliveries: _Optional[_Iterable[_Union[DeliverInput, _Mapping]]] = ..., notifications: _Optional[_Iterable[_Union[NotifyInput, _Mapping]]] = ..., original_state: _Optional[str] = ..., delivered_before: _Optional[_Iterable[_Union[DeliveryReceipt, _Mapping]]] = ...) -> None: ...

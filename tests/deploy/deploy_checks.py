@@ -166,7 +166,19 @@ def _check_service_monitor(obj: dict[str, Any], objects: list[dict[str, Any]]) -
         assert endpoint["port"] in port_names and endpoint["path"] == "/metrics"
 
 
+def _check_prometheus_rule(obj: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """The PrometheusRule CRD's shape: spec.groups of named groups, each rule an alert or a
+    record with an expr; the rules themselves are checked by promtool in the chart test."""
+    assert set(obj["spec"]) == {"groups"}, obj["spec"].keys()
+    for group in obj["spec"]["groups"]:
+        assert set(group) <= {"name", "interval", "rules", "limit"} and group["name"]
+        for rule in group["rules"]:
+            assert ("alert" in rule) != ("record" in rule) and rule["expr"], rule
+            assert set(rule) <= {"alert", "record", "expr", "for", "labels", "annotations", "keep_firing_for"}
+
+
 CUSTOM_CHECKS: dict[tuple[str, str], Callable[[dict[str, Any], list[dict[str, Any]]], None]] = {
+    ("monitoring.coreos.com/v1", "PrometheusRule"): _check_prometheus_rule,
     ("keda.sh/v1alpha1", "ScaledObject"): _check_scaled_object,
     ("keda.sh/v1alpha1", "TriggerAuthentication"): _check_trigger_authentication,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): _check_service_monitor,

@@ -5,7 +5,9 @@ Kubernetes schemas, and the values cross-checked against the code they configure
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from typing import Any
 
 import helm_python as helm
 import pytest
+import yaml
 
 from tests.conftest import free_port
 from tests.deploy.deploy_checks import (
@@ -49,7 +52,8 @@ def queues_by_pool() -> dict[str, str]:
         {},
         {
             "keda": {"enabled": True},
-            "metrics": {"serviceMonitor": {"enabled": True}},
+            "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
+                        "grafanaDashboard": {"enabled": True}},
             "components": {"inference": {"enabled": True}, "ai_enrich": {"gpu": {"enabled": True}}},
         },
     ],
@@ -323,6 +327,34 @@ def test_service_monitor_per_worker_pool(render: Render) -> None:
     monitors = by_kind(objects, "ServiceMonitor")
     assert set(monitors) == {name(p) for p in POOLS}
     assert all(m["metadata"]["labels"]["release"] == "prom" for m in monitors.values())
+
+
+def test_alert_rules_and_dashboard_ship_in_the_chart(render: Render, tmp_path: Path) -> None:
+    """The PrometheusRule carries exactly the plain rules file (which promtool accepts), and the
+    dashboard ConfigMap carries the plain dashboard with the Grafana sidecar's label."""
+    defaults = render()
+    assert not by_kind(defaults, "PrometheusRule"), "off by default: it needs the operator's CRDs"
+    assert f"{RELEASE}-damfleet-dashboard" not in by_kind(defaults, "ConfigMap")
+    objects = render({"metrics": {"prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+                                  "grafanaDashboard": {"enabled": True, "folder": "Media"}}})
+    validate_objects(objects)
+    (rule,) = by_kind(objects, "PrometheusRule").values()
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    plain = yaml.safe_load((CHART / "files" / "damfleet-rules.yaml").read_text())
+    assert rule["spec"] == plain
+    rendered_rules = tmp_path / "rendered-rules.yaml"
+    rendered_rules.write_text(yaml.safe_dump(rule["spec"]))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool comes with Debian's prometheus package (scripts/bootstrap.sh)"
+    check = subprocess.run([promtool, "check", "rules", str(rendered_rules)], capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    dashboard = by_kind(objects, "ConfigMap")[f"{RELEASE}-damfleet-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"]["grafana_folder"] == "Media"
+    assert json.loads(dashboard["data"]["damfleet.json"]) == json.loads(
+        (CHART / "files" / "damfleet-dashboard.json").read_text())
 
 
 def test_file_storage_needs_and_mounts_a_shared_claim(render: Render) -> None:

@@ -35,16 +35,27 @@ async def test_pause_during_transcode_finishes_it_then_holds_until_resume(tempor
         await eventually(lambda: _stage_running(fleet, handle.workflow_id, "transcode"))
         states_seen.append(common_pb2.JobState.Name((await handle.status()).state))
 
-        # Pause while transcode runs: the transcode is allowed to finish ...
-        assert await fleet.fleet.pause(handle.workflow_id) == "RUNNING"
-        assert (await handle.status()).state == common_pb2.RUNNING
+        # The running stage's live progress comes from its last heartbeat, through the server.
+        live = await eventually(lambda: _has_percent(fleet, handle.workflow_id))
+        assert (live.stages["transcode"].percent, live.stages["transcode"].detail) == (40.0, "proxy 80%")
+        assert live.stages["transcode"].attempts == 1
+        assert live.stages["transcode"].seconds < 600, "a running stage shows its time so far, not 0.00 s"
+
+        # Pause while transcode runs: the transcode is allowed to finish, and until it does
+        # the run says so (PAUSE_PENDING), not RUNNING as if the pause had been ignored ...
+        assert await fleet.fleet.pause(handle.workflow_id) == "PAUSE_PENDING"
+        assert (await handle.status()).state == common_pb2.PAUSE_PENDING
+        states_seen.append("PAUSE_PENDING")
+        assert await eventually(lambda: _search_attribute_is(client, handle.workflow_id, "PAUSE_PENDING"))
         fleet.stand_ins.gate.set()
 
-        # ... and then nothing new starts: the run shows PAUSED, distribution stays pending.
+        # ... and then nothing new starts: the run shows PAUSED, distribution stays pending,
+        # and the stage it names is the one that starts on resume, not the one that ended.
         paused = await eventually(lambda: _state_is(handle, common_pb2.PAUSED))
         states_seen.append("PAUSED")
         assert paused.stages["transcode"].status == common_pb2.STAGE_STATUS_COMPLETED
         assert paused.stages["distribution"].status == common_pb2.STAGE_STATUS_PENDING
+        assert paused.current_stage == "distribution"
         assert fleet.stand_ins.delivered == []
         description = await eventually(lambda: _search_attribute_is(client, handle.workflow_id, "PAUSED"))
         assert description
@@ -56,7 +67,13 @@ async def test_pause_during_transcode_finishes_it_then_holds_until_resume(tempor
         assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_COMPLETED
         assert fleet.stand_ins.delivered, "distribution ran after resume"
         assert states_seen[0] in ("PENDING", "VALIDATING", "RUNNING")
-        assert states_seen[1:] == ["RUNNING", "PAUSED", "COMPLETED"]
+        assert states_seen[1:] == ["RUNNING", "PAUSE_PENDING", "PAUSED", "COMPLETED"]
+
+
+async def _has_percent(fleet, workflow_id: str):
+    status = await fleet.fleet.status(workflow_id)
+    transcode = status.stages["transcode"]
+    return status if transcode.percent and transcode.seconds >= 0.5 else None
 
 
 async def test_cancel_during_transcode_kills_ffmpeg_and_discards_outputs(temporal_env, tmp_path: Path,

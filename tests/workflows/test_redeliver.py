@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities import catalog as catalog_activities
 from activities.common import StageContext
 from activities.distribute import DistributionActivities
 from activities.ingest import build_activities as ingest_activities
@@ -70,7 +71,8 @@ async def fleet(temporal_env: Any, tmp_path: Path) -> AsyncIterator[tuple[Client
         distribution = DistributionActivities(ctx)
         for queue, kwargs in (
             (Queue.PIPELINE, {"workflows": [AssetPipeline, RedeliverAsset]}),
-            (Queue.INGEST, {"activities": ingest_activities(ctx)}),
+            # Catalog activities too: a request that does not say `dedup` gets dedup (true).
+            (Queue.INGEST, {"activities": ingest_activities(ctx) + catalog_activities.build_activities(ctx)}),
             (Queue.TRANSCODE, {"activities": [renditions.transcode]}),
             (Queue.DISTRIBUTION, {"activities": [distribution.deliver_output, distribution.notify_webhook,
                                                  distribution.load_failed_deliveries]}),
@@ -252,3 +254,86 @@ async def test_target_down_for_three_simulated_hours_is_delivered_when_back(tmp_
     assert finished - started[0] >= timedelta(hours=3)
     assert partner.statuses.count(503) == receipt.attempts - 1 and len(partner.files) == 1
     assert partner.files[0].sha256 == output.sha256
+
+
+async def test_redeliver_twice_resends_only_what_is_still_failed(fleet, media_dir: Path, tmp_path: Path) -> None:
+    """Through the client, as an operator runs it: each redelivery sends only what is still
+    failed, the latest one holds the whole record, and the original run's status catches up."""
+    from damfleet.client import FleetClient
+
+    client, queue, partner, _ = fleet
+    fleet_client = FleetClient(client, make_settings(tmp_path))
+    partner.fail_next(403, count=2)
+    workflow_id = f"test-pipeline-{uuid.uuid4().hex}"
+    request = pipeline_pb2.PipelineRequest(source_uri=(media_dir / "small.png").as_uri(), skip_ai=True,
+                                           targets=["local", "partner"])
+    first = await client.execute_workflow(AssetPipeline.run, request, id=workflow_id, task_queue=queue,
+                                          result_type=pipeline_pb2.PipelineResult)
+    assert first.state == common_pb2.COMPLETED_WITH_ERRORS
+
+    partner.fail_next(403, count=1)  # the first redelivery lands one rendition, the other is refused again
+    sent = partner.requests
+    once = await fleet_client.redeliver(workflow_id, task_queue=queue)
+    assert once.state == common_pb2.COMPLETED_WITH_ERRORS and len(once.failures) == 1
+    assert partner.requests - sent == 2 and len(partner.files) == 1
+    status = await fleet_client.status(workflow_id)
+    assert status.state == common_pb2.COMPLETED_WITH_ERRORS and status.redelivered_by == f"{workflow_id}-redeliver"
+    assert sum(not r.ok for r in status.receipts) == 1
+
+    sent = partner.requests
+    twice = await fleet_client.redeliver(workflow_id, task_queue=queue)
+    assert twice.state == common_pb2.COMPLETED, twice.failures
+    assert partner.requests - sent == 1, "only the delivery still failed was sent again"
+    assert len(partner.files) == 2 and sum(r.ok for r in twice.receipts) == 2, "the record is cumulative"
+    status = await fleet_client.status(workflow_id)
+    assert status.state == common_pb2.COMPLETED and not status.failures and all(r.ok for r in status.receipts)
+    assert status.stages["distribution"].status == common_pb2.STAGE_STATUS_COMPLETED
+
+    sent = partner.requests
+    third = await fleet_client.redeliver(workflow_id, task_queue=queue)
+    assert third.state == common_pb2.COMPLETED and third.reason.startswith("nothing left to redeliver")
+    assert partner.requests == sent
+
+
+async def test_redeliver_refuses_what_it_cannot_redeliver(fleet, tmp_path: Path) -> None:
+    from damfleet.client import FleetClient, JobControlError
+    from damfleet.policies import WorkflowName
+
+    client, queue, _, _ = fleet
+    fleet_client = FleetClient(client, make_settings(tmp_path))
+    failed_id = f"test-pipeline-{uuid.uuid4().hex}"
+    with pytest.raises(WorkflowFailureError):
+        await client.execute_workflow(AssetPipeline.run, pipeline_pb2.PipelineRequest(
+            source_uri="file:///x.mov", profile="nope"), id=failed_id, task_queue=queue,
+            result_type=pipeline_pb2.PipelineResult)
+    # Delayed an hour, then cancelled: the run ends CANCELLED before any stage starts.
+    cancelled = await client.start_workflow(AssetPipeline.run, pipeline_pb2.PipelineRequest(
+        source_uri="file:///x.mov"), id=f"test-pipeline-{uuid.uuid4().hex}", task_queue=queue,
+        start_delay=timedelta(hours=1))
+    await cancelled.cancel()
+    batch = await client.start_workflow(WorkflowName.BATCH_INGEST, id=f"batch-{uuid.uuid4().hex}",
+                                        task_queue=f"nobody-{queue}")
+    try:
+        for workflow_id, words in (
+            (failed_id, "ended FAILED: it delivered nothing; start it again with `damfleet submit`"),
+            (batch.id, "is a BatchIngest workflow; redeliver takes an asset run's id"),
+        ):
+            with pytest.raises(JobControlError, match=words.replace("(", r"\(")):
+                await fleet_client.redeliver(workflow_id, task_queue=queue)
+        await _until_closed(client, cancelled.id)
+        with pytest.raises(JobControlError, match="ended CANCELLED: it delivered nothing"):
+            await fleet_client.redeliver(cancelled.id, task_queue=queue)
+    finally:
+        await batch.terminate()
+
+
+async def _until_closed(client: Client, workflow_id: str) -> None:
+    import asyncio
+
+    from temporalio.client import WorkflowExecutionStatus
+
+    for _ in range(100):
+        if (await client.get_workflow_handle(workflow_id).describe()).status != WorkflowExecutionStatus.RUNNING:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{workflow_id} did not close")

@@ -34,6 +34,13 @@ async def test_status_json_and_clear_errors(temporal_env, tmp_path: Path) -> Non
         assert code == 0 and "COMPLETED" in out and "transcode" in out, (out, err)
         code, out, err = await run_cli(fleet, tmp_path, "watch", handle.workflow_id)
         assert code == 0 and "COMPLETED" in out + err, (out, err)
+        # An 80-column terminal: bar, count and state all stay, no line is longer.
+        code, out, err = await run_cli(fleet, tmp_path, "watch", handle.workflow_id, columns=80)
+        print(err + out)
+        assert code == 0
+        assert all(len(line) <= 80 for line in (err + out).splitlines())
+        bar_line = next(line for line in err.splitlines() if "4/4" in line)
+        assert "COMPLETED" in bar_line and "━" in bar_line and "…" not in bar_line
 
         code, out, err = await run_cli(fleet, tmp_path, "status", "asset-no-such-run", "--json")
         assert code == 1 and out == ""
@@ -52,10 +59,14 @@ async def test_pause_resume_cancel_and_watch_a_running_asset(temporal_env, tmp_p
         await eventually(lambda: fleet.stand_ins.transcode_started)
 
         paused = await _cli_json(fleet, tmp_path, "pause", handle.workflow_id)
-        assert paused == {"workflow_id": handle.workflow_id, "action": "pause", "state": "RUNNING"}
+        assert paused == {"workflow_id": handle.workflow_id, "action": "pause", "state": "PAUSE_PENDING"}
         running = await _cli_json(fleet, tmp_path, "status", handle.workflow_id)
-        assert (running["state"], running["stage"]) == ("RUNNING", "transcode")
+        assert (running["state"], running["stage"]) == ("PAUSE_PENDING", "transcode")
         assert running["progress"]["stages_done"] == 1
+        # 1 of 4 stages done plus the running transcode's 40% (its last heartbeat).
+        assert running["progress"]["percent"] == 35.0
+        assert (running["stages"]["transcode"]["percent"], running["stages"]["transcode"]["detail"]) == (
+            40.0, "proxy 80%")
 
         await _cli_json(fleet, tmp_path, "resume", handle.workflow_id)
         cancelled = await _cli_json(fleet, tmp_path, "cancel", handle.workflow_id)
