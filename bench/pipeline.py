@@ -203,13 +203,18 @@ def _activity_busy_seconds(events: list[Any]) -> tuple[float, dict[str, float]]:
 
 
 async def _single(client: Any, source: Path, task_queue: str) -> dict[str, Any]:
+    from temporalio.api.enums.v1 import EventType
+
     started = time.perf_counter()
     handle = await client.submit(str(source), task_queue=task_queue, dedup=False)
     result = await handle.wait()
     latency = time.perf_counter() - started
     history = await client.client.get_workflow_handle(handle.workflow_id).fetch_history()
     busy, per_type = _activity_busy_seconds(list(history.events))
-    return {"latency_ms": latency * 1000, "activities_ms": busy * 1000, "overhead_ms": (latency - busy) * 1000,
+    first = history.events[0].event_time.ToDatetime().timestamp() if history.events else 0.0
+    timeline = [(round((e.event_time.ToDatetime().timestamp() - first) * 1000, 1),
+                 EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")) for e in history.events]
+    return {"timeline": timeline,"latency_ms": latency * 1000, "activities_ms": busy * 1000, "overhead_ms": (latency - busy) * 1000,
             "events": len(history.events), "per_activity_ms": {k: round(v * 1000, 1) for k, v in per_type.items()},
             "state": result.state}
 
@@ -307,6 +312,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if fleet["singles"]:
         print(f"per activity (last single): {fleet['singles'][-1]['per_activity_ms']}, "
               f"{fleet['singles'][-1]['events']} history events", file=sys.stderr)
+    if args.trace and fleet["singles"]:
+        for at, name in fleet["singles"][-1]["timeline"]:
+            print(f"{at:>9.1f} ms  {name}", file=sys.stderr)
     if differ:
         print(f"outputs that differ between direct and fleet: {differ}", file=sys.stderr)
 
@@ -348,5 +356,6 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=11, help="seed of the generated images' noise")
     parser.add_argument("--hashes-out", help="save the fleet outputs' sha256 per source and role here")
     parser.add_argument("--hashes-in", help="compare the fleet outputs' sha256 with this saved file")
+    parser.add_argument("--trace", action="store_true", help="print the last single run's event timeline")
     parser.add_argument("--keep", action="store_true", help="keep the state folder (logs, storage)")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
