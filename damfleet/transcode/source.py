@@ -103,9 +103,13 @@ async def inspect_source(path: Path, *, timeout_seconds: float, max_image_pixels
     sniffed = sniff(head)
     if not sniffed.kind:
         raise UnsupportedMediaError(f"not a supported media file: {sniffed.description}")
-    info, report = await probe_file(path, sniffed, timeout_seconds=timeout_seconds, max_image_pixels=max_image_pixels)
     if sniffed.kind == "image":
-        return SourceInfo(path, "image", info.mime_type, 0.0)
+        # Nothing more is needed here: every image rendition runs in the libvips helper
+        # child, which reads the header, enforces the pixel limit before decoding and
+        # fails on a body that does not decode. Probing here too (header, a decode, exiftool)
+        # cost seconds per camera JPEG and decoded untrusted bytes in the worker itself.
+        return SourceInfo(path, "image", sniffed.mime_type, 0.0)
+    info, report = await probe_file(path, sniffed, timeout_seconds=timeout_seconds, max_image_pixels=max_image_pixels)
     streams: list[dict[str, Any]] = report.get("ffprobe", {}).get("streams", [])
     video = _video_stream(streams)
     audio = _audio_stream(streams)
