@@ -202,6 +202,23 @@ def _activity_busy_seconds(events: list[Any]) -> tuple[float, dict[str, float]]:
     return busy, per_type
 
 
+def _overhead_parts(events: list[Any]) -> dict[str, float]:
+    """Where the in-history overhead goes: workflow tasks waiting and running, activities waiting."""
+    from temporalio.api.enums.v1 import EventType
+
+    at = {e.event_id: e.event_time.ToDatetime().timestamp() for e in events}
+    wft_wait = wft_run = act_wait = 0.0
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            wft_wait += at[e.event_id] - at[e.workflow_task_started_event_attributes.scheduled_event_id]
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            wft_run += at[e.event_id] - at[e.workflow_task_completed_event_attributes.started_event_id]
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            act_wait += at[e.event_id] - at[e.activity_task_started_event_attributes.scheduled_event_id]
+    return {"workflow_task_wait_ms": round(wft_wait * 1000, 1), "workflow_task_run_ms": round(wft_run * 1000, 1),
+            "activity_wait_ms": round(act_wait * 1000, 1)}
+
+
 async def _single(client: Any, source: Path, task_queue: str) -> dict[str, Any]:
     from temporalio.api.enums.v1 import EventType
 
@@ -212,9 +229,12 @@ async def _single(client: Any, source: Path, task_queue: str) -> dict[str, Any]:
     history = await client.client.get_workflow_handle(handle.workflow_id).fetch_history()
     busy, per_type = _activity_busy_seconds(list(history.events))
     first = history.events[0].event_time.ToDatetime().timestamp() if history.events else 0.0
+    last = history.events[-1].event_time.ToDatetime().timestamp() if history.events else 0.0
+    parts = _overhead_parts(list(history.events))
+    parts["client_ms"] = round((latency - (last - first)) * 1000, 1)
     timeline = [(round((e.event_time.ToDatetime().timestamp() - first) * 1000, 1),
                  EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")) for e in history.events]
-    return {"timeline": timeline,"latency_ms": latency * 1000, "activities_ms": busy * 1000, "overhead_ms": (latency - busy) * 1000,
+    return {"timeline": timeline, "parts": parts,"latency_ms": latency * 1000, "activities_ms": busy * 1000, "overhead_ms": (latency - busy) * 1000,
             "events": len(history.events), "per_activity_ms": {k: round(v * 1000, 1) for k, v in per_type.items()},
             "state": result.state}
 
@@ -333,6 +353,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "fleet_stage_seconds": {k: round(v, 2) for k, v in fleet["stage_seconds"].items()},
         "direct_stage_seconds": {k: round(v, 2) for k, v in direct["stage_seconds"].items()},
         "single_asset_overheads_ms": [round(x, 1) for x in overheads],
+        "single_asset_overhead_parts_ms": {
+            k: round(statistics.median(r["parts"][k] for r in fleet["singles"]), 1)
+            for k in ("client_ms", "workflow_task_wait_ms", "workflow_task_run_ms", "activity_wait_ms")
+        } if fleet["singles"] else None,
         "single_asset_latency_ms": round(statistics.median(r["latency_ms"] for r in fleet["singles"]), 1)
         if fleet["singles"] else None,
         "assets": len(sources),
