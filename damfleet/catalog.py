@@ -25,6 +25,7 @@ from google.protobuf import json_format
 from damfleet import manifest
 from damfleet.errors import BadInputError, SourceNotFoundError
 from damfleet.settings import Settings
+from damfleet.sources import SourceRoots
 from damfleet.storage import Storage, join_uri
 from damfleet.storage.keys import safe_name
 from damfleet.v1 import common_pb2, jobs_pb2
@@ -118,6 +119,7 @@ async def prepare_manifest(
     fmt = manifest.manifest_format(uri)
     local = scratch / f"manifest.{fmt}"
     try:
+        SourceRoots.from_settings(settings).check(uri)  # a manifest is a source too: rows are echoed back
         await storage.download_file(uri, local)
     except SourceNotFoundError as exc:
         raise SourceNotFoundError(f"manifest {uri} not found") from exc
@@ -155,6 +157,7 @@ async def list_new_sources(
     prefix = request.source_prefix
     if not prefix.endswith("/"):
         prefix += "/"
+    SourceRoots.from_settings(settings).check(prefix, strict=False)  # listing names files: only inside roots
     seen: dict[str, list[float]] = {}
     if request.ledger_uri and await storage.exists(request.ledger_uri):
         seen = json.loads(await storage.read_bytes(request.ledger_uri))

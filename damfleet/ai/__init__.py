@@ -21,7 +21,6 @@ from damfleet.ai.transcribe import (
     to_srt,
     to_vtt,
     transcribe_file,
-    word_error_rate,
 )
 
 __all__ = [
@@ -41,5 +40,4 @@ __all__ = [
     "to_srt",
     "to_vtt",
     "transcribe_file",
-    "word_error_rate",
 ]

@@ -25,6 +25,7 @@ from typing import TypeVar
 from damfleet.ai.detect import DetectOptions, detect_file, yolo_model
 from damfleet.ai.models import ModelRegistry, get_registry
 from damfleet.ai.transcribe import TranscribeOptions, transcribe_file, whisper_model
+from damfleet.egress import disable_onnxruntime_telemetry
 from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2
 
@@ -98,6 +99,7 @@ class LocalInference(InferenceBackend):
         self.ai = ai
         self.registry = registry or get_registry()
         self.config_dir = config_dir
+        disable_onnxruntime_telemetry()  # Silero VAD runs on onnxruntime: no telemetry from this process
 
     def whisper(self):
         return whisper_model(self.ai, self.registry)

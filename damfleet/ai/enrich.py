@@ -14,7 +14,12 @@ key (``storage.keys(id).enrichment``)       role                 content
 ========================================  ==================  ========================
 
 Keys depend only on the asset id, so a retried activity overwrites its earlier files.
-Audio with no speech gives an empty transcript (valid, empty VTT/SRT), not an error.
+Audio with no speech gives an empty transcript (valid, empty VTT/SRT), not an error. A
+transcript whose words cover less than ``DAMFLEET_AI_WHISPER_MIN_COVERAGE`` of the speech
+the VAD found (after the re-decode of :mod:`damfleet.ai.transcribe` had its chance) is
+not stored: the stage fails with :class:`IncompleteTranscriptError`, which the pipeline
+records as a failed AI stage (COMPLETED_WITH_ERRORS) rather than passing a transcript that
+silently dropped speech.
 Detection without configured weights is skipped with a reason rather than failing: most
 deployments have no detector and should still get transcripts.
 """
@@ -31,12 +36,13 @@ from google.protobuf import json_format
 
 from damfleet.ai.backend import InferenceBackend, LocalInference, MediaSource
 from damfleet.ai.transcribe import to_json, to_srt, to_vtt, transcript_text
+from damfleet.errors import IncompleteTranscriptError
 from damfleet.settings import Settings
 from damfleet.storage import Storage
 from damfleet.storage.keys import safe_name
 from damfleet.v1 import common_pb2, inference_pb2, stages_pb2
 
-__all__ = ["STAGE", "backend_from_settings", "enrich_asset", "summarize_transcript"]
+__all__ = ["STAGE", "backend_from_settings", "check_coverage", "enrich_asset", "summarize_transcript"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,31 @@ def summarize_transcript(
         segment_count=len(transcript.segments),
         word_count=sum(len(s.words) for s in transcript.segments) or len(text.split()),
         duration_seconds=round(transcript.duration_seconds, 3),
+        speech_seconds=round(transcript.speech_seconds, 3),
+        transcribed_seconds=round(transcript.transcribed_seconds, 3),
+        redecoded_count=len(transcript.redecodes),
+    )
+
+
+def check_coverage(transcript: inference_pb2.Transcript, settings: Settings, filename: str) -> None:
+    """Refuse a transcript whose words cover too little of the speech (see the module doc).
+
+    Raises:
+        IncompleteTranscriptError: coverage below ``DAMFLEET_AI_WHISPER_MIN_COVERAGE``.
+    """
+    ai = settings.ai
+    speech = transcript.speech_seconds
+    if speech < max(ai.whisper_min_speech_seconds, 1e-9):
+        return
+    coverage = transcript.transcribed_seconds / speech
+    if coverage >= ai.whisper_min_coverage:
+        return
+    redecoded = len(transcript.redecodes)
+    raise IncompleteTranscriptError(
+        f"transcript of {filename} covers {transcript.transcribed_seconds:.1f}s of the {speech:.1f}s of speech "
+        f"the VAD found ({coverage:.0%}), below DAMFLEET_AI_WHISPER_MIN_COVERAGE={ai.whisper_min_coverage:g}"
+        + (f", even after re-decoding {redecoded} stretch(es) with beam search" if redecoded else "")
+        + f" (whisper {ai.whisper_compute_type}, beam {ai.whisper_beam_size}); not stored"
     )
 
 
@@ -101,6 +132,7 @@ async def enrich_asset(
     Raises:
         BadInputError (subclasses): corrupt audio, unreadable frames (non-retryable).
         ConfigurationError: the whisper model or the configured YOLO weights are unusable.
+        IncompleteTranscriptError: the words cover too little of the speech (nothing stored).
         TransientError: the inference service is unreachable (retryable).
     """
     asset = request.asset
@@ -148,14 +180,19 @@ async def enrich_asset(
             ),
         )
         out.timings_seconds["transcribe"] = round(time.perf_counter() - started, 3)
+        transcript_keys = [keys.enrichment("transcript", ext) for ext in ("json", "vtt", "srt")]
+        try:
+            check_coverage(transcript, settings, asset.original_filename or Path(asset.original_uri).name)
+        except IncompleteTranscriptError:
+            # An earlier attempt may have stored sidecars: none may outlive a refused transcript.
+            for uri in transcript_keys:
+                await storage.delete(uri)
+            raise
         out.transcript.CopyFrom(summarize_transcript(transcript, settings.ai.transcript_excerpt_chars))
         out.outputs.extend([
-            await _store(storage, keys.enrichment("transcript", "json"), to_json(transcript),
-                         "transcript_json", "application/json"),
-            await _store(storage, keys.enrichment("transcript", "vtt"), to_vtt(transcript),
-                         "transcript_vtt", "text/vtt"),
-            await _store(storage, keys.enrichment("transcript", "srt"), to_srt(transcript),
-                         "transcript_srt", "application/x-subrip"),
+            await _store(storage, transcript_keys[0], to_json(transcript), "transcript_json", "application/json"),
+            await _store(storage, transcript_keys[1], to_vtt(transcript), "transcript_vtt", "text/vtt"),
+            await _store(storage, transcript_keys[2], to_srt(transcript), "transcript_srt", "application/x-subrip"),
         ])
         report(phase="transcribed", transcribed_seconds=transcript.duration_seconds, total_seconds=total)
 

@@ -23,6 +23,7 @@ import grpc
 
 from damfleet import errors
 from damfleet.ai.backend import InferenceBackend, MediaSource, ProgressFn
+from damfleet.ai.security import ERROR_TYPE_METADATA, call_metadata, channel_credentials, channel_options
 from damfleet.ai.transcribe import Cancelled, NoAudioStreamError
 from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2, inference_pb2_grpc
@@ -30,7 +31,6 @@ from damfleet.v1 import inference_pb2, inference_pb2_grpc
 __all__ = ["ERROR_TYPE_METADATA", "RemoteInference", "error_from_rpc"]
 
 #: Trailing metadata key carrying a damfleet error type from the service to the client.
-ERROR_TYPE_METADATA = "damfleet-error-type"
 
 _TRANSIENT_CODES = {
     grpc.StatusCode.UNAVAILABLE,
@@ -89,16 +89,21 @@ class RemoteInference(InferenceBackend):
     async def _connected(self) -> inference_pb2_grpc.InferenceStub:
         """The stub once the channel is READY; TransientError when the service cannot be reached."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(
-                self.url, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+            credentials = channel_credentials(self.ai)
+            options = channel_options(self.ai)
+            self._channel = (
+                grpc.aio.secure_channel(self.url, credentials, options=options) if credentials is not None
+                else grpc.aio.insecure_channel(self.url, options=options)
             )
             self._stub = inference_pb2_grpc.InferenceStub(self._channel)
         try:
             await asyncio.wait_for(self._channel.channel_ready(), timeout=self.ai.inference_connect_seconds)
         except (TimeoutError, grpc.aio.AioRpcError) as exc:
             await self.aclose()
+            tls = (" over TLS (is DAMFLEET_AI_INFERENCE_TLS_CA_PATH the CA that signed the service's certificate?)"
+                   if channel_credentials(self.ai) is not None else "")
             raise errors.TransientError(
-                f"inference service {self.url} unreachable after {self.ai.inference_connect_seconds:g}s; "
+                f"inference service {self.url} unreachable{tls} after {self.ai.inference_connect_seconds:g}s; "
                 "will retry (nothing marked done)"
             ) from exc
         assert self._stub is not None
@@ -112,7 +117,8 @@ class RemoteInference(InferenceBackend):
         request = inference_pb2.TranscribeRequest(media=self._ref(media), request_id=Path(media.uri).name)
         transcript: inference_pb2.Transcript | None = None
         try:
-            async for event in stub.Transcribe(request, timeout=self.ai.inference_timeout_seconds):
+            async for event in stub.Transcribe(request, timeout=self.ai.inference_timeout_seconds,
+                                                 metadata=call_metadata(self.ai)):
                 if event.HasField("progress") and progress is not None:
                     progress(event.progress.transcribed_seconds)
                 elif event.HasField("transcript"):
@@ -127,14 +133,15 @@ class RemoteInference(InferenceBackend):
         stub = await self._connected()
         request = inference_pb2.DetectRequest(media=self._ref(media), request_id=Path(media.uri).name)
         try:
-            return await stub.Detect(request, timeout=self.ai.inference_timeout_seconds)
+            return await stub.Detect(request, timeout=self.ai.inference_timeout_seconds,
+                                     metadata=call_metadata(self.ai))
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.url) from exc
 
     async def health(self) -> inference_pb2.HealthResponse:
         stub = await self._connected()
         try:
-            return await stub.Health(inference_pb2.HealthRequest(), timeout=30)
+            return await stub.Health(inference_pb2.HealthRequest(), timeout=30, metadata=call_metadata(self.ai))
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.url) from exc
 

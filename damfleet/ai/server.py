@@ -31,6 +31,7 @@ from grpc_health.v1._async import HealthServicer
 from damfleet import __version__ as damfleet_version
 from damfleet.ai.backend import LocalInference
 from damfleet.ai.remote import ERROR_TYPE_METADATA
+from damfleet.ai.security import BearerTokenInterceptor, server_credentials
 from damfleet.errors import (
     BadInputError,
     ConfigurationError,
@@ -192,21 +193,26 @@ async def start_server(
     storage = Storage.from_settings(settings)
     # Model runs are serialised per model anyway; bounding RPCs turns overload into a retryable
     # RESOURCE_EXHAUSTED for the calling worker instead of an ever-growing backlog here.
+    credentials = server_credentials(settings.ai)
+    interceptors = [BearerTokenInterceptor(settings.ai.inference_token)] if settings.ai.inference_token else []
     server = grpc.aio.server(
         options=[("grpc.max_send_message_length", 64 * 1024 * 1024)],
         maximum_concurrent_rpcs=max(1, settings.ai.inference_max_workers),
+        interceptors=interceptors,
     )
     inference_pb2_grpc.add_InferenceServicer_to_server(InferenceService(settings, local, storage), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     address = listen or settings.ai.inference_listen
-    port = server.add_insecure_port(address)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise ConfigurationError(f"cannot listen on {address!r}")
     await server.start()
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("inference service on %s (port %d)", address, port)
+    log.info("inference service on %s (port %d, %s, %s)", address, port,
+             "TLS" + (" with client certificates" if settings.ai.inference_tls_client_ca_path else "")
+             if credentials else "plaintext", "bearer token required" if interceptors else "no token")
     return server, port, health
 
 

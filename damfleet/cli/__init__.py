@@ -2,8 +2,9 @@
 
 Commands live in sub-modules that register themselves on :data:`app`:
 :mod:`damfleet.cli.dev` (dev, demo, submit), :mod:`damfleet.cli.jobs` (status, watch,
-pause, resume, cancel, batch, schedules, queues) and :mod:`damfleet.cli.inference`
-(the gRPC inference service), :mod:`damfleet.cli.fixity` (fixity audits).
+pause, resume, cancel, batch, schedules, queues), :mod:`damfleet.cli.inference`
+(the gRPC inference service), :mod:`damfleet.cli.fixity` (fixity audits) and
+:mod:`damfleet.cli.codec` (the payload codec server).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_COMMAND_MODULES = ("damfleet.cli.dev", "damfleet.cli.jobs", "damfleet.cli.inference", "damfleet.cli.fixity")
+_COMMAND_MODULES = (
+    "damfleet.cli.dev", "damfleet.cli.jobs", "damfleet.cli.inference", "damfleet.cli.fixity", "damfleet.cli.codec",
+)
 
 
 def _register() -> None:

@@ -165,7 +165,7 @@ def dev() -> None:
     """Run the whole fleet locally (dev server, UI on :8233, five workers) until Ctrl-C."""
 
     async def run() -> int:
-        from damfleet.launcher import Fleet
+        from damfleet.launcher import Fleet, dev_source_roots
 
         settings = get_settings()
         fleet = Fleet(settings)
@@ -175,6 +175,8 @@ def dev() -> None:
                           f"UI http://localhost:{settings.temporal.dev_ui_port}, "
                           f"metrics :{fleet.metrics_base_port}-{fleet.metrics_base_port + 4}, "
                           f"logs {settings.state_path / 'logs'}. Ctrl-C stops everything.")
+            console.print(f"sources accepted under: {', '.join(dev_source_roots(settings))} "
+                          "(DAMFLEET_INGEST_SOURCE_ROOTS)", soft_wrap=True)
             await _wait_forever()
             return 0
         finally:
@@ -235,7 +237,8 @@ def submit(
     try:
         code = asyncio.run(run())
     except (DamfleetError, DamfleetClientError) as exc:
-        console.print(f"[red]{exc}[/]")
+        # One line, never wrapped, and no markup: the message may quote a hostile file name.
+        console.print(str(exc), style="red", soft_wrap=True, markup=False, highlight=False)
         code = 2
     except RuntimeError as exc:  # connection failures from the SDK
         console.print(f"[red]cannot reach Temporal: {exc}[/]")

@@ -56,21 +56,28 @@ def health(
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from damfleet.ai.security import call_metadata, channel_credentials, channel_options
     from damfleet.ai.server import SERVICE_NAME
     from damfleet.v1 import inference_pb2, inference_pb2_grpc
 
-    target = url or get_settings().ai.inference_url
+    ai = get_settings().ai
+    target = url or ai.inference_url
     if not target:
         typer.echo("error: no --url and no DAMFLEET_AI_INFERENCE_URL", err=True)
         raise typer.Exit(2)
+    credentials = channel_credentials(ai)
+    options = channel_options(ai)
     try:
-        with grpc.insecure_channel(target) as channel:
+        with (grpc.secure_channel(target, credentials, options=options) if credentials is not None
+              else grpc.insecure_channel(target, options=options)) as channel:
             status = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=10
             )
-            models = inference_pb2_grpc.InferenceStub(channel).Health(inference_pb2.HealthRequest(), timeout=10)
+            models = inference_pb2_grpc.InferenceStub(channel).Health(
+                inference_pb2.HealthRequest(), timeout=10, metadata=call_metadata(ai))
     except grpc.RpcError as exc:
-        typer.echo(json.dumps({"url": target, "serving": False, "error": exc.code().name}))
+        typer.echo(json.dumps({"url": target, "serving": False, "error": exc.code().name,
+                               "detail": exc.details() or ""}))
         raise typer.Exit(1) from exc
     serving = status.status == health_pb2.HealthCheckResponse.SERVING
     typer.echo(json.dumps({

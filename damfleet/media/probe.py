@@ -11,15 +11,28 @@ import asyncio
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from damfleet.errors import CorruptMediaError, UnsafeMediaError, UnsupportedMediaError
 from damfleet.media.detect import Sniffed
-from damfleet.media.tools import find_tool, run_tool, safe_input_args
+from damfleet.media.tools import ToolResult, find_tool, run_tool, safe_input_args
 from damfleet.v1 import common_pb2
 
-__all__ = ["ProbeReport", "configure_vips", "probe_av", "probe_file", "probe_image"]
+__all__ = [
+    "INGEST_MEMORY_SETTING",
+    "MemoryLimit",
+    "ProbeReport",
+    "check_pixels",
+    "clean_metadata",
+    "configure_vips",
+    "declared_canvas",
+    "probe_av",
+    "probe_file",
+    "probe_image",
+    "read_image_header",
+]
 
 ProbeReport = tuple[common_pb2.MediaInfo, dict[str, Any]]
 
@@ -34,16 +47,67 @@ def configure_vips() -> Any:
     return pyvips
 
 
-async def probe_file(path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_image_pixels: int) -> ProbeReport:
-    """MediaInfo summary and the full tool report for a file whose family was sniffed."""
+INGEST_MEMORY_SETTING = "DAMFLEET_INGEST_TOOL_MEMORY_BYTES"
+#: stderr of a tool that could not even start under its address-space limit.
+_STARTUP_FAILURES = ("failed to map segment", "error while loading shared libraries", "error creating thread")
+
+
+@dataclass(frozen=True)
+class MemoryLimit:
+    """An address-space limit for the probe children and the setting that sets it."""
+
+    memory_bytes: int = 0
+    setting: str = INGEST_MEMORY_SETTING
+
+    def startup_error(self, tool: str, detail: str) -> Exception:
+        from damfleet.transcode.errors import ToolResourceLimitError
+
+        return ToolResourceLimitError(
+            f"{tool} could not start within its memory limit: {self.setting}={self.memory_bytes} "
+            f"({self.memory_bytes / 2**20:.0f} MiB) is too low for it: {detail[-300:]}"
+        )
+
+    def bomb_error(self, tool: str, what: str) -> UnsafeMediaError:
+        return UnsafeMediaError(
+            f"{tool} exceeded the probe's memory limit of {self.memory_bytes} bytes ({self.setting}) reading "
+            f"this {what}: refused as a likely decompression bomb"
+        )
+
+    def check(self, tool: str, result: ToolResult, what: str) -> None:
+        """Raise the right error when a failed run was about memory rather than the file's content."""
+        if not self.memory_bytes or result.returncode == 0:
+            return
+        tail = result.stderr_tail.lower()
+        if any(marker in tail for marker in _STARTUP_FAILURES):
+            raise self.startup_error(tool, result.stderr_tail)
+        if result.returncode < 0 or "out of memory" in tail or "cannot allocate memory" in tail:
+            raise self.bomb_error(tool, what)
+
+
+async def probe_file(
+    path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_image_pixels: int, memory_bytes: int = 0,
+    memory_setting: str = INGEST_MEMORY_SETTING,
+) -> ProbeReport:
+    """MediaInfo summary and the full tool report for a file whose family was sniffed.
+
+    Every tool that parses the untrusted bytes (ffprobe, ffmpeg, exiftool, libvips) runs in a
+    child process with ``timeout_seconds`` and an address-space limit of ``memory_bytes``
+    (0: none), so a decompression bomb exhausts the child, never the worker. A tool that cannot
+    even start under the limit is a configuration problem (``ToolResourceLimitError`` naming
+    ``memory_setting``); one that runs out of memory while parsing the file has met a bomb
+    (``UnsafeMediaError``).
+    """
+    limit = MemoryLimit(memory_bytes, memory_setting)
     if sniffed.kind == "image":
-        return await probe_image(path, sniffed, timeout_seconds=timeout_seconds, max_pixels=max_image_pixels)
+        return await probe_image(path, sniffed, timeout_seconds=timeout_seconds, max_pixels=max_image_pixels,
+                                 limit=limit)
     if sniffed.kind == "av":
-        return await probe_av(path, sniffed, timeout_seconds=timeout_seconds)
+        return await probe_av(path, sniffed, timeout_seconds=timeout_seconds, limit=limit)
     raise UnsupportedMediaError(f"not a supported media file: {sniffed.description}")
 
 
-async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> ProbeReport:
+async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float, limit: MemoryLimit = MemoryLimit(0)
+                   ) -> ProbeReport:
     ffprobe = find_tool("ffprobe")
     result = await run_tool(
         [
@@ -51,7 +115,9 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> P
             "-print_format", "json", "-show_format", "-show_streams", "-i", str(path),
         ],
         timeout_seconds=timeout_seconds,
+        memory_bytes=limit.memory_bytes,
     )
+    limit.check("ffprobe", result, f"{sniffed.description} file")
     if result.returncode != 0:
         message = result.stderr_tail or "ffprobe could not read it"
         if "not on whitelist" in message or "Protocol" in message and "not" in message:
@@ -72,8 +138,11 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> P
         mime = sniffed.mime_type
     duration = _float(fmt.get("duration")) or _float((video or audio)[0].get("duration"))
     await _confirm_decodes(
-        path, has_video=bool(video), duration=duration, timeout_seconds=timeout_seconds, what=sniffed.description
+        path, has_video=bool(video), duration=duration, timeout_seconds=timeout_seconds, what=sniffed.description,
+        limit=limit,
     )
+    if audio:  # after the decode check: a damaged file is reported as damaged, whatever it claims
+        _check_downmixable(audio[0], sniffed.description)
     info = common_pb2.MediaInfo(
         kind=common_pb2.MEDIA_KIND_VIDEO if video else common_pb2.MEDIA_KIND_AUDIO,
         mime_type=mime,
@@ -99,7 +168,8 @@ async def probe_av(path: Path, sniffed: Sniffed, *, timeout_seconds: float) -> P
 
 
 async def _confirm_decodes(
-    path: Path, *, has_video: bool, duration: float, timeout_seconds: float, what: str
+    path: Path, *, has_video: bool, duration: float, timeout_seconds: float, what: str,
+    limit: MemoryLimit = MemoryLimit(0),
 ) -> None:
     """Decode the first and the last seconds.
 
@@ -115,10 +185,28 @@ async def _confirm_decodes(
             ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-xerror", *safe_input_args(),
             "-ss", f"{start:.3f}", "-i", str(path), "-t", "2", "-map", stream, "-f", "null", "-",
         ]
-        result = await run_tool(args, timeout_seconds=timeout_seconds)
+        result = await run_tool(args, timeout_seconds=timeout_seconds, memory_bytes=limit.memory_bytes)
+        limit.check("ffmpeg", result, f"{what} file")
         if result.returncode != 0:
             where = "at its start" if start == 0 else f"near {start:.0f}s (truncated or damaged)"
             raise CorruptMediaError(f"{what} file does not decode {where}: {result.stderr_tail or 'decoder error'}")
+
+
+#: ffmpeg guesses a channel layout for up to 8 channels; beyond that, without a declared layout,
+#: it cannot downmix ("Rematrix is needed"), so every proxy, waveform and transcript would fail.
+MAX_UNLAID_CHANNELS = 8
+
+
+def _check_downmixable(stream: dict[str, Any], what: str) -> None:
+    """Refuse audio that no stage could downmix, at ingest, with the reason (not ffmpeg's at transcode)."""
+    channels = int(stream.get("channels") or 0)
+    layout = str(stream.get("channel_layout") or "")
+    if channels > MAX_UNLAID_CHANNELS and not layout:
+        raise UnsupportedMediaError(
+            f"{what} audio has {channels} channels and no channel layout: it cannot be downmixed to the "
+            f"stereo/mono renditions (at most {MAX_UNLAID_CHANNELS} channels without a layout); "
+            "split it into tracks or tag its layout first"
+        )
 
 
 def _is_cover_art(stream: dict[str, Any]) -> bool:
@@ -148,14 +236,65 @@ def _rotation(stream: dict[str, Any]) -> int:
     return int(_float(stream.get("tags", {}).get("rotate"))) % 360
 
 
-async def probe_image(path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_pixels: int) -> ProbeReport:
-    header = await asyncio.to_thread(_vips_header, path, sniffed)
-    width, height = header["width"], header["height"]
-    if width * height > max_pixels:
+def declared_canvas(head: bytes) -> tuple[str, int, int] | None:
+    """The canvas a file's own header declares, read from its first bytes without any decoder.
+
+    GIF logical screen, PNG/APNG ``IHDR`` and WebP ``VP8X`` canvas: a frame may be small while
+    the canvas a decoder composes it onto is huge, so the canvas is held to the pixel limit too.
+    Returns (what, width, height), or None for formats without one here (libvips' header is
+    checked for those).
+    """
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return "GIF logical screen", int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
+        what = "APNG canvas" if b"acTL" in head else "PNG canvas"
+        return what, int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and head[12:16] == b"VP8X" and len(head) >= 30:
+        return "WebP canvas", 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    return None
+
+
+def _read_head(path: Path, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(size)
+
+
+def check_pixels(what: str, width: int, height: int, max_pixels: int, *, pages: int = 1) -> None:
+    """Refuse a declared size over the pixel limit (before anything is decoded)."""
+    total = width * height * max(1, pages)
+    if max_pixels and total > max_pixels:
+        size = f"{width}x{height}" + (f" x {pages} pages" if pages > 1 else "")
         raise UnsafeMediaError(
-            f"{sniffed.description} image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels"
+            f"{what} of {size} = {total} pixels exceeds the limit of {max_pixels} pixels "
+            "(DAMFLEET_INGEST_MAX_IMAGE_PIXELS): refused before decoding"
         )
-    exif = await _exiftool(path, timeout_seconds=timeout_seconds)
+
+
+async def probe_image(
+    path: Path, sniffed: Sniffed, *, timeout_seconds: float, max_pixels: int, limit: MemoryLimit = MemoryLimit(0)
+) -> ProbeReport:
+    """The libvips header (read and checked in a child process) plus exiftool's metadata.
+
+    Order matters: the canvas the file declares is checked from its raw header first, then
+    libvips' header (size, page count) in the child, and only then does the child decode a
+    thumbnail; a bomb is refused before any pixel is decoded, and whatever the decoders do
+    happens under the child's memory and time limits.
+    """
+    from damfleet.transcode.errors import ToolResourceLimitError
+    from damfleet.transcode.helper import run_helper
+
+    canvas = declared_canvas(await asyncio.to_thread(_read_head, path, 64))
+    if canvas is not None:
+        check_pixels(canvas[0], canvas[1], canvas[2], max_pixels)
+    request = {"op": "probe_image", "source": str(path), "description": sniffed.description, "max_pixels": max_pixels}
+    try:
+        header = await run_helper(request, timeout_seconds=timeout_seconds, memory_bytes=limit.memory_bytes)
+    except ToolResourceLimitError as exc:
+        if "could not run" in str(exc):  # the helper never started: the limit is too low for libvips itself
+            raise limit.startup_error("libvips", str(exc)) from exc
+        raise limit.bomb_error("libvips", f"{sniffed.description} image") from exc
+    width, height = header["width"], header["height"]
+    exif = await _exiftool(path, timeout_seconds=timeout_seconds, limit=limit)
     orientation = int(header.get("orientation", 1) or 1)
     info = common_pb2.MediaInfo(
         kind=common_pb2.MEDIA_KIND_IMAGE,
@@ -169,13 +308,23 @@ async def probe_image(path: Path, sniffed: Sniffed, *, timeout_seconds: float, m
     return info, {"tool": "libvips+exiftool", "vips": header, "exif": exif}
 
 
-def _vips_header(path: Path, sniffed: Sniffed) -> dict[str, Any]:
+def read_image_header(path: Path, description: str, max_pixels: int) -> dict[str, Any]:
+    """libvips' header, held to the pixel limit, then a thumbnail decode; runs in the probe child.
+
+    ``python -m damfleet.transcode.vips_child`` calls this (op ``probe_image``); the parent
+    never loads the image itself.
+    """
     pyvips = configure_vips()
     try:
         image = pyvips.Image.new_from_file(str(path), access="sequential", fail=True)
     except pyvips.Error as exc:
         detail = str(exc).strip().splitlines()
-        raise CorruptMediaError(f"unreadable {sniffed.description} image: {' '.join(detail)[:400]}") from exc
+        raise CorruptMediaError(f"unreadable {description} image: {' '.join(detail)[:400]}") from exc
+    names = image.get_fields()
+    pages = int(image.get("n-pages")) if "n-pages" in names else 1
+    check_pixels(f"{description} image", image.width, image.height, max_pixels)
+    if pages > 1:
+        check_pixels(f"{description} image (all pages)", image.width, image.height, max_pixels, pages=pages)
     fields = {}
     for name in image.get_fields():
         if name.endswith("-data") or name in ("exif-data", "xmp-data", "icc-profile-data", "iptc-data"):
@@ -192,7 +341,7 @@ def _vips_header(path: Path, sniffed: Sniffed) -> dict[str, Any]:
         pyvips.Image.thumbnail(str(path), 128, fail_on="truncated").avg()
     except pyvips.Error as exc:
         detail = " ".join(str(exc).strip().splitlines()[1:]) or str(exc)
-        raise CorruptMediaError(f"{sniffed.description} image does not decode: {detail[:400]}") from exc
+        raise CorruptMediaError(f"{description} image does not decode: {detail[:400]}") from exc
     fmt = str(image.format)
     depth = 16 if fmt in ("ushort", "short") else 32 if fmt in ("float", "uint", "int") else 8
     return {
@@ -204,12 +353,17 @@ def _vips_header(path: Path, sniffed: Sniffed) -> dict[str, Any]:
         "loader": str(image.get("vips-loader")) if "vips-loader" in image.get_fields() else "",
         "orientation": image.get("orientation") if "orientation" in image.get_fields() else 1,
         "bit_depth": depth,
+        "pages": pages,
         "fields": fields,
     }
 
 
-async def _exiftool(path: Path, *, timeout_seconds: float) -> dict[str, Any]:
-    """EXIF/XMP/IPTC as JSON; absent exiftool or odd output degrades to an empty dict."""
+async def _exiftool(path: Path, *, timeout_seconds: float, limit: MemoryLimit = MemoryLimit(0)) -> dict[str, Any]:
+    """EXIF/XMP/IPTC as JSON; absent exiftool or odd output degrades to an empty dict.
+
+    exiftool inflates compressed text chunks (PNG zTXt/iTXt) whole: a small file can ask it for
+    gigabytes. Under the memory limit that ends its run, and the file is refused as unsafe.
+    """
     try:
         exiftool = find_tool("exiftool")
     except Exception:  # noqa: BLE001 - exiftool is optional; libvips already validated the image
@@ -217,7 +371,9 @@ async def _exiftool(path: Path, *, timeout_seconds: float) -> dict[str, Any]:
     result = await run_tool(
         [exiftool, "-json", "-G", "-n", "-fast2", "-api", "largefilesupport=1", "--", str(path)],
         timeout_seconds=timeout_seconds,
+        memory_bytes=limit.memory_bytes,
     )
+    limit.check("exiftool", result, "file's metadata")
     if result.returncode != 0:
         return {"error": result.stderr_tail}
     try:
@@ -226,4 +382,58 @@ async def _exiftool(path: Path, *, timeout_seconds: float) -> dict[str, Any]:
         return {}
     record = parsed[0] if parsed else {}
     record.pop("SourceFile", None)
-    return {k: v for k, v in record.items() if not k.startswith("System:")}
+    return clean_metadata({k: v for k, v in record.items() if not k.startswith("System:")})
+
+
+#: Longest metadata string kept; longer ones are cut (with a note of how much was dropped).
+MAX_METADATA_CHARS = 2000
+_GPS_RANGES = {"GPSLatitude": 90.0, "GPSLongitude": 180.0}
+
+
+def _clean_text(value: str) -> str:
+    # Newlines and tabs are legitimate in descriptions; other controls and bidi/format characters
+    # (which can disguise text in the UI) are shown as escapes.
+    kept = "".join(c if c in "\n\t" or c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in value)
+    if len(kept) > MAX_METADATA_CHARS:
+        kept = f"{kept[:MAX_METADATA_CHARS]}… [{len(kept) - MAX_METADATA_CHARS} more characters dropped]"
+    return kept
+
+
+def _gps_plausible(name: str, value: Any) -> bool:
+    """False for a GPS coordinate (``-n`` numbers, or ``GPSPosition``'s "lat lon") off the globe."""
+    if name == "GPSPosition" and isinstance(value, str):
+        parts = value.split()
+        try:
+            pairs = list(zip(("GPSLatitude", "GPSLongitude"), (float(p) for p in parts), strict=True))
+        except ValueError:
+            return False
+        return all(_gps_plausible(n, v) for n, v in pairs)
+    if name in _GPS_RANGES and isinstance(value, (int, float)):
+        return math.isfinite(value) and abs(value) <= _GPS_RANGES[name]
+    return True
+
+
+def clean_metadata(record: dict[str, Any]) -> dict[str, Any]:
+    """Embedded metadata made safe to store and show: bounded strings, no bidi tricks, sane GPS.
+
+    Values come from the uploaded file, so they are untrusted: a 24,000-character comment, a
+    right-to-left override in a title, a latitude of 300 degrees. Strings are cut at
+    ``MAX_METADATA_CHARS`` and control/format characters escaped; GPS coordinates outside the
+    globe are dropped and listed under ``damfleet:ignored``.
+    """
+    cleaned: dict[str, Any] = {}
+    ignored: list[str] = []
+    for key, value in record.items():
+        name = key.rsplit(":", 1)[-1]
+        if not _gps_plausible(name, value):
+            ignored.append(f"{_clean_text(key)}={value!r} (out of range)")
+            continue
+        if isinstance(value, str):
+            value = _clean_text(value)
+        elif isinstance(value, list):
+            value = [_clean_text(v) if isinstance(v, str) else v for v in value[:1000]]
+        cleaned[_clean_text(key)[:200]] = value
+    if ignored:
+        cleaned["damfleet:ignored"] = ignored
+    return cleaned

@@ -11,6 +11,7 @@ second copy.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
@@ -34,10 +35,19 @@ __all__ = [
 
 
 def normalize_uri(uri_or_path: str) -> str:
-    """Accept ``file://``, ``s3://`` or an absolute local path; return a URI."""
+    """Accept ``file://``, ``s3://`` or a local path; return a URI.
+
+    Surrounding whitespace is trimmed from URIs and from paths that do not exist as
+    written, but a path that exists is taken exactly (a name may end with a space). A
+    path's bytes are percent-encoded (``Path.as_uri``), so any name round-trips.
+    """
+    if "\0" in uri_or_path:
+        raise BadInputError(f"source {uri_or_path!r} contains a NUL byte, which no file name or URI can hold")
     text = uri_or_path.strip()
     if not text:
         raise BadInputError("empty source URI")
+    if "://" not in text and text != uri_or_path and os.path.lexists(uri_or_path):
+        text = uri_or_path
     if text.startswith(("file://", "s3://")):
         return text
     if "://" in text:
@@ -58,8 +68,10 @@ class Storage:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
+        from damfleet.egress import restrict_egress
         from damfleet.storage.s3 import S3Backend
 
+        restrict_egress(settings)  # before any S3 client exists: no instance-metadata lookups by default
         return cls({"file": LocalBackend(), "s3": S3Backend(settings.storage)}, settings.storage_root)
 
     def backend(self, uri: str) -> StorageBackend:

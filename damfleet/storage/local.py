@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote_to_bytes, urlparse
 
 from damfleet.errors import BadInputError, SourceNotFoundError
 from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, WriteResult
@@ -25,7 +25,8 @@ def path_from_uri(uri: str) -> Path:
         raise BadInputError(f"not a file:// URI: {uri!r}")
     if parsed.netloc not in ("", "localhost"):
         raise BadInputError(f"file:// URI with a remote host is not supported: {uri!r}")
-    return Path(unquote(parsed.path))
+    # Decode to bytes, not text: a name that is not UTF-8 must name the same file again.
+    return Path(os.fsdecode(unquote_to_bytes(parsed.path)))
 
 
 class LocalBackend(StorageBackend):

@@ -95,8 +95,13 @@ def scaled_size(display_width: int, display_height: int, short_side: int) -> tup
     return even(display_width * scale), even(display_height * scale)
 
 
-async def inspect_source(path: Path, *, timeout_seconds: float, max_image_pixels: int) -> SourceInfo:
-    """Sniff and probe a local file; raises a BadInputError subclass when it is not usable media."""
+async def inspect_source(
+    path: Path, *, timeout_seconds: float, max_image_pixels: int, memory_bytes: int = 0
+) -> SourceInfo:
+    """Sniff and probe a local file; raises a BadInputError subclass when it is not usable media.
+
+    The probes run in children under ``memory_bytes`` (the transcode tools' limit), as at ingest.
+    """
     head = await asyncio.to_thread(_read_head, path)
     if not head:
         raise CorruptMediaError("the stored original is empty (0 bytes)")
@@ -106,10 +111,11 @@ async def inspect_source(path: Path, *, timeout_seconds: float, max_image_pixels
     if sniffed.kind == "image":
         # Nothing more is needed here: every image rendition runs in the libvips helper
         # child, which reads the header, enforces the pixel limit before decoding and
-        # fails on a body that does not decode. Probing here too (header, a decode, exiftool)
-        # cost seconds per camera JPEG and decoded untrusted bytes in the worker itself.
+        # fails on a body that does not decode. Probing here too (a boxed header read and
+        # decode plus exiftool) cost seconds per camera JPEG and found nothing new.
         return SourceInfo(path, "image", sniffed.mime_type, 0.0)
-    info, report = await probe_file(path, sniffed, timeout_seconds=timeout_seconds, max_image_pixels=max_image_pixels)
+    info, report = await probe_file(path, sniffed, timeout_seconds=timeout_seconds, max_image_pixels=max_image_pixels,
+                                    memory_bytes=memory_bytes, memory_setting="DAMFLEET_TRANSCODE_TOOL_MEMORY_BYTES")
     streams: list[dict[str, Any]] = report.get("ffprobe", {}).get("streams", [])
     video = _video_stream(streams)
     audio = _audio_stream(streams)

@@ -212,6 +212,7 @@ async def transcode_asset(
             local,
             timeout_seconds=min(settings.transcode.tool_timeout_seconds, 600.0),
             max_image_pixels=settings.transcode.max_image_pixels,
+            memory_bytes=settings.transcode.tool_memory_bytes,
         )
         if (kind == "image") != (source.kind == "image"):
             raise UnsupportedMediaError(f"asset was ingested as {kind}, but the stored original is {source.kind}")

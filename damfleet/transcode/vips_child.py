@@ -40,6 +40,10 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
         return render_image(
             Path(request["source"]), Path(request["dest"]), spec, max_pixels=int(request["max_pixels"])
         ).to_dict()
+    if op == "probe_image":
+        from damfleet.media.probe import read_image_header
+
+        return read_image_header(Path(request["source"]), str(request["description"]), int(request["max_pixels"]))
     if op == "waveform":
         from damfleet.transcode.waveform import render_waveform
 

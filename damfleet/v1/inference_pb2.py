@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from damfleet.v1 import stages_pb2 as damfleet_dot_v1_dot_stages__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64\x61mfleet/v1/inference.proto\x12\x0b\x64\x61mfleet.v1\x1a\x18\x64\x61mfleet/v1/stages.proto\"E\n\x04Word\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x0c\n\x04word\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x01\"\x8e\x01\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\x05\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x13\n\x0b\x61vg_logprob\x18\x05 \x01(\x01\x12\x16\n\x0eno_speech_prob\x18\x06 \x01(\x01\x12 \n\x05words\x18\x07 \x03(\x0b\x32\x11.damfleet.v1.Word\"\xa2\x01\n\nTranscript\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1c\n\x14language_probability\x18\x02 \x01(\x01\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x01\x12&\n\x08segments\x18\x04 \x03(\x0b\x32\x14.damfleet.v1.Segment\x12\r\n\x05model\x18\x05 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x06 \x01(\x05\"j\n\x03\x42ox\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\n\n\x02x0\x18\x04 \x01(\x01\x12\n\n\x02y0\x18\x05 \x01(\x01\x12\n\n\x02x1\x18\x06 \x01(\x01\x12\n\n\x02y1\x18\x07 \x01(\x01\"q\n\x05\x46rame\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x19\n\x11timestamp_seconds\x18\x02 \x01(\x01\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x1f\n\x05\x62oxes\x18\x05 \x03(\x0b\x32\x10.damfleet.v1.Box\"}\n\nDetections\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08sampling\x18\x02 \x01(\t\x12\"\n\x06\x66rames\x18\x03 \x03(\x0b\x32\x12.damfleet.v1.Frame\x12*\n\x06labels\x18\x04 \x03(\x0b\x32\x1a.damfleet.v1.DetectedLabel\"G\n\x08MediaRef\x12\r\n\x03uri\x18\x01 \x01(\tH\x00\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x12\x12\n\nmedia_kind\x18\x03 \x01(\tB\x08\n\x06source\"M\n\x11TranscribeRequest\x12$\n\x05media\x18\x01 \x01(\x0b\x32\x15.damfleet.v1.MediaRef\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"H\n\x12TranscribeProgress\x12\x1b\n\x13transcribed_seconds\x18\x01 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x02 \x01(\x01\"~\n\x0fTranscribeEvent\x12\x33\n\x08progress\x18\x01 \x01(\x0b\x32\x1f.damfleet.v1.TranscribeProgressH\x00\x12-\n\ntranscript\x18\x02 \x01(\x0b\x32\x17.damfleet.v1.TranscriptH\x00\x42\x07\n\x05\x65vent\"I\n\rDetectRequest\x12$\n\x05media\x18\x01 \x01(\x0b\x32\x15.damfleet.v1.MediaRef\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x0f\n\rHealthRequest\"e\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06loaded\x18\x03 \x01(\x08\x12\x14\n\x0cload_seconds\x18\x04 \x01(\x01\x12\x12\n\nconfigured\x18\x05 \x01(\x08\"\\\n\x0eHealthResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12(\n\x06models\x18\x02 \x03(\x0b\x32\x18.damfleet.v1.ModelStatus\x12\x0f\n\x07version\x18\x03 \x01(\t2\xdb\x01\n\tInference\x12L\n\nTranscribe\x12\x1e.damfleet.v1.TranscribeRequest\x1a\x1c.damfleet.v1.TranscribeEvent0\x01\x12=\n\x06\x44\x65tect\x12\x1a.damfleet.v1.DetectRequest\x1a\x17.damfleet.v1.Detections\x12\x41\n\x06Health\x12\x1a.damfleet.v1.HealthRequest\x1a\x1b.damfleet.v1.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64\x61mfleet/v1/inference.proto\x12\x0b\x64\x61mfleet.v1\x1a\x18\x64\x61mfleet/v1/stages.proto\"E\n\x04Word\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x0c\n\x04word\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x01\"\xa1\x01\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\x05\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x13\n\x0b\x61vg_logprob\x18\x05 \x01(\x01\x12\x16\n\x0eno_speech_prob\x18\x06 \x01(\x01\x12 \n\x05words\x18\x07 \x03(\x0b\x32\x11.damfleet.v1.Word\x12\x11\n\tredecoded\x18\x08 \x01(\x08\"l\n\x08Redecode\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x17\n\x0fmissing_seconds\x18\x03 \x01(\x01\x12\x19\n\x11recovered_seconds\x18\x04 \x01(\x01\x12\x10\n\x08settings\x18\x05 \x01(\t\"\x97\x02\n\nTranscript\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1c\n\x14language_probability\x18\x02 \x01(\x01\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x01\x12&\n\x08segments\x18\x04 \x03(\x0b\x32\x14.damfleet.v1.Segment\x12\r\n\x05model\x18\x05 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x06 \x01(\x05\x12\x16\n\x0espeech_seconds\x18\x07 \x01(\x01\x12\x1b\n\x13transcribed_seconds\x18\x08 \x01(\x01\x12(\n\tredecodes\x18\t \x03(\x0b\x32\x15.damfleet.v1.Redecode\x12\x14\n\x0c\x63hunk_starts\x18\n \x03(\x01\"j\n\x03\x42ox\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\n\n\x02x0\x18\x04 \x01(\x01\x12\n\n\x02y0\x18\x05 \x01(\x01\x12\n\n\x02x1\x18\x06 \x01(\x01\x12\n\n\x02y1\x18\x07 \x01(\x01\"q\n\x05\x46rame\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x19\n\x11timestamp_seconds\x18\x02 \x01(\x01\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x1f\n\x05\x62oxes\x18\x05 \x03(\x0b\x32\x10.damfleet.v1.Box\"}\n\nDetections\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08sampling\x18\x02 \x01(\t\x12\"\n\x06\x66rames\x18\x03 \x03(\x0b\x32\x12.damfleet.v1.Frame\x12*\n\x06labels\x18\x04 \x03(\x0b\x32\x1a.damfleet.v1.DetectedLabel\"G\n\x08MediaRef\x12\r\n\x03uri\x18\x01 \x01(\tH\x00\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x12\x12\n\nmedia_kind\x18\x03 \x01(\tB\x08\n\x06source\"M\n\x11TranscribeRequest\x12$\n\x05media\x18\x01 \x01(\x0b\x32\x15.damfleet.v1.MediaRef\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"H\n\x12TranscribeProgress\x12\x1b\n\x13transcribed_seconds\x18\x01 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x02 \x01(\x01\"~\n\x0fTranscribeEvent\x12\x33\n\x08progress\x18\x01 \x01(\x0b\x32\x1f.damfleet.v1.TranscribeProgressH\x00\x12-\n\ntranscript\x18\x02 \x01(\x0b\x32\x17.damfleet.v1.TranscriptH\x00\x42\x07\n\x05\x65vent\"I\n\rDetectRequest\x12$\n\x05media\x18\x01 \x01(\x0b\x32\x15.damfleet.v1.MediaRef\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x0f\n\rHealthRequest\"e\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06loaded\x18\x03 \x01(\x08\x12\x14\n\x0cload_seconds\x18\x04 \x01(\x01\x12\x12\n\nconfigured\x18\x05 \x01(\x08\"\\\n\x0eHealthResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12(\n\x06models\x18\x02 \x03(\x0b\x32\x18.damfleet.v1.ModelStatus\x12\x0f\n\x07version\x18\x03 \x01(\t2\xdb\x01\n\tInference\x12L\n\nTranscribe\x12\x1e.damfleet.v1.TranscribeRequest\x1a\x1c.damfleet.v1.TranscribeEvent0\x01\x12=\n\x06\x44\x65tect\x12\x1a.damfleet.v1.DetectRequest\x1a\x17.damfleet.v1.Detections\x12\x41\n\x06Health\x12\x1a.damfleet.v1.HealthRequest\x1a\x1b.damfleet.v1.HealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,31 +35,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORD']._serialized_start=70
   _globals['_WORD']._serialized_end=139
   _globals['_SEGMENT']._serialized_start=142
-  _globals['_SEGMENT']._serialized_end=284
-  _globals['_TRANSCRIPT']._serialized_start=287
-  _globals['_TRANSCRIPT']._serialized_end=449
-  _globals['_BOX']._serialized_start=451
-  _globals['_BOX']._serialized_end=557
-  _globals['_FRAME']._serialized_start=559
-  _globals['_FRAME']._serialized_end=672
-  _globals['_DETECTIONS']._serialized_start=674
-  _globals['_DETECTIONS']._serialized_end=799
-  _globals['_MEDIAREF']._serialized_start=801
-  _globals['_MEDIAREF']._serialized_end=872
-  _globals['_TRANSCRIBEREQUEST']._serialized_start=874
-  _globals['_TRANSCRIBEREQUEST']._serialized_end=951
-  _globals['_TRANSCRIBEPROGRESS']._serialized_start=953
-  _globals['_TRANSCRIBEPROGRESS']._serialized_end=1025
-  _globals['_TRANSCRIBEEVENT']._serialized_start=1027
-  _globals['_TRANSCRIBEEVENT']._serialized_end=1153
-  _globals['_DETECTREQUEST']._serialized_start=1155
-  _globals['_DETECTREQUEST']._serialized_end=1228
-  _globals['_HEALTHREQUEST']._serialized_start=1230
-  _globals['_HEALTHREQUEST']._serialized_end=1245
-  _globals['_MODELSTATUS']._serialized_start=1247
-  _globals['_MODELSTATUS']._serialized_end=1348
-  _globals['_HEALTHRESPONSE']._serialized_start=1350
-  _globals['_HEALTHRESPONSE']._serialized_end=1442
-  _globals['_INFERENCE']._serialized_start=1445
-  _globals['_INFERENCE']._serialized_end=1664
+  _globals['_SEGMENT']._serialized_end=303
+  _globals['_REDECODE']._serialized_start=305
+  _globals['_REDECODE']._serialized_end=413
+  _globals['_TRANSCRIPT']._serialized_start=416
+  _globals['_TRANSCRIPT']._serialized_end=695
+  _globals['_BOX']._serialized_start=697
+  _globals['_BOX']._serialized_end=803
+  _globals['_FRAME']._serialized_start=805
+  _globals['_FRAME']._serialized_end=918
+  _globals['_DETECTIONS']._serialized_start=920
+  _globals['_DETECTIONS']._serialized_end=1045
+  _globals['_MEDIAREF']._serialized_start=1047
+  _globals['_MEDIAREF']._serialized_end=1118
+  _globals['_TRANSCRIBEREQUEST']._serialized_start=1120
+  _globals['_TRANSCRIBEREQUEST']._serialized_end=1197
+  _globals['_TRANSCRIBEPROGRESS']._serialized_start=1199
+  _globals['_TRANSCRIBEPROGRESS']._serialized_end=1271
+  _globals['_TRANSCRIBEEVENT']._serialized_start=1273
+  _globals['_TRANSCRIBEEVENT']._serialized_end=1399
+  _globals['_DETECTREQUEST']._serialized_start=1401
+  _globals['_DETECTREQUEST']._serialized_end=1474
+  _globals['_HEALTHREQUEST']._serialized_start=1476
+  _globals['_HEALTHREQUEST']._serialized_end=1491
+  _globals['_MODELSTATUS']._serialized_start=1493
+  _globals['_MODELSTATUS']._serialized_end=1594
+  _globals['_HEALTHRESPONSE']._serialized_start=1596
+  _globals['_HEALTHRESPONSE']._serialized_end=1688
+  _globals['_INFERENCE']._serialized_start=1691
+  _globals['_INFERENCE']._serialized_end=1910
 # @@protoc_insertion_point(module_scope)

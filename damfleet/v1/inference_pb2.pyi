@@ -20,7 +20,7 @@ class Word(_message.Message):
     def __init__(self, start: _Optional[float] = ..., end: _Optional[float] = ..., word: _Optional[str] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class Segment(_message.Message):
-    __slots__ = ("id", "start", "end", "text", "avg_logprob", "no_speech_prob", "words")
+    __slots__ = ("id", "start", "end", "text", "avg_logprob", "no_speech_prob", "words", "redecoded")
     ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class Segment(_message.Message):
     AVG_LOGPROB_FIELD_NUMBER: _ClassVar[int]
     NO_SPEECH_PROB_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
+    REDECODED_FIELD_NUMBER: _ClassVar[int]
     id: int
     start: float
     end: float
@@ -35,23 +36,46 @@ class Segment(_message.Message):
     avg_logprob: float
     no_speech_prob: float
     words: _containers.RepeatedCompositeFieldContainer[Word]
-    def __init__(self, id: _Optional[int] = ..., start: _Optional[float] = ..., end: _Optional[float] = ..., text: _Optional[str] = ..., avg_logprob: _Optional[float] = ..., no_speech_prob: _Optional[float] = ..., words: _Optional[_Iterable[_Union[Word, _Mapping]]] = ...) -> None: ...
+    redecoded: bool
+    def __init__(self, id: _Optional[int] = ..., start: _Optional[float] = ..., end: _Optional[float] = ..., text: _Optional[str] = ..., avg_logprob: _Optional[float] = ..., no_speech_prob: _Optional[float] = ..., words: _Optional[_Iterable[_Union[Word, _Mapping]]] = ..., redecoded: _Optional[bool] = ...) -> None: ...
+
+class Redecode(_message.Message):
+    __slots__ = ("start", "end", "missing_seconds", "recovered_seconds", "settings")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    MISSING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    start: float
+    end: float
+    missing_seconds: float
+    recovered_seconds: float
+    settings: str
+    def __init__(self, start: _Optional[float] = ..., end: _Optional[float] = ..., missing_seconds: _Optional[float] = ..., recovered_seconds: _Optional[float] = ..., settings: _Optional[str] = ...) -> None: ...
 
 class Transcript(_message.Message):
-    __slots__ = ("language", "language_probability", "duration_seconds", "segments", "model", "chunk_count")
+    __slots__ = ("language", "language_probability", "duration_seconds", "segments", "model", "chunk_count", "speech_seconds", "transcribed_seconds", "redecodes", "chunk_starts")
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIBED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REDECODES_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_STARTS_FIELD_NUMBER: _ClassVar[int]
     language: str
     language_probability: float
     duration_seconds: float
     segments: _containers.RepeatedCompositeFieldContainer[Segment]
     model: str
     chunk_count: int
-    def __init__(self, language: _Optional[str] = ..., language_probability: _Optional[float] = ..., duration_seconds: _Optional[float] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., model: _Optional[str] = ..., chunk_count: _Optional[int] = ...) -> None: ...
+    speech_seconds: float
+    transcribed_seconds: float
+    redecodes: _containers.RepeatedCompositeFieldContainer[Redecode]
+    chunk_starts: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, language: _Optional[str] = ..., language_probability: _Optional[float] = ..., duration_seconds: _Optional[float] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., model: _Optional[str] = ..., chunk_count: _Optional[int] = ..., speech_seconds: _Optional[float] = ..., transcribed_seconds: _Optional[float] = ..., redecodes: _Optional[_Iterable[_Union[Redecode, _Mapping]]] = ..., chunk_starts: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Box(_message.Message):
     __slots__ = ("label", "class_id", "confidence", "x0", "y0", "x1", "y1")

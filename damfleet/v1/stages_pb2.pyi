@@ -63,20 +63,26 @@ class TranscodeOutput(_message.Message):
     def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., renditions: _Optional[_Iterable[str]] = ..., hw_accel: _Optional[str] = ..., hw_accel_fallback_reason: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ..., resumed_renditions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TranscriptSummary(_message.Message):
-    __slots__ = ("language", "language_probability", "text_excerpt", "segment_count", "word_count", "duration_seconds")
+    __slots__ = ("language", "language_probability", "text_excerpt", "segment_count", "word_count", "duration_seconds", "speech_seconds", "transcribed_seconds", "redecoded_count")
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     TEXT_EXCERPT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     WORD_COUNT_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIBED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REDECODED_COUNT_FIELD_NUMBER: _ClassVar[int]
     language: str
     language_probability: float
     text_excerpt: str
     segment_count: int
     word_count: int
     duration_seconds: float
-    def __init__(self, language: _Optional[str] = ..., language_probability: _Optional[float] = ..., text_excerpt: _Optional[str] = ..., segment_count: _Optional[int] = ..., word_count: _Optional[int] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
+    speech_seconds: float
+    transcribed_seconds: float
+    redecoded_count: int
+    def __init__(self, language: _Optional[str] = ..., language_probability: _Optional[float] = ..., text_excerpt: _Optional[str] = ..., segment_count: _Optional[int] = ..., word_count: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., speech_seconds: _Optional[float] = ..., transcribed_seconds: _Optional[float] = ..., redecoded_count: _Optional[int] = ...) -> None: ...
 
 class DetectedLabel(_message.Message):
     __slots__ = ("label", "max_confidence", "count")

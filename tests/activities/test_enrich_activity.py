@@ -144,6 +144,9 @@ async def test_heartbeats_report_transcribed_seconds_and_retries_overwrite(tmp_p
     assert details and all(b["phase"] == "transcribe" and b["total_seconds"] == pytest.approx(34.3) for b in details)
     assert progress == sorted(progress)
     assert result.transcript.duration_seconds == pytest.approx(34.3, abs=0.5)
+    # Three takes of one clip in one 30 s window: tiny.en often jumps past most of it on the first
+    # pass (which pass succeeds varies even on one machine); the guard's re-decode must cover it.
+    assert result.transcript.transcribed_seconds >= 0.9 * result.transcript.speech_seconds > 25.0
     again = await ActivityEnvironment().run(acts.enrich_asset, request)
     assert [o.uri for o in again.outputs] == [o.uri for o in result.outputs], "deterministic keys"
     listed = [o.uri async for o in ctx.storage.list(ctx.storage.keys(asset.asset_id).prefix + "enrichment/")]

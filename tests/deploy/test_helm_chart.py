@@ -122,6 +122,7 @@ def test_every_pod_environment_loads_into_settings(render: Render) -> None:
         assert settings.storage_root == "s3://damfleet/assets"
         assert settings.worker.metrics_port == 9464
         assert settings.ai.inference_url == f"{name('inference')}:50051"
+        assert settings.ingest.source_roots == ("s3://damfleet/uploads/",), "sources are deny-by-default"
 
 
 def test_termination_grace_outlasts_worker_graceful_shutdown(render: Render) -> None:

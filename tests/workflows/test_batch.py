@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from damfleet import search_attributes as sa
 from damfleet.client import JobControlError
 from damfleet.v1 import common_pb2, jobs_pb2
-from tests.jobs_support import Fleet, eventually, run_fleet, write_manifest
+from tests.jobs_support import Fleet, eventually, run_fleet, time_scale, write_manifest
 
 #: Temporal's default history limits; the issue asks for under 10% of them.
 HISTORY_EVENT_LIMIT = 51_200
@@ -142,7 +142,7 @@ async def test_batch_completes_with_correct_counts_across_continue_as_new(
 
         watcher = asyncio.create_task(watch())
         try:
-            progress = await asyncio.wait_for(batch.wait(), timeout=500)
+            progress = await asyncio.wait_for(batch.wait(), timeout=500 * time_scale())
         finally:
             watcher.cancel()
         elapsed = time.monotonic() - started

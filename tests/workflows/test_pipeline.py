@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -20,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.common import StageContext
+from activities.enrich import build_activities as enrich_activities
 from activities.ingest import build_activities as ingest_activities
 from damfleet import search_attributes as sa
 from damfleet.policies import ActivityName, Queue
@@ -82,15 +84,18 @@ class StandIns:
 
 
 @asynccontextmanager
-async def lane_workers(client: Client, ctx: StageContext, stand_ins: StandIns) -> AsyncIterator[str]:
-    """Pipeline + real ingest + stand-in workers on a fresh lane; yields its pipeline queue."""
+async def lane_workers(
+    client: Client, ctx: StageContext, stand_ins: StandIns, enrich: list[Any] | None = None
+) -> AsyncIterator[str]:
+    """Pipeline + real ingest + stand-in workers (or the given enrich activities) on a fresh lane;
+    yields its pipeline queue."""
     lane = f"-{uuid.uuid4().hex[:8]}"
     async with AsyncExitStack() as stack:
         for queue, kwargs in (
             (Queue.PIPELINE, {"workflows": [AssetPipeline]}),
             (Queue.INGEST, {"activities": ingest_activities(ctx)}),
             (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
-            (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
+            (Queue.AI_ENRICH, {"activities": enrich or [stand_ins.enrich]}),
             (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver_batch]}),
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
@@ -190,6 +195,31 @@ async def test_enrichment_failure_completes_with_errors(temporal_env, tmp_path: 
     assert result.stages["ai_enrich"].status == common_pb2.STAGE_STATUS_FAILED
     assert result.failures == ["ai_enrich: model file missing"]
     assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_COMPLETED
+
+
+async def test_a_transcript_that_drops_speech_completes_with_errors(
+    temporal_env, tmp_path: Path, media_dir: Path
+) -> None:
+    """The real enrich activity with a first pass that stops after 3 tokens and no re-decode: the
+    AI stage fails with the coverage reason, nothing of it is listed or stored, the rest is delivered."""
+    settings = make_settings(
+        tmp_path, DAMFLEET_AI_WHISPER_BEAM_SIZE="1", DAMFLEET_AI_WHISPER_MAX_NEW_TOKENS="3",
+        DAMFLEET_AI_WHISPER_REDECODE_GAP_SECONDS="0", DAMFLEET_AI_WHISPER_CPU_THREADS="2",
+    )
+    ctx = StageContext(settings)
+    stand_ins = StandIns(ctx.storage)
+    async with lane_workers(temporal_env.client, ctx, stand_ins, enrich_activities(ctx)) as queue:
+        result = await (await _start(temporal_env.client, queue, media_dir / "speech.wav")).result()
+    assert result.state == common_pb2.COMPLETED_WITH_ERRORS
+    ai = result.stages["ai_enrich"]
+    assert ai.status == common_pb2.STAGE_STATUS_FAILED and not ai.outputs
+    assert len(result.failures) == 1 and result.failures[0].startswith("ai_enrich: transcript of speech.wav covers")
+    assert "DAMFLEET_AI_WHISPER_MIN_COVERAGE" in result.failures[0]
+    assert all(o.stage != "ai_enrich" for o in result.outputs)
+    stored = [o.uri async for o in ctx.storage.list(ctx.storage.keys(result.asset_id).prefix)]
+    assert stored and not [uri for uri in stored if "/enrichment/" in uri]
+    assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_COMPLETED
+    await ctx.storage.aclose()
 
 
 async def test_unknown_profile_fails_with_known_names(fleet, media_dir: Path) -> None:

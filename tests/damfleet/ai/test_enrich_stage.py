@@ -14,6 +14,8 @@ from damfleet import samples
 from damfleet.ai.backend import LocalInference
 from damfleet.ai.enrich import enrich_asset
 from damfleet.ai.models import ModelRegistry
+from damfleet.errors import IncompleteTranscriptError
+from damfleet.settings import SettingsError
 from damfleet.storage import Storage
 from damfleet.v1 import common_pb2, stages_pb2
 from tests.conftest import make_settings
@@ -43,13 +45,57 @@ async def test_progress_reports_grow_chunk_by_chunk_to_the_duration(tmp_path: Pa
     seconds = [r["transcribed_seconds"] for r in reports if r.get("phase") == "transcribe"]
     print(f"\nprogress reports (s): {seconds}")
     assert seconds == sorted(seconds) and seconds[0] == 0.0
-    assert {5.0, 10.0} <= set(seconds), "one report per 5 s chunk at least"
+    # one report per 5 s chunk at least; chunks end at a pause up to 1.25 s before each 5 s mark
+    assert any(3.7 <= s <= 5.0 for s in seconds) and any(7.4 <= s <= 10.0 for s in seconds), seconds
     assert seconds[-1] == pytest.approx(11.43, abs=0.05)
     final = next(r for r in reports if r.get("phase") == "transcribed")
     assert final["transcribed_seconds"] == pytest.approx(11.43, abs=0.05)
     assert result.transcript.duration_seconds == pytest.approx(11.43, abs=0.05)
+    assert result.transcript.speech_seconds > 8.0
+    assert result.transcript.transcribed_seconds >= 0.9 * result.transcript.speech_seconds
     assert {"download", "transcribe"} <= set(result.timings_seconds)
     await storage.aclose()
+
+
+#: A first pass that stops after 3 tokens per window, with the re-decode off: most speech has no text.
+TRUNCATING = {"DAMFLEET_AI_WHISPER_BEAM_SIZE": "1", "DAMFLEET_AI_WHISPER_MAX_NEW_TOKENS": "3",
+              "DAMFLEET_AI_WHISPER_REDECODE_GAP_SECONDS": "0", "DAMFLEET_AI_WHISPER_CPU_THREADS": "2"}
+
+
+async def test_a_transcript_missing_most_speech_fails_and_leaves_no_sidecars(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, **TRUNCATING)
+    storage = Storage.from_settings(settings)
+    asset = await _asset(storage, samples.speech_path(), common_pb2.MEDIA_KIND_AUDIO, 11.4)
+    stale = storage.keys(asset.asset_id).enrichment("transcript", "vtt")
+    await storage.write_bytes(stale, b"WEBVTT\n\n00:00:10.000 --> 00:00:11.400\nWelcome\n")  # an earlier attempt's
+    scratch = tmp_path / "scratch-run"
+    scratch.mkdir()
+    with pytest.raises(IncompleteTranscriptError) as caught:
+        await enrich_asset(
+            stages_pb2.EnrichInput(asset=asset, transcribe=True), storage=storage, settings=settings,
+            backend=LocalInference(settings.ai, registry=ModelRegistry()), scratch=scratch,
+        )
+    message = str(caught.value)
+    print(f"\n{message}")
+    assert "speech_en.opus" in message and "DAMFLEET_AI_WHISPER_MIN_COVERAGE=0.6" in message
+    assert not caught.value.retryable
+    assert [o async for o in storage.list(storage.keys(asset.asset_id).prefix) if "/enrichment/" in o.uri] == []
+
+    # The same settings with the re-decode on: the guard recovers the speech and the stage passes.
+    settings = make_settings(tmp_path, **{**TRUNCATING, "DAMFLEET_AI_WHISPER_REDECODE_GAP_SECONDS": "2"})
+    result = await enrich_asset(
+        stages_pb2.EnrichInput(asset=asset, transcribe=True), storage=storage, settings=settings,
+        backend=LocalInference(settings.ai, registry=ModelRegistry()), scratch=scratch,
+    )
+    assert result.transcript.redecoded_count >= 1
+    assert result.transcript.transcribed_seconds >= 0.9 * result.transcript.speech_seconds
+    assert {o.role for o in result.outputs} == {"transcript_json", "transcript_vtt", "transcript_srt"}
+    await storage.aclose()
+
+
+def test_coverage_setting_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="DAMFLEET_AI_WHISPER_MIN_COVERAGE"):
+        make_settings(tmp_path, DAMFLEET_AI_WHISPER_MIN_COVERAGE="1.5")
 
 
 async def test_no_speech_stores_empty_captions_and_an_empty_summary(tmp_path: Path) -> None:
