@@ -1,6 +1,6 @@
 """Whole-pipeline benchmark: the fleet against the same stage functions called directly, in one run.
 
-    .venv/bin/python bench/pipeline.py [--quick] [--singles 5] [--seed 11] [--hashes-out F] [--hashes-in F]
+    .venv/bin/python bench/pipeline.py [--quick] [--rounds 2] [--singles 5] [--seed 11] [--hashes-out F] [--hashes-in F]
 
 1. Generates a seeded mixed set with distinct bytes: 4 JPEGs of 12 MP (4000x3000, seeded noise
    over a test pattern), two 15 s H.264/AAC videos with English speech (720p and 1080p), a WAV
@@ -11,18 +11,20 @@
    with no broker at all. The whisper model is loaded before the clock starts.
 3. **Fleet**: a Temporal dev server and the five worker pools as separate processes
    (:class:`damfleet.launcher.Fleet`, as ``damfleet demo`` starts them). One warm-up asset
-   first (the AI worker loads its model), then ``--singles`` single-asset runs of the MP3
-   (all four stages) for the orchestration overhead, then the whole set submitted at once.
+   first (the AI worker loads its model); then the whole set submitted at once; at the end
+   ``--singles`` single-asset runs of the MP3 (all four stages) for the orchestration overhead.
+   The two phases alternate for ``--rounds`` rounds (the fleet stays up and idle while the
+   direct phase runs), so a load change on a shared machine hits both.
 
 Figures:
 - ``fleet_vs_direct_wall_ratio``: the fleet's wall time for the whole set over the direct
-  phase's wall time. Below 1.0 means the fleet's overlap of stages (ingest beside transcode
+  phase's wall time in the same round; the median over the rounds. Below 1.0 means the fleet's overlap of stages (ingest beside transcode
   beside whisper) more than pays for its hops.
 - ``single_asset_overhead_ms``: per single-asset run, the client's latency (start to result)
   minus the time some activity was running (the union of the activities' start..close
   intervals from the run's history); median over the singles.
 - per-stage seconds: direct = the stage function's own time; fleet = the workflow's stage
-  time (scheduled to completed, queue waits included), both summed over the set.
+  time (scheduled to completed, queue waits included), both summed over the set (last round).
 - ``outputs_identical``: every transcode and enrichment output of the fleet run has the same
   sha256 as the direct run's output for the same source and role. ``--hashes-out`` saves them,
   ``--hashes-in`` compares with a saved file (same inputs before and after a change).
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -43,6 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -239,31 +243,42 @@ async def _single(client: Any, source: Path, task_queue: str) -> dict[str, Any]:
             "state": result.state}
 
 
-async def run_fleet(sources: list[Path], settings: Any, *, singles: int, single_source: Path) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def started_fleet(settings: Any, single_source: Path) -> AsyncIterator[Any]:
+    """The dev server and the five pools as processes, warmed up by one run; yields a client."""
     from damfleet.client import FleetClient
     from damfleet.launcher import Fleet
-    from damfleet.policies import Queue
     from damfleet.v1 import common_pb2
 
     fleet = Fleet(settings, metrics_base_port=0)
     try:
         await fleet.start()
         client = await FleetClient.connect(settings)
-        task_queue = Queue.PIPELINE + settings.worker.queue_suffix
-        warm = await _single(client, single_source, task_queue)  # workers connected, whisper loaded
+        warm = await _single(client, single_source, _queue(settings))  # workers connected, whisper loaded
         if warm["state"] != common_pb2.COMPLETED:
             raise RuntimeError(f"warm-up run ended {warm['state']}; see {settings.state_path / 'logs'}")
-        runs = [await _single(client, single_source, task_queue) for _ in range(singles)]
-
-        started = time.perf_counter()
-        handles = [(src, await client.submit(str(src), task_queue=task_queue, dedup=False)) for src in sources]
-        results = [(src, await handle.wait()) for src, handle in handles]
-        wall = time.perf_counter() - started
+        yield client
         dead = fleet.check_workers()
         if dead:
             raise RuntimeError(f"worker processes died: {dead}")
     finally:
         fleet.stop()
+
+
+def _queue(settings: Any) -> str:
+    from damfleet.policies import Queue
+
+    return Queue.PIPELINE + settings.worker.queue_suffix
+
+
+async def run_fleet(client: Any, sources: list[Path], settings: Any) -> dict[str, Any]:
+    """The whole set submitted at once; wall time until the last run ends."""
+    from damfleet.v1 import common_pb2
+
+    started = time.perf_counter()
+    handles = [(src, await client.submit(str(src), task_queue=_queue(settings), dedup=False)) for src in sources]
+    results = [(src, await handle.wait()) for src, handle in handles]
+    wall = time.perf_counter() - started
     stage_seconds = dict.fromkeys(STAGES, 0.0)
     hashes: dict[str, str] = {}
     for src, result in results:
@@ -274,7 +289,7 @@ async def run_fleet(sources: list[Path], settings: Any, *, singles: int, single_
         for output in result.outputs:
             if output.stage in ("transcode", "ai_enrich"):
                 hashes[_hash_key(str(src), output)] = output.sha256
-    return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes, "singles": runs}
+    return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes}
 
 
 def _compare(a: dict[str, str], b: dict[str, str]) -> list[str]:
@@ -293,6 +308,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "YOLO_OFFLINE": "1",
         "YOLO_CONFIG_DIR": str(work / "state" / "ultralytics"),
         "HF_HUB_OFFLINE": "1",
+        # Ingest reads sources only under configured roots (the fleet's workers get the same).
+        "DAMFLEET_INGEST_SOURCE_ROOTS": (work / "state" / "samples").as_uri(),
     })
     os.environ.pop("DAMFLEET_STORAGE_ROOT", None)
     from damfleet.settings import get_settings, reset_settings
@@ -306,12 +323,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     print(f"set: {len(sources)} files, {sum(s.stat().st_size for s in sources) / 1e6:.1f} MB; "
           f"load average {load_before[0]:.2f}", file=sys.stderr)
 
-    direct = await run_direct(sources, settings)
-    print(f"direct: {direct['wall_seconds']:.1f}s", file=sys.stderr)
-    load_mid = os.getloadavg()
-    fleet = await run_fleet(sources, settings, singles=args.singles, single_source=single_source)
+    ratios: list[float] = []
+    async with started_fleet(settings, single_source) as client:
+        # Rounds alternate the two phases so a load change on a shared machine hits both.
+        for round_no in range(args.rounds):
+            direct = await run_direct(sources, settings)
+            fleet = await run_fleet(client, sources, settings)
+            ratios.append(fleet["wall_seconds"] / direct["wall_seconds"])
+            print(f"round {round_no + 1}: direct {direct['wall_seconds']:.1f}s, fleet {fleet['wall_seconds']:.1f}s "
+                  f"(load average {os.getloadavg()[0]:.2f})", file=sys.stderr)
+        load_mid = os.getloadavg()
+        fleet["singles"] = [await _single(client, single_source, _queue(settings)) for _ in range(args.singles)]
     load_after = os.getloadavg()
-    print(f"fleet: {fleet['wall_seconds']:.1f}s", file=sys.stderr)
 
     overheads = [r["overhead_ms"] for r in fleet["singles"]]
     differ = _compare(direct["hashes"], fleet["hashes"])
@@ -339,7 +362,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"outputs that differ between direct and fleet: {differ}", file=sys.stderr)
 
     figures: dict[str, Any] = {
-        "fleet_vs_direct_wall_ratio": round(fleet["wall_seconds"] / direct["wall_seconds"], 3),
+        "fleet_vs_direct_wall_ratio": round(statistics.median(ratios), 3),
         "single_asset_overhead_ms": round(statistics.median(overheads), 1) if overheads else None,
         "outputs_identical": not differ,
     }
@@ -348,6 +371,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if baseline_differ:
             print(f"outputs that differ from {args.hashes_in}: {baseline_differ}", file=sys.stderr)
     figures.update({
+        "round_ratios": [round(r, 3) for r in ratios],
         "fleet_wall_seconds": round(fleet["wall_seconds"], 2),
         "direct_wall_seconds": round(direct["wall_seconds"], 2),
         "fleet_stage_seconds": {k: round(v, 2) for k, v in fleet["stage_seconds"].items()},
@@ -376,6 +400,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 small files instead of the 8-file set")
+    parser.add_argument("--rounds", type=int, default=2, help="direct+fleet rounds (the ratio is their median)")
     parser.add_argument("--singles", type=int, default=5, help="single-asset runs for the overhead median")
     parser.add_argument("--seed", type=int, default=11, help="seed of the generated images' noise")
     parser.add_argument("--hashes-out", help="save the fleet outputs' sha256 per source and role here")
