@@ -57,7 +57,8 @@ class CatalogActivities:
     @translate_errors
     async def read_manifest_page(self, request: jobs_pb2.ManifestPageInput) -> jobs_pb2.ManifestPage:
         """One page of rows of a prepared batch."""
-        return await catalog.read_page(request, storage=self.ctx.storage)
+        async with Heartbeater():
+            return await catalog.read_page(request, storage=self.ctx.storage)
 
     @activity.defn(name=ActivityName.CLAIM_CONTENT)
     @translate_errors
@@ -66,6 +67,14 @@ class CatalogActivities:
         return await catalog.claim_content(request, storage=self.ctx.storage)
 
 
+    @activity.defn(name=ActivityName.RELEASE_CONTENT)
+    @translate_errors
+    async def release_content(self, request: jobs_pb2.ClaimContentInput) -> bool:
+        """Dedup: a failed or cancelled run gives up its claim on the content."""
+        return await catalog.release_content(request, storage=self.ctx.storage)
+
+
 def build_activities(ctx: StageContext) -> list[Callable[..., Any]]:
     acts = CatalogActivities(ctx)
-    return [acts.read_manifest, acts.list_new_sources, acts.read_manifest_page, acts.claim_content]
+    return [acts.read_manifest, acts.list_new_sources, acts.read_manifest_page, acts.claim_content,
+            acts.release_content]

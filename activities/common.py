@@ -11,9 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,7 +21,8 @@ from typing import Any, ParamSpec, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from damfleet.errors import DamfleetError, TransientError
+from damfleet.errors import UNEXPECTED_ERROR_MAX_ATTEMPTS, DamfleetError, TransientError
+from damfleet.scratch import lease_scratch
 from damfleet.settings import Settings, get_settings
 from damfleet.storage import Storage
 
@@ -53,22 +52,40 @@ class StageContext:
             self.storage = Storage.from_settings(self.settings)
 
 
-def to_application_error(exc: BaseException) -> ApplicationError:
-    """Translate a damfleet error into the ApplicationError Temporal's retry policy reads."""
+def _attempt() -> int:
+    return activity.info().attempt if activity.in_activity() else 1
+
+
+def to_application_error(exc: BaseException, *, attempt: int | None = None) -> ApplicationError:
+    """Translate an exception into the ApplicationError Temporal's retry policy reads.
+
+    The policies set no attempt limit (a dead worker must not use up an asset's budget),
+    so an error class's own ``max_attempts`` is applied here: on that attempt the error
+    leaves as non-retryable and the run fails with its message. Exceptions damfleet did
+    not anticipate get :data:`~damfleet.errors.UNEXPECTED_ERROR_MAX_ATTEMPTS`.
+    """
     if isinstance(exc, ApplicationError):
         return exc
+    attempt = _attempt() if attempt is None else attempt
     if isinstance(exc, DamfleetError):
         next_delay = None
         if isinstance(exc, TransientError) and exc.retry_after_seconds:
             next_delay = timedelta(seconds=max(0.0, exc.retry_after_seconds))
+        budget = exc.max_attempts
+        spent = exc.retryable and budget is not None and attempt >= budget
+        message = str(exc)
+        if spent:
+            message = f"{message} (gave up after {attempt} attempts)"
         return ApplicationError(
-            str(exc),
+            message,
             type=exc.error_type,
-            non_retryable=not exc.retryable,
+            non_retryable=not exc.retryable or spent,
             next_retry_delay=next_delay,
         )
-    # Anything unexpected is retried by policy; the type name helps operators triage.
-    return ApplicationError(f"{type(exc).__name__}: {exc}", type=type(exc).__name__)
+    # Anything unexpected is retried a few times; the type name helps operators triage.
+    spent = attempt >= UNEXPECTED_ERROR_MAX_ATTEMPTS
+    suffix = f" (gave up after {attempt} attempts)" if spent else ""
+    return ApplicationError(f"{type(exc).__name__}: {exc}{suffix}", type=type(exc).__name__, non_retryable=spent)
 
 
 def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -80,10 +97,18 @@ def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]
             return await fn(*args, **kwargs)
         except (asyncio.CancelledError, ApplicationError):
             raise
-        except DamfleetError as exc:
-            if not exc.retryable:
-                log.warning("activity %s failed permanently: %s", fn.__name__, exc)
-            raise to_application_error(exc) from exc
+        except Exception as exc:  # every failure leaves with a retry decision
+            error = to_application_error(exc)
+            if error.non_retryable:
+                log.warning("activity %s failed permanently: %s", fn.__name__, error.message)
+            if isinstance(exc, DamfleetError):
+                # The message says what happened; the chain of library exceptions under it
+                # (botocore, aiohttp, socket) is for the worker log, not the run's history,
+                # where each retry of a long outage would store it again and where a chain
+                # over the server's failure size limit reads only "Failure exceeds size limit".
+                log.info("activity %s: %s", fn.__name__, error.message, exc_info=exc)
+                raise error from None
+            raise error from exc
 
     return wrapper
 
@@ -130,14 +155,13 @@ class Heartbeater:
 
 @contextlib.asynccontextmanager
 async def scratch_dir(settings: Settings, purpose: str) -> AsyncIterator[Path]:
-    """A private scratch folder removed on every exit path (success, error, cancel)."""
-    root = settings.scratch_path
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{purpose}-{uuid.uuid4().hex[:12]}"
-    path.mkdir()
+    """A private scratch folder, owned by this process (see :mod:`damfleet.scratch`) and
+    removed on every exit path (success, error, cancel); a SIGKILL leaves it to the sweeper."""
+    loop = asyncio.get_running_loop()
+    lease = await loop.run_in_executor(None, lease_scratch, settings.scratch_path, purpose)
     started = time.monotonic()
     try:
-        yield path
+        yield lease.path
     finally:
-        await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True))
-        log.debug("scratch %s removed after %.1fs", path, time.monotonic() - started)
+        await asyncio.shield(loop.run_in_executor(None, lease.release))
+        log.debug("scratch %s removed after %.1fs", lease.path, time.monotonic() - started)

@@ -85,7 +85,8 @@ class FixityActivities:
     @translate_errors
     async def write_fixity_report(self, request: fixity_pb2.FixityReportInput) -> str:
         """Merge the page findings into report.json; returns its URI."""
-        return await fixity.write_report(request, storage=self.ctx.storage)
+        async with Heartbeater():
+            return await fixity.write_report(request, storage=self.ctx.storage)
 
 
 def build_activities(ctx: StageContext) -> list[Callable[..., Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from temporalio import activity
 from activities.common import Heartbeater, StageContext, scratch_dir, translate_errors
 from damfleet import ingest
 from damfleet.policies import ActivityName
-from damfleet.v1 import stages_pb2
+from damfleet.v1 import jobs_pb2, stages_pb2
 
 __all__ = ["IngestActivities", "build_activities"]
 
@@ -43,11 +44,26 @@ class IngestActivities:
     @translate_errors
     async def discard_asset(self, asset_id: str) -> int:
         """Remove everything stored under an asset's prefix (cancelled or failed runs)."""
-        removed = await self.ctx.storage.delete_prefix(self.ctx.storage.keys(asset_id).prefix)
+        async with Heartbeater():
+            removed = await self.ctx.storage.delete_prefix(self.ctx.storage.keys(asset_id).prefix)
         log.info("discarded %d objects of asset %s", removed, asset_id)
         return removed
 
 
+    @activity.defn(name=ActivityName.DISCARD_FAILED_ASSET)
+    @translate_errors
+    async def discard_failed_asset(self, request: jobs_pb2.DiscardFailedInput) -> jobs_pb2.DiscardFailedOutput:
+        """A failed run leaves nothing behind; its original goes to quarantine/ when the setting asks."""
+        async with Heartbeater():
+            removed, kept = await ingest.discard_failed_asset(
+                self.ctx.storage, request.asset_id, reason=request.reason,
+                quarantine=self.ctx.settings.jobs.quarantine_failed, now=time.time(),
+            )
+        log.info("discarded %d objects of failed asset %s%s", removed, request.asset_id,
+                 f", original quarantined at {kept[0].uri}" if kept else "")
+        return jobs_pb2.DiscardFailedOutput(removed=removed, quarantined=kept)
+
+
 def build_activities(ctx: StageContext) -> list[Callable[..., Any]]:
     acts = IngestActivities(ctx)
-    return [acts.ingest_asset, acts.discard_asset]
+    return [acts.ingest_asset, acts.discard_asset, acts.discard_failed_asset]

@@ -18,9 +18,8 @@ from typing import Any
 from temporalio import activity
 
 from activities.common import Heartbeater, StageContext, scratch_dir, translate_errors
-from damfleet.policies import ActivityName, policy_for
+from damfleet.policies import ActivityName
 from damfleet.transcode import stage
-from damfleet.transcode.scratch import sweep_stale_scratch
 from damfleet.v1 import stages_pb2
 
 __all__ = ["TranscodeActivities", "build_activities"]
@@ -41,12 +40,6 @@ class TranscodeActivities:
 
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
-        # Scratch of a worker killed outright (no cleanup ran) is older than any live run can be.
-        swept = sweep_stale_scratch(
-            ctx.settings.scratch_path, "transcode-", policy_for(ActivityName.TRANSCODE).start_to_close.total_seconds()
-        )
-        if swept:
-            log.warning("removed %d stale transcode scratch folders under %s", swept, ctx.settings.scratch_path)
 
     @activity.defn(name=ActivityName.TRANSCODE)
     @translate_errors

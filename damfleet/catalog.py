@@ -5,7 +5,8 @@ Temporal (``activities/catalog.py`` wraps them). Everything lives under the stor
 
     <root>/batches/<batch id>/pages/000000.json    one ManifestPage (protobuf JSON) per page
     <root>/rescan/<inbox key>/ledger.json          objects an inbox rescan has already seen
-    <root>/dedup/<collection key>/<sha[:2]>/<sha256>.json   the first asset with that content
+    <root>/dedup/<collection key>/<profile>/<sha[:2]>/<sha256>.json   the first asset with that
+                                                   content and profile (a run that fails releases it)
 
 Why pages: a 100,000-row manifest is parsed once into pages of a few hundred rows, and
 the batch workflow reads one page per activity call, so no payload or history event
@@ -38,6 +39,7 @@ __all__ = [
     "pages_prefix_for",
     "prepare_manifest",
     "read_page",
+    "release_content",
 ]
 
 Progress = Callable[[int], None]
@@ -53,10 +55,15 @@ def ledger_uri_for(storage: Storage, source_prefix: str) -> str:
     return join_uri(storage.root, "rescan", key, "ledger.json")
 
 
-def dedup_index_uri(storage: Storage, collection: str, sha256: str) -> str:
-    """Index entry for content ``sha256`` in ``collection`` ("" is the default collection)."""
+def dedup_index_uri(storage: Storage, collection: str, sha256: str, profile: str = "") -> str:
+    """Index entry for content ``sha256`` processed with ``profile`` in ``collection``.
+
+    The profile is part of the key: the same bytes under ``--profile web`` need the web
+    renditions, so they are new work, not a duplicate of the ``default`` asset.
+    """
     key = f"{safe_name(collection, default='default')[:40]}-{hashlib.sha256(collection.encode()).hexdigest()[:12]}"
-    return join_uri(storage.root, "dedup", key, sha256[:2], f"{sha256}.json")
+    return join_uri(storage.root, "dedup", key, safe_name(profile or "default", default="default")[:40],
+                    sha256[:2], f"{sha256}.json")
 
 
 class _PageWriter:
@@ -207,7 +214,7 @@ async def claim_content(request: jobs_pb2.ClaimContentInput, *, storage: Storage
     asset = request.asset
     if not asset.sha256:
         raise BadInputError(f"asset {asset.asset_id} has no sha256 to deduplicate on")
-    uri = dedup_index_uri(storage, asset.metadata.collection, asset.sha256)
+    uri = dedup_index_uri(storage, asset.metadata.collection, asset.sha256, asset.profile)
     existing = await _read_entry(storage, uri)
     if existing is not None and await _still_valid(storage, existing, asset.asset_id):
         return existing
@@ -221,6 +228,23 @@ async def claim_content(request: jobs_pb2.ClaimContentInput, *, storage: Storage
     if winner is not None and winner.existing.asset_id != asset.asset_id:
         return winner
     return jobs_pb2.ClaimContentOutput(duplicate=False)
+
+
+async def release_content(request: jobs_pb2.ClaimContentInput, *, storage: Storage) -> bool:
+    """Drop ``request.asset``'s dedup claim, if it holds one; returns whether it did.
+
+    A run that fails or is cancelled after claiming its content must not stay the
+    collection's copy: the same bytes submitted again would be reported COMPLETED as a
+    duplicate of an asset with no outputs. Another asset's claim is left alone.
+    """
+    asset = request.asset
+    if not asset.sha256:
+        return False
+    uri = dedup_index_uri(storage, asset.metadata.collection, asset.sha256, asset.profile)
+    entry = await _read_entry(storage, uri)
+    if entry is None or entry.existing.asset_id != asset.asset_id:
+        return False
+    return await storage.delete(uri)
 
 
 async def _read_entry(storage: Storage, uri: str) -> jobs_pb2.ClaimContentOutput | None:

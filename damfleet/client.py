@@ -54,6 +54,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from damfleet.policies import ALL_QUEUES, Queue, WorkflowName
+from damfleet.retries import apply_attempts, stage_attempts
 from damfleet.settings import Settings, get_settings
 from damfleet.sources import check_before_submit
 from damfleet.storage import normalize_uri
@@ -101,15 +102,20 @@ def new_workflow_id(prefix: str = "asset") -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-def request_workflow_id(request: pipeline_pb2.PipelineRequest) -> str:
+def request_workflow_id(request: pipeline_pb2.PipelineRequest, source_version: str = "") -> str:
     """A workflow id derived from what is submitted, so a duplicate submission maps to the same run.
 
     The expected checksum, when given, identifies the content (the same bytes under two
-    URIs are one asset); otherwise the source URI does. Collection and profile are part
-    of the key: the same file in another collection, or with another profile, is new work.
+    URIs are one asset); otherwise the source URI and its ``source_version`` (size and
+    modification time) do, so a file overwritten in place is new work, never the earlier
+    run's result. Collection, profile and targets are part of the key: the same file in
+    another collection, with another profile or for other targets, is new work.
     """
-    what = f"sha256:{request.expected_sha256}" if request.expected_sha256 else f"uri:{request.source_uri}"
-    key = "\n".join((request.metadata.collection, request.profile or "default", what))
+    if request.expected_sha256:
+        what = f"sha256:{request.expected_sha256}"
+    else:
+        what = f"uri:{request.source_uri}" + (f"@{source_version}" if source_version else "")
+    key = "\n".join((request.metadata.collection, request.profile or "default", what, ",".join(request.targets)))
     return f"asset-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
@@ -160,8 +166,10 @@ class AssetHandle:
         return self.handle.first_execution_run_id or self.handle.run_id
 
     async def status(self) -> pipeline_pb2.PipelineResult:
-        """Job state, current stage and per-stage timing/results (while running and after)."""
-        return await _query(self.handle, "status", pipeline_pb2.PipelineResult)
+        """Job state, current stage and per-stage timing/results (while running and after),
+        with each stage's attempts and, while it retries, what it is waiting out."""
+        result = await _query(self.handle, "status", pipeline_pb2.PipelineResult)
+        return await _with_attempts(self.handle, result)
 
     async def wait(self) -> pipeline_pb2.PipelineResult:
         """Wait for the run to end and return its final result, whatever the outcome.
@@ -170,9 +178,10 @@ class AssetHandle:
         ``failures``) instead of raising, so callers branch on ``result.state``.
         """
         try:
-            return await self.handle.result()
+            result = await self.handle.result()
         except WorkflowFailureError:
             return await self.status()
+        return await _with_attempts(self.handle, result)
 
 
 @dataclass
@@ -266,7 +275,12 @@ class FleetClient:
         (:func:`damfleet.sources.check_before_submit`).
         """
         check_before_submit(request.source_uri, self.settings)
-        wid = workflow_id or (request_workflow_id(request) if request.dedup else new_workflow_id())
+        if workflow_id:
+            wid = workflow_id
+        elif request.dedup:
+            wid = request_workflow_id(request, await self._source_version(request))
+        else:
+            wid = new_workflow_id()
         handle, existing = await self._start(
             WorkflowName.ASSET_PIPELINE, request, wid, task_queue, pipeline_pb2.PipelineResult, request.priority
         )
@@ -561,6 +575,25 @@ class FleetClient:
             return self.client.get_workflow_handle(wid, result_type=result_type), True
         return handle, False
 
+    async def _source_version(self, request: pipeline_pb2.PipelineRequest) -> str:
+        """Size and modification time of the source, or "" when it cannot be read from here
+        (the run then reports why); unused when the request names its checksum."""
+        if request.expected_sha256:
+            return ""
+        if request.source_uri.startswith("s3://") and not self.settings.storage.s3_access_key_id:
+            return ""  # no credentials here: botocore would go looking on the metadata address
+        from damfleet.errors import DamfleetError
+        from damfleet.storage import Storage
+
+        storage = Storage.from_settings(self.settings)
+        try:
+            info = await storage.stat(request.source_uri)
+        except (DamfleetError, OSError):
+            return ""
+        finally:
+            await storage.aclose()
+        return f"{info.size_bytes}:{info.modified_at:.6f}"
+
     async def _describe(self, workflow_id: str) -> Any:
         try:
             return await self.client.get_workflow_handle(workflow_id).describe()
@@ -588,6 +621,19 @@ class FleetClient:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise JobControlError(f"job {workflow_id} already finished; nothing to {update}") from None
             raise
+
+
+async def _with_attempts(
+    handle: WorkflowHandle[Any, Any], result: pipeline_pb2.PipelineResult
+) -> pipeline_pb2.PipelineResult:
+    """Fill in attempts and waiting reasons from the run's history (the workflow cannot see retries)."""
+    try:
+        history = await handle.fetch_history()
+        pending = (await handle.describe()).raw_description.pending_activities
+    except RPCError:
+        return result  # best effort: the status itself is already known
+    apply_attempts(result, stage_attempts(history.events, pending))
+    return result
 
 
 async def _query(handle: WorkflowHandle[Any, Any], name: str, result_type: type[Any]) -> Any:

@@ -27,10 +27,10 @@ from damfleet.media.detect import SNIFF_BYTES, sniff
 from damfleet.media.probe import probe_file
 from damfleet.settings import Settings
 from damfleet.sources import SourceRoots, display_name, display_text, iter_local_source, open_local_source
-from damfleet.storage import CHUNK_BYTES, Storage, normalize_uri
+from damfleet.storage import CHUNK_BYTES, Storage, join_uri, normalize_uri
 from damfleet.v1 import common_pb2, stages_pb2
 
-__all__ = ["IngestProgress", "ingest_asset", "open_source", "source_filename"]
+__all__ = ["IngestProgress", "discard_failed_asset", "ingest_asset", "open_source", "source_filename"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -168,3 +168,31 @@ async def ingest_asset(
     ]
     report("done", done, done)
     return stages_pb2.IngestOutput(asset=record, outputs=outputs)
+
+
+async def discard_failed_asset(
+    storage: Storage, asset_id: str, *, reason: str, quarantine: bool, now: float
+) -> tuple[int, list[common_pb2.Output]]:
+    """Remove everything a failed run stored; with ``quarantine``, keep its original first.
+
+    A failed run must leave nothing under the asset's keys (a later listing or fixity audit
+    would take it for a live asset). An archive that wants to inspect what failed sets
+    ``DAMFLEET_JOBS_QUARANTINE_FAILED``: the original is copied, with a ``reason.txt``, to
+    ``<root>/quarantine/<asset id>/<time>-<file>`` (the layout fixity audits use) before
+    the discard. Returns the number of objects removed and the quarantined copies.
+    """
+    keys = storage.keys(asset_id)
+    kept: list[common_pb2.Output] = []
+    if quarantine:
+        stamp = int(now)
+        async for info in storage.list(keys.prefix + "original/"):
+            name = info.uri.rsplit("/", 1)[-1]
+            target = join_uri(storage.root, "quarantine", asset_id, f"{stamp}-{name}")
+            written = await storage.write(target, storage.read(info.uri))
+            kept.append(common_pb2.Output(uri=written.uri, size_bytes=written.size_bytes, sha256=written.sha256,
+                                          role="quarantined_original", stage="ingest"))
+        if kept:
+            await storage.write_bytes(join_uri(storage.root, "quarantine", asset_id, f"{stamp}-reason.txt"),
+                                      reason.encode(), content_type="text/plain")
+    removed = await storage.delete_prefix(keys.prefix)
+    return removed, kept

@@ -20,20 +20,25 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from damfleet import search_attributes
 from damfleet.binaries import temporal_cli
 from damfleet.errors import ConfigurationError
+from damfleet.policies import ALL_QUEUES
 from damfleet.settings import Settings
 
-__all__ = ["POOLS", "DevServer", "Fleet", "WorkerProcess", "dev_source_roots"]
+__all__ = ["POOLS", "QUEUE_OF_POOL", "DevServer", "Fleet", "WorkerProcess", "dev_source_roots"]
 
 log = logging.getLogger("damfleet.launcher")
 
 #: Worker pools in start order, each ``python -m workers.<pool>``.
 POOLS: tuple[str, ...] = ("pipeline", "ingest", "transcode", "ai_enrich", "distribution")
+
+#: The task queue each pool polls (without the lane suffix).
+QUEUE_OF_POOL: dict[str, str] = dict(zip(POOLS, ALL_QUEUES, strict=True))
 
 
 def dev_source_roots(settings: Settings) -> tuple[str, ...]:
@@ -115,7 +120,7 @@ class DevServer:
             if self.process is not None and self.process.poll() is not None:
                 raise ConfigurationError(f"the Temporal dev server exited early; see {self.log_path}")
             try:
-                client = await connect(self.settings)
+                client = await connect(self.settings, retry_seconds=0)  # this loop is the retry
                 await client.workflow_service.get_system_info(GetSystemInfoRequest())
                 break
             except Exception as exc:  # noqa: BLE001 - retried until the deadline
@@ -138,6 +143,15 @@ class WorkerProcess:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    #: When this pool last died and was restarted (monotonic seconds), for backoff and the cap.
+    restarts: list[float] = field(default_factory=list)
+    gave_up: bool = False
+
+    def note(self, message: str) -> None:
+        """Append a supervisor line to the pool's own log, next to what the worker wrote."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} SUPERVISOR damfleet.launcher {message}\n")
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,6 +233,74 @@ class Fleet:
     def check_workers(self) -> list[str]:
         """Pools whose process has died (their log file says why)."""
         return [w.pool for w in self.workers if not w.alive]
+
+    async def wait_polling(self, timeout_seconds: float = 120.0) -> None:
+        """Return once every pool polls its task queue: "ready" means work will be picked up.
+
+        A process that started is not yet a worker: it still imports its libraries
+        (torch, whisper) and connects. The server's view of each queue's pollers is the
+        test that counts.
+        """
+        from damfleet.client import FleetClient
+
+        client = await FleetClient.connect(self.settings)
+        deadline = time.monotonic() + timeout_seconds
+        waiting: list[str] = list(POOLS)
+        while time.monotonic() < deadline:
+            dead = self.check_workers()
+            if dead:
+                raise ConfigurationError(
+                    f"pool(s) {', '.join(dead)} exited while starting; see {self.settings.state_path / 'logs'}")
+            infos = await client.queues(QUEUE_OF_POOL.values())
+            polled = {info.name.removesuffix(self.settings.worker.queue_suffix) for info in infos if info.pollers}
+            waiting = [pool for pool, queue in QUEUE_OF_POOL.items() if queue not in polled]
+            if not waiting:
+                return
+            await asyncio.sleep(0.5)
+        raise ConfigurationError(f"pool(s) {', '.join(waiting)} not polling after {timeout_seconds:.0f}s; "
+                                 f"see {self.settings.state_path / 'logs'}")
+
+    async def supervise(
+        self,
+        report: Callable[[str], None] = log.warning,
+        *,
+        interval_seconds: float = 1.0,
+        max_restarts: int = 5,
+        window_seconds: float = 600.0,
+        max_backoff_seconds: float = 30.0,
+    ) -> None:
+        """Reap and restart pools that die, until cancelled.
+
+        Each restart of a pool waits twice as long as its previous one within the window
+        (1 s, 2 s, 4 s ... ``max_backoff_seconds``), so a crash loop does not spin; after
+        ``max_restarts`` in ``window_seconds`` the pool is left down and reported, since a
+        pool that cannot stay up needs a person (its log says why). What it was running is
+        retried by Temporal on the restarted process.
+        """
+        while True:
+            for worker in self.workers:
+                if worker.alive or worker.gave_up or worker.process is None:
+                    continue
+                code = worker.process.returncode  # poll() in .alive reaped it: no <defunct> left
+                now = time.monotonic()
+                worker.restarts = [t for t in worker.restarts if now - t < window_seconds]
+                if len(worker.restarts) >= max_restarts:
+                    worker.gave_up = True
+                    message = (f"pool {worker.pool} died (exit {code}) {max_restarts} times in "
+                               f"{window_seconds:.0f}s; not restarting it, see {worker.log_path}")
+                    worker.note(message)
+                    report(message)
+                    continue
+                delay = min(max_backoff_seconds, 2.0 ** len(worker.restarts))
+                message = f"pool {worker.pool} died (exit {code}); restarting it in {delay:.0f}s"
+                worker.note(message)
+                report(message)
+                await asyncio.sleep(delay)
+                worker.restarts.append(time.monotonic())
+                worker.start()
+                worker.note(f"pool {worker.pool} restarted as pid {worker.process.pid}")
+                report(f"pool {worker.pool} restarted (pid {worker.process.pid})")
+            await asyncio.sleep(interval_seconds)
 
     def stop(self, grace_seconds: float = 15.0) -> None:
         """SIGTERM every worker (graceful), then the server; SIGKILL stragglers."""

@@ -11,6 +11,7 @@ effects and heavy imports.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,6 +29,7 @@ __all__ = [
     "default_concurrency",
     "lane_of",
     "policy_for",
+    "retry_window",
 ]
 
 
@@ -62,7 +64,8 @@ class ActivityName:
     """Activity type names: the contract a worker in another language implements."""
 
     INGEST = "ingest_asset"
-    DISCARD_ASSET = "discard_asset"          # remove an asset's outputs (cancel, failed ingest)
+    DISCARD_ASSET = "discard_asset"          # remove an asset's outputs (cancel)
+    DISCARD_FAILED_ASSET = "discard_failed_asset"  # a failed run's: remove, or quarantine the original
     TRANSCODE = "transcode_asset"
     ENRICH = "enrich_asset"
     DELIVER = "deliver_output"
@@ -73,6 +76,7 @@ class ActivityName:
     LIST_NEW_SOURCES = "list_new_sources"
     READ_MANIFEST_PAGE = "read_manifest_page"  # one page of a prepared batch
     CLAIM_CONTENT = "claim_content"            # dedup: first asset with this content in a collection
+    RELEASE_CONTENT = "release_content"        # dedup: a failed or cancelled run gives its claim up
     PLAN_FIXITY_AUDIT = "plan_fixity_audit"    # list stored assets into pages, one sampling bucket
     VERIFY_FIXITY_PAGE = "verify_fixity_page"  # re-hash one page of originals; repair or quarantine
     WRITE_FIXITY_REPORT = "write_fixity_report"  # merge page findings into report.json, advance the cycle
@@ -102,34 +106,67 @@ class ActivityPolicy:
         return opts
 
 
-def _backoff(initial: timedelta, maximum: timedelta, attempts: int) -> RetryPolicy:
-    """Doubling backoff from ``initial`` capped at ``maximum``; ``attempts`` 0 means unlimited
-    (bounded by the schedule-to-close timeout). Permanent damfleet errors are never retried."""
+def _backoff(initial: timedelta, maximum: timedelta) -> RetryPolicy:
+    """Doubling backoff from ``initial`` capped at ``maximum``, with no attempt limit.
+
+    Temporal's ``maximum_attempts`` counts every attempt, timeouts included, so a limit
+    here would let three worker deaths fail a good asset. Instead the attempt budget
+    belongs to the error (``max_attempts`` on each class in :mod:`damfleet.errors`,
+    applied by the activity wrapper), permanent errors stop on attempt 1 through
+    ``non_retryable_error_types``, and the schedule-to-close timeout (the queue's retry
+    window) bounds everything else, outages included.
+    """
     return RetryPolicy(
         initial_interval=initial,
         backoff_coefficient=2.0,
         maximum_interval=maximum,
-        maximum_attempts=attempts,
+        maximum_attempts=0,
         non_retryable_error_types=list(PERMANENT_ERROR_TYPES),
     )
 
 
-#: Ingest retries little: a corrupt file or a checksum mismatch will not heal, and the
-#: only transient failures are storage hiccups.
+def retry_window(queue_setting: str, default_hours: float) -> timedelta:
+    """A queue's retry window (schedule-to-close): how long an outage is waited out.
+
+    Read from ``DAMFLEET_RETRY_WINDOW_<QUEUE>_HOURS`` (for example
+    ``DAMFLEET_RETRY_WINDOW_INGEST_HOURS=12``) when this module is first imported, so every
+    worker of a fleet must agree on it (the Helm chart sets it once for all pools). A
+    value that is not a positive number is refused loudly rather than ignored.
+    """
+    name = f"DAMFLEET_RETRY_WINDOW_{queue_setting}_HOURS"
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return timedelta(hours=default_hours)
+    try:
+        hours = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of hours") from None
+    if not hours > 0:
+        raise ValueError(f"{name}={raw!r} must be a positive number of hours")
+    return timedelta(hours=hours)
+
+
+#: Ingest: bad input fails on attempt 1; a storage outage is waited out for the retry
+#: window (6 h) with backoff capped at 30 s, so the asset resumes within 30 s of
+#: the store coming back. A worker death is noticed by the 60 s heartbeat.
 INGEST_POLICY = ActivityPolicy(
     task_queue=Queue.INGEST,
     start_to_close=timedelta(minutes=30),
     heartbeat=timedelta(seconds=60),
-    retry=_backoff(timedelta(seconds=2), timedelta(seconds=30), attempts=3),
+    schedule_to_close=retry_window("INGEST", 6),
+    retry=_backoff(timedelta(seconds=2), timedelta(seconds=30)),
 )
 
-#: Transcode runs for up to hours and heartbeats real progress; a stalled tool or a lost
-#: worker is retried with capped exponential backoff (Enduro: 1 s .. 10 min).
+#: Transcode runs for up to hours and heartbeats real progress; a stalled or crashed tool
+#: is retried a few times (its error's budget), a lost worker or an outage until the
+#: window closes, with capped exponential backoff (Enduro: 1 s .. 10 min; capped lower
+#: here so a recovered store is noticed within minutes).
 TRANSCODE_POLICY = ActivityPolicy(
     task_queue=Queue.TRANSCODE,
     start_to_close=timedelta(hours=4),
     heartbeat=timedelta(seconds=60),
-    retry=_backoff(timedelta(seconds=5), timedelta(minutes=10), attempts=6),
+    schedule_to_close=retry_window("TRANSCODE", 24),
+    retry=_backoff(timedelta(seconds=5), timedelta(minutes=2)),
 )
 
 #: AI backs off exponentially too; an unreachable inference service keeps the task on
@@ -138,7 +175,8 @@ ENRICH_POLICY = ActivityPolicy(
     task_queue=Queue.AI_ENRICH,
     start_to_close=timedelta(hours=2),
     heartbeat=timedelta(seconds=120),
-    retry=_backoff(timedelta(seconds=5), timedelta(minutes=10), attempts=10),
+    schedule_to_close=retry_window("AI_ENRICH", 24),
+    retry=_backoff(timedelta(seconds=5), timedelta(minutes=2)),
 )
 
 #: Distribution waits out external outages: capped exponential backoff for up to a day,
@@ -147,18 +185,38 @@ DELIVER_POLICY = ActivityPolicy(
     task_queue=Queue.DISTRIBUTION,
     start_to_close=timedelta(minutes=30),
     heartbeat=timedelta(seconds=60),
-    schedule_to_close=timedelta(hours=24),
-    retry=_backoff(timedelta(seconds=2), timedelta(minutes=15), attempts=0),
+    schedule_to_close=retry_window("DISTRIBUTION", 24),
+    retry=_backoff(timedelta(seconds=2), timedelta(minutes=15)),
 )
 
-_SHORT_RETRY = _backoff(timedelta(seconds=1), timedelta(seconds=30), attempts=5)
+_SHORT_RETRY = _backoff(timedelta(seconds=1), timedelta(seconds=30))
 
-#: Short bookkeeping activities (manifests, listing, dedup claims, discarding outputs).
-SHORT_POLICY_INGEST = ActivityPolicy(task_queue=Queue.INGEST, start_to_close=timedelta(minutes=5), retry=_SHORT_RETRY)
+#: Short bookkeeping activities (manifests, listing, discarding outputs): minutes per
+#: attempt (a manifest or a listing can be long) with heartbeats, so a lost worker is
+#: noticed in seconds; retried for the ingest queue's window.
+SHORT_POLICY_INGEST = ActivityPolicy(
+    task_queue=Queue.INGEST,
+    start_to_close=timedelta(minutes=5),
+    heartbeat=timedelta(seconds=30),
+    schedule_to_close=retry_window("INGEST", 6),
+    retry=_SHORT_RETRY,
+)
+
+#: Claiming content for dedup is two small reads and one small write: seconds, so a claim
+#: lost with its worker is retried at once instead of stalling the asset for minutes.
+CLAIM_POLICY = ActivityPolicy(
+    task_queue=Queue.INGEST,
+    start_to_close=timedelta(seconds=30),
+    schedule_to_close=retry_window("INGEST", 6),
+    retry=_SHORT_RETRY,
+)
 
 #: Reading a finished run's result for redelivery: a quick call to the Temporal frontend.
 SHORT_POLICY_DISTRIBUTION = ActivityPolicy(
-    task_queue=Queue.DISTRIBUTION, start_to_close=timedelta(minutes=2), retry=_SHORT_RETRY
+    task_queue=Queue.DISTRIBUTION,
+    start_to_close=timedelta(minutes=2),
+    schedule_to_close=retry_window("DISTRIBUTION", 24),
+    retry=_SHORT_RETRY,
 )
 
 #: Listing every stored asset of a large root takes minutes (one LIST call per 1,000 keys);
@@ -167,7 +225,8 @@ FIXITY_PLAN_POLICY = ActivityPolicy(
     task_queue=Queue.INGEST,
     start_to_close=timedelta(hours=1),
     heartbeat=timedelta(seconds=60),
-    retry=_backoff(timedelta(seconds=5), timedelta(minutes=5), attempts=5),
+    schedule_to_close=retry_window("FIXITY", 48),
+    retry=_backoff(timedelta(seconds=5), timedelta(minutes=5)),
 )
 
 #: One page of originals (500 by default) read at the throttled rate can take hours; the
@@ -177,16 +236,19 @@ FIXITY_VERIFY_POLICY = ActivityPolicy(
     task_queue=Queue.INGEST,
     start_to_close=timedelta(hours=12),
     heartbeat=timedelta(seconds=60),
-    retry=_backoff(timedelta(seconds=5), timedelta(minutes=10), attempts=6),
+    schedule_to_close=retry_window("FIXITY", 48),
+    retry=_backoff(timedelta(seconds=5), timedelta(minutes=10)),
 )
 
 ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.INGEST: INGEST_POLICY,
     ActivityName.DISCARD_ASSET: SHORT_POLICY_INGEST,
+    ActivityName.DISCARD_FAILED_ASSET: SHORT_POLICY_INGEST,
     ActivityName.READ_MANIFEST: SHORT_POLICY_INGEST,
     ActivityName.LIST_NEW_SOURCES: SHORT_POLICY_INGEST,
     ActivityName.READ_MANIFEST_PAGE: SHORT_POLICY_INGEST,
-    ActivityName.CLAIM_CONTENT: SHORT_POLICY_INGEST,
+    ActivityName.CLAIM_CONTENT: CLAIM_POLICY,
+    ActivityName.RELEASE_CONTENT: CLAIM_POLICY,
     ActivityName.TRANSCODE: TRANSCODE_POLICY,
     ActivityName.ENRICH: ENRICH_POLICY,
     ActivityName.DELIVER: DELIVER_POLICY,

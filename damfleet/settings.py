@@ -60,6 +60,7 @@ class TemporalSettings:
     codec_server_token: str = ""         # bearer token `damfleet codec-server` requires
     codec_server_listen: str = "127.0.0.1:8081"
     codec_server_allow_origin: str = "http://localhost:8233"   # the Temporal UI's origin (CORS)
+    connect_timeout_seconds: float = 30.0   # keep retrying an unreachable frontend this long (restarts)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class StorageSettings:
     multipart_chunk_bytes: int = 8 * 1024 * 1024
     max_pool_connections: int = 64
     s3_instance_metadata: bool = False   # ask the EC2 instance-metadata service for credentials (damfleet.egress)
+    multipart_max_age_hours: float = 24.0   # workers abort damfleet's multipart uploads older than this
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class WorkerSettings:
     identity: str = ""
     queue_suffix: str = ""               # lane suffix appended to every queue name (see policies.lane_of)
     heartbeat_throttle_seconds: float = 2.0   # max delay before a heartbeat reaches the server (cancel latency)
+    scratch_sweep_seconds: float = 300.0      # how often scratch of dead workers is removed (0: only at start)
     #: "passthrough": workflow modules are imported once, not per run, and run on real modules
     #: (about 8 ms less per workflow task; bench/pipeline.py). "strict": the full sandbox
     #: re-imports them per run and guards every call. Tests run strict either way.
@@ -218,6 +221,7 @@ class JobsSettings:
     manifest_page_size: int = 500            # rows per stored manifest page (one activity result)
     manifest_max_rows: int = 1_000_000       # larger manifests are refused
     bad_rows_kept: int = 1000                # bad rows listed in the batch progress (all are counted)
+    quarantine_failed: bool = False          # keep a failed run's original under <root>/quarantine/
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,13 @@ from dataclasses import dataclass
 from typing import Self
 from urllib.parse import quote_from_bytes, unquote_to_bytes, urlsplit
 
-from damfleet.errors import BadInputError, SourceNotFoundError, TransientError
+from damfleet.errors import (
+    BadInputError,
+    SourceNotFoundError,
+    SourceRefusedError,
+    StorageUnavailableError,
+    TransientError,
+)
 from damfleet.settings import Settings
 
 __all__ = [
@@ -62,10 +68,6 @@ __all__ = [
 SOURCE_ROOTS_SETTING = "DAMFLEET_INGEST_SOURCE_ROOTS"
 FOLLOW_SYMLINKS_SETTING = "DAMFLEET_INGEST_FOLLOW_SYMLINKS"
 _LEGACY_SETTING = "DAMFLEET_INGEST_ALLOWED_SOURCE_PREFIXES"
-
-
-class SourceRefusedError(BadInputError):
-    """The source lies outside the configured roots, or its path cannot be used safely."""
 
 
 # ---- names as bytes ---------------------------------------------------------------------------
@@ -298,7 +300,14 @@ def classify_os_error(exc: OSError, uri: str) -> Exception:
     }
     if code in permanent:
         return SourceRefusedError(f"cannot read source {shown}: {permanent[code]}")
+    if code in _UNREACHABLE:  # a network file system (NFS, CephFS) that is down: wait it out
+        return StorageUnavailableError(f"cannot read source {shown}: {exc.strerror or exc}")
     return TransientError(f"cannot read source {shown}: {exc.strerror or exc}")
+
+
+#: errno values of a shared volume whose server is unreachable, not of a bad file.
+_UNREACHABLE = frozenset({errno.ESTALE, errno.ETIMEDOUT, errno.EHOSTDOWN, errno.EHOSTUNREACH,
+                          errno.ENETDOWN, errno.ENETUNREACH, errno.ECONNREFUSED, errno.ECONNRESET})
 
 
 # ---- opening ---------------------------------------------------------------------------------

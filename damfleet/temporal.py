@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
+import time
 from pathlib import Path
 
 from temporalio.client import Client
@@ -15,6 +18,8 @@ from damfleet.errors import ConfigurationError
 from damfleet.settings import Settings, TemporalSettings
 
 __all__ = ["connect", "tls_config"]
+
+log = logging.getLogger(__name__)
 
 
 def tls_config(t: TemporalSettings) -> TLSConfig | bool:
@@ -38,8 +43,18 @@ def tls_config(t: TemporalSettings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings, *, runtime: Runtime | None = None, identity: str | None = None) -> Client:
-    """A Temporal client for the configured address and namespace."""
+async def connect(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    identity: str | None = None,
+    retry_seconds: float | None = None,
+) -> Client:
+    """A Temporal client for the configured address and namespace.
+
+    An unreachable frontend is retried for ``retry_seconds`` (default: the setting
+    ``DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS``), then a ConfigurationError names it.
+    """
     t = settings.temporal
     kwargs: dict[str, object] = {"namespace": t.namespace, "tls": tls_config(t)}
     if t.api_key:
@@ -51,4 +66,21 @@ async def connect(settings: Settings, *, runtime: Runtime | None = None, identit
     codec = EncryptionCodec.from_settings(t)
     if codec is not None:  # payloads encrypted before they reach the server (DAMFLEET_TEMPORAL_CODEC_KEYS)
         kwargs["data_converter"] = dataclasses.replace(DataConverter.default, payload_codec=codec)
-    return await Client.connect(t.address, **kwargs)  # type: ignore[arg-type]
+    # A frontend restarting (a dev server restart, a rolling upgrade) refuses connections
+    # for seconds: wait for it, within DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS, rather
+    # than fail a submit or a worker start.
+    patience = t.connect_timeout_seconds if retry_seconds is None else retry_seconds
+    deadline = time.monotonic() + max(0.0, patience)
+    delay = 0.25
+    while True:
+        try:
+            return await Client.connect(t.address, **kwargs)  # type: ignore[arg-type]
+        except RuntimeError as exc:  # the SDK's "Failed client connect"
+            if time.monotonic() + delay > deadline:
+                raise ConfigurationError(
+                    f"cannot reach Temporal at {t.address} (tried for {patience:g}s, "
+                    f"DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS): {exc}"
+                ) from exc
+            log.info("Temporal at %s not reachable yet (%s); retrying in %.1fs", t.address, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 4.0)

@@ -181,7 +181,7 @@ async def run_fleet(
     )
     ctx = StageContext(settings)
     stand_ins = StandIns(ctx.storage, **(stand_ins_options or {}))
-    ingest = ingest_activities(ctx) if real_ingest else [stand_ins.ingest, _discard(ctx)]
+    ingest = ingest_activities(ctx) if real_ingest else [stand_ins.ingest, *_discards(ctx)]
     fast_cancel = {"max_heartbeat_throttle_interval": timedelta(milliseconds=500),
                    "default_heartbeat_throttle_interval": timedelta(milliseconds=500)}
     async with AsyncExitStack() as stack:
@@ -206,9 +206,9 @@ async def run_fleet(
     await ctx.storage.aclose()
 
 
-def _discard(ctx: StageContext) -> Callable[..., Any]:
-    """The real discard activity (ingest's), for fleets with a stand-in ingest."""
-    return next(a for a in ingest_activities(ctx) if getattr(a, "__name__", "") == "discard_asset")
+def _discards(ctx: StageContext) -> list[Callable[..., Any]]:
+    """The real discard activities (ingest's: cancelled and failed runs), for fleets with a stand-in ingest."""
+    return [a for a in ingest_activities(ctx) if getattr(a, "__name__", "").startswith("discard_")]
 
 
 async def terminate_lane(client: Client, queue: str) -> None:

@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from damfleet import policies
+from damfleet.scratch import sweep_orphaned_scratch
 from damfleet.settings import Settings, get_settings
 from damfleet.temporal import connect
 from workers.metrics import MetricsInterceptor
@@ -126,6 +127,47 @@ class MetricsServer:
         self.httpd.server_close()
 
 
+async def _housekeeping(settings: Settings) -> None:
+    """Remove what killed workers left behind, now and every ``scratch_sweep_seconds``.
+
+    - Scratch (a half-written proxy, a downloaded original) whose owner lock is free: the
+      worker that owned it is gone. Folders with no owner file are left alone for longer
+      than any activity may run.
+    - On S3, damfleet's multipart uploads older than ``multipart_max_age_hours``: their
+      parts are invisible but stored (and billed) until aborted.
+    """
+    grace = max(p.start_to_close.total_seconds() for p in policies.ACTIVITY_POLICIES.values())
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await loop.run_in_executor(None, lambda: sweep_orphaned_scratch(
+                settings.scratch_path, unowned_grace_seconds=grace))
+        except OSError as exc:
+            log.warning("scratch sweep of %s failed: %s", settings.scratch_path, exc)
+        if settings.storage_root.startswith("s3://"):
+            await _abort_stale_uploads(settings)
+        if settings.worker.scratch_sweep_seconds <= 0:
+            return
+        await asyncio.sleep(settings.worker.scratch_sweep_seconds)
+
+
+async def _abort_stale_uploads(settings: Settings) -> None:
+    from damfleet.errors import DamfleetError
+    from damfleet.storage.s3 import S3Backend
+
+    backend = S3Backend(settings.storage)
+    try:
+        aborted = await backend.abort_stale_uploads(
+            settings.storage_root.rstrip("/") + "/", settings.storage.multipart_max_age_hours * 3600)
+        if aborted:
+            log.warning("aborted %d multipart uploads older than %gh under %s", aborted,
+                        settings.storage.multipart_max_age_hours, settings.storage_root)
+    except DamfleetError as exc:  # the store is down: the next round will try again
+        log.warning("multipart upload sweep of %s failed: %s", settings.storage_root, exc)
+    finally:
+        await backend.aclose()
+
+
 async def run_worker(
     *,
     task_queue: str,
@@ -172,6 +214,7 @@ async def run_worker(
         kwargs["max_concurrent_activities"] = concurrency
         kwargs["interceptors"] = [MetricsInterceptor()]
     worker = Worker(client, **kwargs)
+    sweeper = asyncio.create_task(_housekeeping(settings)) if activities else None
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -194,6 +237,8 @@ async def run_worker(
     try:
         await run_task
     finally:
+        if sweeper is not None:
+            sweeper.cancel()
         if on_shutdown is not None:
             result = on_shutdown()
             if asyncio.iscoroutine(result):

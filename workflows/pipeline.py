@@ -139,6 +139,7 @@ class AssetPipeline:
                 "ingest", common_pb2.VALIDATING, ActivityName.INGEST, ingest_input, stages_pb2.IngestOutput
             )
         except ActivityError as err:
+            await self._discard_failed(asset_id, failure_message(err)[0])
             return self._fail("ingest", *failure_message(err))
         asset = ingested.asset
         self._result.asset.CopyFrom(asset)
@@ -157,6 +158,7 @@ class AssetPipeline:
                 stages_pb2.TranscodeOutput,
             )
         except ActivityError as err:
+            await self._discard_failed(asset_id, failure_message(err)[0])
             return self._fail("transcode", *failure_message(err))
         self._add_outputs("transcode", transcoded.outputs)
 
@@ -368,6 +370,55 @@ class AssetPipeline:
         self._set_state(common_pb2.FAILED)
         raise ApplicationError(self._result.error, type=error_type, non_retryable=True)
 
+    async def _discard_failed(self, asset_id: str, reason: str) -> None:
+        """A failed run leaves nothing behind but its failure record (this run's history):
+        everything stored under the asset's keys is removed (the original is first copied to
+        ``quarantine/`` where the setting asks, and listed as an output) and its dedup claim
+        is given up, so the same bytes submitted again are processed instead of linked to an
+        asset without outputs. Runs that failed before this existed replay without it."""
+        if not workflow.patched("discard-failed-runs"):
+            return
+        await self._release_claim(asset_id)
+        kept: list[common_pb2.Output] = []
+        try:
+            discarded = await self._bookkeeping(
+                ActivityName.DISCARD_FAILED_ASSET, jobs_pb2.DiscardFailedInput(asset_id=asset_id, reason=reason),
+                jobs_pb2.DiscardFailedOutput,
+            )
+            kept = list(discarded.quarantined)
+        except (ActivityError, CancelledError) as err:
+            workflow.logger.warning("discarding failed asset %s failed: %s", asset_id, err)
+        # The result lists only what exists: the discarded objects are gone.
+        del self._result.outputs[:]
+        for stage in self._result.stages.values():
+            del stage.outputs[:]
+        self._result.outputs.extend(kept)
+
+    async def _release_claim(self, asset_id: str) -> None:
+        asset = self._result.asset
+        if not (asset.sha256 and asset.asset_id == asset_id):
+            return
+        claim = jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow.info().workflow_id)
+        try:
+            await self._bookkeeping(ActivityName.RELEASE_CONTENT, claim, bool)
+        except (ActivityError, CancelledError) as err:
+            workflow.logger.warning("releasing the dedup claim of %s failed: %s", asset_id, err)
+
+    async def _discard(self, asset_id: str, *, release_claim: bool = False) -> None:
+        """Remove everything stored for the asset; best effort, logged when it cannot."""
+        if release_claim:
+            await self._release_claim(asset_id)
+        try:
+            await self._bookkeeping(ActivityName.DISCARD_ASSET, asset_id, int)
+        except (ActivityError, CancelledError) as err:
+            workflow.logger.warning("discarding asset %s failed: %s", asset_id, err)
+
+    async def _bookkeeping(self, name: str, arg: Any, result_type: type[M]) -> M:
+        """An activity that must run even while the workflow is being cancelled."""
+        return await workflow.execute_activity(
+            name, arg, result_type=result_type, **policy_for(name).options(self._lane),  # type: ignore[arg-type]
+        )
+
     async def _cancelled(self, asset_id: str) -> None:
         stage = self._result.current_stage
         # Only a stage still running was cut short; a paused run sits between stages.
@@ -377,13 +428,7 @@ class AssetPipeline:
         # The running activity has acknowledged cancellation (WAIT_CANCELLATION_COMPLETED);
         # now remove everything stored for the asset so nothing looks complete.
         if self._result.stages["ingest"].status != common_pb2.STAGE_STATUS_PENDING:
-            policy = policy_for(ActivityName.DISCARD_ASSET)
-            try:
-                await workflow.execute_activity(
-                    ActivityName.DISCARD_ASSET, asset_id, result_type=int, **policy.options(self._lane),  # type: ignore[arg-type]
-                )
-            except (ActivityError, CancelledError) as err:
-                workflow.logger.warning("discarding cancelled asset %s failed: %s", asset_id, err)
+            await self._discard(asset_id, release_claim=workflow.patched("discard-failed-runs"))
 
     def _set_state(self, state: int) -> None:
         self._result.state = state  # type: ignore[assignment]

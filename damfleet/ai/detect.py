@@ -32,9 +32,9 @@ import numpy as np
 
 from damfleet.ai.models import InferenceModel, ModelRegistry, get_registry
 from damfleet.errors import (
+    Cancelled,
     ConfigurationError,
     CorruptMediaError,
-    DamfleetError,
     UnsafeMediaError,
     UnsupportedMediaError,
 )
@@ -57,10 +57,8 @@ log = logging.getLogger(__name__)
 _FRAME_NAME = re.compile(r"^frame-(-?\d+)\.png$")
 
 
-class DetectionCancelled(DamfleetError):
-    """The caller asked detection to stop (activity cancelled); not an input problem."""
-
-    error_type = "Cancelled"
+#: Detection stops with the one ``Cancelled`` of the error tree.
+DetectionCancelled = Cancelled
 
 
 def configure_ultralytics(config_dir: Path | None = None) -> None:

@@ -24,7 +24,6 @@ import grpc
 from damfleet import errors
 from damfleet.ai.backend import InferenceBackend, MediaSource, ProgressFn
 from damfleet.ai.security import ERROR_TYPE_METADATA, call_metadata, channel_credentials, channel_options
-from damfleet.ai.transcribe import Cancelled, NoAudioStreamError
 from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2, inference_pb2_grpc
 
@@ -44,13 +43,10 @@ _TRANSIENT_CODES = {
 
 
 def _error_classes() -> dict[str, type[errors.DamfleetError]]:
+    """Error type name -> class; parents first, so a name subclasses share maps to the parent."""
     classes: dict[str, type[errors.DamfleetError]] = {}
-    for name in errors.__all__:
-        cls = getattr(errors, name)
-        if isinstance(cls, type) and issubclass(cls, errors.DamfleetError):
-            classes[cls.error_type] = cls
-    for cls in (NoAudioStreamError, Cancelled):
-        classes[cls.error_type] = cls
+    for cls in errors.all_error_classes():
+        classes.setdefault(cls.error_type, cls)
     return classes
 
 
@@ -65,6 +61,8 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, url: str) -> errors.DamfleetError:
     cls = _error_classes().get(error_type)
     if cls is not None and not issubclass(cls, errors.TransientError):
         return cls(detail)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return errors.InferenceUnavailableError(f"inference service {url} unavailable: {detail}")
     if code in _TRANSIENT_CODES or cls is not None:
         return errors.TransientError(f"inference service {url} failed ({code.name}): {detail}")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -102,7 +100,7 @@ class RemoteInference(InferenceBackend):
             await self.aclose()
             tls = (" over TLS (is DAMFLEET_AI_INFERENCE_TLS_CA_PATH the CA that signed the service's certificate?)"
                    if channel_credentials(self.ai) is not None else "")
-            raise errors.TransientError(
+            raise errors.InferenceUnavailableError(
                 f"inference service {self.url} unreachable{tls} after {self.ai.inference_connect_seconds:g}s; "
                 "will retry (nothing marked done)"
             ) from exc

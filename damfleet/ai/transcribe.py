@@ -36,8 +36,8 @@ import numpy as np
 from google.protobuf import json_format
 
 from damfleet.ai.models import InferenceModel, ModelRegistry, get_registry
-from damfleet.errors import BadInputError, ConfigurationError, CorruptMediaError, DamfleetError
-from damfleet.media.tools import ToolTimeoutError, find_tool, safe_input_args
+from damfleet.errors import Cancelled, ConfigurationError, CorruptMediaError, NoAudioStreamError
+from damfleet.media.tools import ToolTimeoutError, child_setup, find_tool, safe_input_args
 from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2
 
@@ -64,18 +64,6 @@ log = logging.getLogger(__name__)
 #: Whisper works on 16 kHz mono audio.
 SAMPLE_RATE = 16_000
 _BYTES_PER_SAMPLE = 2  # s16le from ffmpeg
-
-
-class NoAudioStreamError(BadInputError):
-    """The media has no audio stream to transcribe."""
-
-    error_type = "NoAudioStream"
-
-
-class Cancelled(DamfleetError):
-    """The caller asked the transcription to stop (activity cancelled); not an input problem."""
-
-    error_type = "Cancelled"
 
 
 def bundled_model_path() -> str:
@@ -208,7 +196,8 @@ class _PcmStream:
             "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1",
         ]
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=child_setup(),  # noqa: PLW1509 - only a prctl call and rlimits, see child_setup
         )
         self.stderr: collections.deque[bytes] = collections.deque(maxlen=64)
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)

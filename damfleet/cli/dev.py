@@ -169,17 +169,24 @@ def dev() -> None:
 
         settings = get_settings()
         fleet = Fleet(settings)
+        supervisor: asyncio.Task[None] | None = None
         try:
             await fleet.start()
-            console.print(f"[bold green]fleet up[/]: Temporal {settings.temporal.address}, "
+            console.print("started the dev server and five pools; waiting until every pool polls its queue...")
+            await fleet.wait_polling()
+            console.print(f"[bold green]fleet ready[/]: Temporal {settings.temporal.address}, "
                           f"UI http://localhost:{settings.temporal.dev_ui_port}, "
                           f"metrics :{fleet.metrics_base_port}-{fleet.metrics_base_port + 4}, "
                           f"logs {settings.state_path / 'logs'}. Ctrl-C stops everything.")
             console.print(f"sources accepted under: {', '.join(dev_source_roots(settings))} "
                           "(DAMFLEET_INGEST_SOURCE_ROOTS)", soft_wrap=True)
+            # A pool that dies (OOM kill, kill -9) is reaped and restarted, with backoff and a cap.
+            supervisor = asyncio.create_task(fleet.supervise(lambda message: console.print(f"[yellow]{message}[/]")))
             await _wait_forever()
             return 0
         finally:
+            if supervisor is not None:
+                supervisor.cancel()
             console.print("stopping workers (graceful) and the dev server...")
             fleet.stop()
 
@@ -200,6 +207,10 @@ def submit(
     collection: Annotated[str, typer.Option()] = "",
     tenant: Annotated[str, typer.Option()] = "",
     sha256: Annotated[str, typer.Option(help="Expected sha256 (single source only).")] = "",
+    dedup: Annotated[bool | None, typer.Option(
+        "--dedup/--no-dedup",
+        help="Link content already in the collection and join an identical earlier submission "
+             "(default: DAMFLEET_JOBS_DEDUP); --no-dedup always starts a new run.")] = None,
     target: Annotated[list[str] | None, typer.Option(
         "--target", help="Deliver to this target (a name from DAMFLEET_DISTRIBUTION_TARGETS_*); repeatable; "
                          "default: the profile's targets.")] = None,
@@ -218,7 +229,8 @@ def submit(
         handles = []
         for source in sources:
             handle = await client.submit(source, profile=profile, priority=priority, collection=collection,
-                                         tenant=tenant, expected_sha256=sha256, targets=target or [])
+                                         tenant=tenant, expected_sha256=sha256, targets=target or [],
+                                         dedup=dedup)
             handles.append((source, handle))
             if not as_json:
                 console.print(f"submitted {source} as [bold]{handle.workflow_id}[/]")

@@ -110,6 +110,9 @@ def pipeline_summary(result: Any) -> dict[str, Any]:
                 "status": common_pb2.StageStatus.Name(result.stages[name].status).removeprefix("STAGE_STATUS_"),
                 "seconds": result.stages[name].seconds,
                 "reason": result.stages[name].reason,
+                "attempts": result.stages[name].attempts,
+                "waiting": result.stages[name].waiting,
+                "last_error": result.stages[name].last_error,
             }
             for name in _STAGES if name in result.stages
         },
@@ -163,6 +166,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row("stage", summary["stage"] or "-")
         for name, stage in summary["stages"].items():
             detail = f"{stage['status']:<24} {stage['seconds']:>8.2f}s  {stage['reason']}"
+            if stage["waiting"]:
+                detail += f"  waiting: {stage['waiting']} (attempt {stage['attempts']})"
             table.add_row(f"  {name}", detail)
         if summary["error"]:
             table.add_row("error", summary["error"])

@@ -78,6 +78,9 @@ class DeliveryResult:
     sha256: str
     already_present: bool = False   # an earlier attempt had delivered it; nothing was sent again
     resumed_from: int = 0           # bytes an earlier, interrupted attempt had left on the target
+    #: Which checksum the target itself verified on arrival: "md5", "sha256" or "none";
+    #: "" when this target type does not say (damfleet's own end-to-end sha256 check still ran).
+    verified_checksum: str = ""
 
 
 def secret(default: str = "") -> Any:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
-from damfleet.errors import ConfigurationError
+from damfleet.errors import ConfigurationError, OutboundBlockedError
 
 __all__ = [
     "METADATA_ADDRESSES",
@@ -49,12 +49,6 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
     ipaddress.ip_address(a)
     for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
 )
-
-
-class OutboundBlockedError(ConfigurationError):
-    """A target URL or a redirect points into a network damfleet must not reach."""
-
-    error_type = "OutboundBlocked"
 
 
 async def resolve(host: str, port: int) -> list[str]:

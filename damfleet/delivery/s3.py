@@ -23,7 +23,7 @@ import base64
 import contextlib
 import hashlib
 from typing import Any, Self
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from pydantic import Field, model_validator
 
@@ -213,8 +213,10 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
             and meta.get(SHA256_METADATA_KEY) == item.sha256
             and int(head.get("ContentLength", -1)) == item.size_bytes
         ):
+            # An earlier attempt may have died between completing the upload and tagging it.
+            await _apply_tags(client, config, key)
             return DeliveryResult(location=location, size_bytes=item.size_bytes, sha256=item.sha256,
-                                  already_present=True)
+                                  already_present=True, verified_checksum="none")
 
     extra: dict[str, Any] = {"ContentType": item.mime_type or "application/octet-stream",
                              "Metadata": _metadata(config, item)}
@@ -224,8 +226,6 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
         extra["ContentDisposition"] = config.content_disposition
     if config.storage_class:
         extra["StorageClass"] = config.storage_class
-    if config.tags:
-        extra["Tagging"] = urlencode(config.tags)
 
     stream = ctx.stream(item)
     action = f"upload to s3://{config.bucket}/{key}"
@@ -237,6 +237,19 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
         if use_sha256:
             sums["ChecksumSHA256"] = _b64(hashlib.sha256(data).digest())
         return sums
+
+    sha256_echoes: list[bool] = []  # per request: did the store echo (so check) the sha256?
+
+    def check_echo(response: dict[str, Any], sums: dict[str, str], what: str) -> None:
+        """Compare the store's SHA256 echo with what was sent; remember whether it echoed."""
+        if not use_sha256:
+            return
+        echoed = response.get("ChecksumSHA256")
+        sha256_echoes.append(bool(echoed))
+        if echoed and echoed != sums["ChecksumSHA256"]:
+            raise TargetUnavailableError(
+                f"target {config.name!r}: {what} arrived corrupted (sha256 {echoed} != {sums['ChecksumSHA256']})"
+            )
 
     async def send_part(data: bytes | bytearray) -> None:
         nonlocal upload_id
@@ -251,13 +264,8 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
             Bucket=config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **sums
         )
         part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
+        check_echo(response, sums, f"part {number} of {key}")
         if use_sha256:
-            echoed = response.get("ChecksumSHA256")
-            if echoed and echoed != sums["ChecksumSHA256"]:
-                raise TargetUnavailableError(
-                    f"target {config.name!r}: part {number} of {key} arrived corrupted (sha256 {echoed} != "
-                    f"{sums['ChecksumSHA256']})"
-                )
             part["ChecksumSHA256"] = sums["ChecksumSHA256"]
         parts.append(part)
 
@@ -271,7 +279,9 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
                 data = bytearray()
         stream.verify()
         if upload_id is None:
-            await client.put_object(Bucket=config.bucket, Key=key, Body=data, **checksums(data), **extra)
+            sums = checksums(data)
+            response = await client.put_object(Bucket=config.bucket, Key=key, Body=data, **sums, **extra)
+            check_echo(response, sums, key)
         else:
             if data:
                 await send_part(data)
@@ -288,7 +298,36 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
         if isinstance(exc, (DamfleetError, asyncio.CancelledError)) or not isinstance(exc, Exception):
             raise
         raise _translate(exc, config, action) from exc
-    return DeliveryResult(location=location, size_bytes=stream.size, sha256=stream.sha256)
+    await _apply_tags(client, config, key)
+    # Content-MD5 on every request is checked by every S3-compatible store; SHA256 counts as
+    # verified only when the store echoed it for every request (Ceph RGW 16 echoes nothing).
+    verified = "sha256" if sha256_echoes and all(sha256_echoes) else "md5"
+    return DeliveryResult(location=location, size_bytes=stream.size, sha256=stream.sha256, verified_checksum=verified)
+
+
+async def _apply_tags(client: Any, config: S3TargetConfig, key: str) -> None:
+    """Tag the finished object with PutObjectTagging and read the tags back.
+
+    Tags are not sent with the upload: Ceph RGW ignores ``x-amz-tagging`` on
+    CreateMultipartUpload without an error, so large deliveries silently lost them.
+    A store that does not keep them fails the delivery retryably, with a message saying so.
+    """
+    if not config.tags:
+        return
+    action = f"tag s3://{config.bucket}/{key}"
+    try:
+        await client.put_object_tagging(
+            Bucket=config.bucket, Key=key,
+            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in sorted(config.tags.items())]},
+        )
+        answer = await client.get_object_tagging(Bucket=config.bucket, Key=key)
+    except Exception as exc:
+        raise _translate(exc, config, action) from exc
+    kept = {t["Key"]: t["Value"] for t in answer.get("TagSet", [])}
+    if kept != dict(config.tags):
+        raise TargetUnavailableError(
+            f"target {config.name!r}: the store did not keep the tags of {key} (sent {dict(config.tags)}, read back {kept})"
+        )
 
 
 TARGET_TYPE = TargetType("s3", S3TargetConfig, deliver=deliver_s3, open_client=open_client)

@@ -96,6 +96,7 @@ def receipt(
         message.sha256 = result.sha256
         message.resumed_from = result.resumed_from
         message.already_present = result.already_present
+        message.verified_checksum = result.verified_checksum
     return message
 
 

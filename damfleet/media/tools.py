@@ -2,7 +2,8 @@
 
 Every tool run gets an argument list (never a shell: media names are untrusted), its own
 process group (so a kill reaches its children), a wall-clock limit, an optional
-address-space limit, and is killed TERM-then-KILL on timeout or cancellation. ffmpeg and
+address-space limit, a parent-death signal (so it dies with a SIGKILLed worker instead
+of encoding on as an orphan), and is killed TERM-then-KILL on timeout or cancellation. ffmpeg and
 ffprobe read user input only through the local ``file`` protocol and a whitelist of
 demuxers that cannot reference other files or URLs (no hls, concat, image2 patterns,
 playlists), which closes the "HLS playlist inside an .avi" class of exploits.
@@ -12,15 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import resource
 import shutil
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from damfleet.errors import ConfigurationError, TransientError
+from damfleet.errors import ConfigurationError, ToolTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ __all__ = [
     "SAFE_DEMUXERS",
     "ToolResult",
     "ToolTimeoutError",
+    "child_setup",
     "find_tool",
     "kill_process_group",
     "run_tool",
@@ -79,10 +82,6 @@ def safe_input_args() -> list[str]:
     return ["-protocol_whitelist", "file", "-format_whitelist", ",".join(SAFE_DEMUXERS)]
 
 
-class ToolTimeoutError(TransientError):
-    error_type = "ToolTimeout"
-
-
 @dataclass(frozen=True)
 class ToolResult:
     args: tuple[str, ...]
@@ -104,10 +103,37 @@ def find_tool(name: str) -> str:
     return path
 
 
-def _limits(memory_bytes: int) -> None:  # runs in the child before exec
-    if memory_bytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+_PR_SET_PDEATHSIG = 1
+try:
+    # Resolved here, in the parent: between fork and exec the child should only make calls.
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _prctl = None
+
+
+def child_setup(memory_bytes: int = 0) -> Callable[[], None]:
+    """A pre-exec hook for every tool damfleet starts: die with the worker, bounded memory.
+
+    ``PR_SET_PDEATHSIG`` sends the tool SIGKILL when its parent goes away, so a worker
+    killed with SIGKILL (OOM killer, ``kill -9``, node drain) takes its ffmpeg with it
+    instead of leaving an orphan that finishes an encode nobody will use while the retry
+    encodes again. Linux delivers it when the *thread* that forked the child exits, so
+    tools are started from long-lived threads only: the event loop's thread, or the
+    worker's activity thread pool (whose threads live as long as the worker). If the
+    parent is already gone by the time the hook runs, the child exits at once.
+    """
+    parent = os.getpid()
+
+    def setup() -> None:  # runs in the child between fork and exec
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(137)
+        if memory_bytes > 0:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return setup
 
 
 async def kill_process_group(proc: asyncio.subprocess.Process, grace_seconds: float = 3.0) -> None:
@@ -144,7 +170,7 @@ async def run_tool(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=(lambda: _limits(memory_bytes)),
+        preexec_fn=child_setup(memory_bytes),
         env=env,
     )
     try:

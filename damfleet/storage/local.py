@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import glob
 import hashlib
 import os
 import uuid
@@ -27,6 +29,31 @@ def path_from_uri(uri: str) -> Path:
         raise BadInputError(f"file:// URI with a remote host is not supported: {uri!r}")
     # Decode to bytes, not text: a name that is not UTF-8 must name the same file again.
     return Path(os.fsdecode(unquote_to_bytes(parsed.path)))
+
+
+def _remove_abandoned_partials(path: Path) -> int:
+    """Delete temporary files of earlier writes of ``path`` whose writer died (lock free).
+
+    A worker SIGKILLed mid-write leaves its ``.partial`` behind; its retry writes the same
+    object, so this is where the leftover is noticed. A concurrent live writer holds its
+    lock and is left alone.
+    """
+    removed = 0
+    for partial in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        try:
+            fd = os.open(partial, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live writer
+        else:
+            partial.unlink(missing_ok=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed
 
 
 class LocalBackend(StorageBackend):
@@ -69,6 +96,8 @@ class LocalBackend(StorageBackend):
         digest = hashlib.sha256()
         size = 0
         fh = await loop.run_in_executor(None, open, partial, "wb")
+        # Held until the rename: a partial whose lock is free belongs to a dead writer.
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             async for chunk in chunks:
                 digest.update(chunk)
@@ -80,8 +109,9 @@ class LocalBackend(StorageBackend):
             fh.close()
             partial.unlink(missing_ok=True)
             raise
-        fh.close()
         os.replace(partial, path)
+        fh.close()
+        await loop.run_in_executor(None, _remove_abandoned_partials, path)
         return WriteResult(uri=path.as_uri(), size_bytes=size, sha256=digest.hexdigest())
 
     async def stat(self, uri: str) -> ObjectInfo:
@@ -94,7 +124,10 @@ class LocalBackend(StorageBackend):
             raise BadInputError(f"not a regular file: {path}")
         return ObjectInfo(uri=path.as_uri(), size_bytes=st.st_size, modified_at=st.st_mtime)
 
-    async def list(self, prefix_uri: str) -> AsyncIterator[ObjectInfo]:  # type: ignore[override]
+    async def list(  # type: ignore[override]
+        self, prefix_uri: str, *, include_partial: bool = False
+    ) -> AsyncIterator[ObjectInfo]:
+        """Objects under a prefix; ``include_partial`` adds in-progress (or abandoned) writes."""
         prefix = path_from_uri(prefix_uri)
         # A prefix may end mid-name ("assets/ab" matches "assets/abc/..."), like S3.
         base = prefix if str(prefix_uri).endswith("/") or prefix.is_dir() else prefix.parent
@@ -104,13 +137,25 @@ class LocalBackend(StorageBackend):
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for name in sorted(filenames):
-                if name.startswith(".") and name.endswith(".partial"):
+                if name.startswith(".") and name.endswith(".partial") and not include_partial:
                     continue  # an in-progress write, not an object yet
                 full = os.path.join(dirpath, name)
                 if not full.startswith(prefix_text):
                     continue
                 st = os.stat(full)
                 yield ObjectInfo(uri=Path(full).as_uri(), size_bytes=st.st_size, modified_at=st.st_mtime)
+
+    async def delete_prefix(self, prefix_uri: str) -> int:
+        """Delete every object under a prefix, abandoned ``.partial`` writes included.
+
+        A writer killed outright (SIGKILL, node loss) never removes its temporary file;
+        listings hide it, so without this a discarded asset would leave it behind.
+        """
+        removed = 0
+        async for info in self.list(prefix_uri, include_partial=True):
+            if await self.delete(info.uri):
+                removed += 1
+        return removed
 
     async def delete(self, uri: str) -> bool:
         path = path_from_uri(uri)

@@ -12,12 +12,21 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from damfleet.errors import BadInputError, ConfigurationError, SourceNotFoundError, TransientError
+from damfleet.errors import (
+    BadInputError,
+    ConfigurationError,
+    DamfleetError,
+    SourceNotFoundError,
+    StorageUnavailableError,
+    TransientError,
+)
 from damfleet.settings import StorageSettings
 from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, WriteResult
 
@@ -25,6 +34,14 @@ __all__ = ["S3Backend", "S3ClientCache", "S3ClientOptions", "split_s3_uri"]
 
 SHA256_METADATA_KEY = "sha256"
 _MAX_COPY_BYTES = 5 * 1024**3  # S3 CopyObject limit
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -129,7 +146,7 @@ class S3Backend(StorageBackend):
     @staticmethod
     def _translate(exc: Exception, uri: str) -> Exception:
         """Map botocore errors to damfleet's permanent/transient classes."""
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+        from botocore.exceptions import ClientError, EndpointConnectionError, HTTPClientError, NoCredentialsError
 
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
@@ -141,12 +158,17 @@ class S3Backend(StorageBackend):
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
                 return ConfigurationError(f"access denied to {uri} ({code}): check the S3 credentials")
             if status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"):
-                return TransientError(f"S3 error {code} on {uri}")
+                return StorageUnavailableError(f"S3 error {code} on {uri}")
             return BadInputError(f"S3 refused {uri}: {code} {exc}")
         if isinstance(exc, NoCredentialsError):
             return ConfigurationError("no S3 credentials configured (DAMFLEET_STORAGE_S3_ACCESS_KEY_ID)")
-        if isinstance(exc, (EndpointConnectionError, OSError, asyncio.TimeoutError)):
-            return TransientError(f"S3 endpoint unreachable for {uri}: {exc}")
+        if isinstance(exc, (EndpointConnectionError, HTTPClientError, OSError, asyncio.TimeoutError)):
+            # Connection refused, reset mid-stream, DNS, read timeout: the store is down, the
+            # input is fine. Retried for the queue's whole retry window, never a bad input.
+            return StorageUnavailableError(f"S3 endpoint unreachable for {uri}: {exc}")
+        if type(exc).__module__.startswith("aiohttp"):
+            # A body read cut short (server disconnected, payload error) surfaces unwrapped.
+            return StorageUnavailableError(f"S3 connection lost reading {uri}: {type(exc).__name__}: {exc}")
         return exc
 
     async def read(self, uri: str, *, chunk_bytes: int = CHUNK_BYTES) -> AsyncIterator[bytes]:  # type: ignore[override]
@@ -159,7 +181,10 @@ class S3Backend(StorageBackend):
         body = response["Body"]
         try:
             while True:
-                chunk = await body.read(chunk_bytes)
+                try:
+                    chunk = await body.read(chunk_bytes)
+                except Exception as exc:  # translated below
+                    raise self._translate(exc, uri) from exc
                 if not chunk:
                     return
                 yield chunk
@@ -186,9 +211,14 @@ class S3Backend(StorageBackend):
         extra: dict[str, Any] = {"ContentType": content_type or "application/octet-stream"}
         meta = dict(metadata or {})
 
+        expected = meta.get(SHA256_METADATA_KEY, "")
+
         async def flush_part(data: bytes) -> None:
             nonlocal upload_id
             if upload_id is None:
+                # An earlier attempt of this write killed mid-upload (worker SIGKILL, outage)
+                # left its upload open on the store: abort it before starting again.
+                await self._abort_uploads(client, bucket, key, exact_key=True)
                 created = await client.create_multipart_upload(
                     Bucket=bucket, Key=key, Metadata=meta, **extra
                 )
@@ -209,6 +239,9 @@ class S3Backend(StorageBackend):
                 while len(buffer) >= part_size and (upload_id is not None or size > threshold):
                     await flush_part(bytes(buffer[:part_size]))
                     del buffer[:part_size]
+            if expected and expected != digest.hexdigest():
+                raise TransientError(f"{uri}: the data changed while it was uploaded (sha256 "
+                                     f"{digest.hexdigest()}, expected {expected}); retrying")
             meta[SHA256_METADATA_KEY] = digest.hexdigest()
             if upload_id is None:
                 data = bytes(buffer)
@@ -222,7 +255,7 @@ class S3Backend(StorageBackend):
                     Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
                 )
                 upload_id = None
-                if size <= _MAX_COPY_BYTES:
+                if not expected and size <= _MAX_COPY_BYTES:
                     # The hash is known only now; record it with a server-side self-copy so
                     # stat() can report it without reading the object back.
                     await client.copy_object(
@@ -233,10 +266,58 @@ class S3Backend(StorageBackend):
             if upload_id is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id))
-            if isinstance(exc, Exception) and not isinstance(exc, (TransientError, BadInputError, ConfigurationError)):
+            if isinstance(exc, Exception) and not isinstance(exc, DamfleetError):
                 raise self._translate(exc, uri) from exc
             raise
         return WriteResult(uri=f"s3://{bucket}/{key}", size_bytes=size, sha256=digest.hexdigest())
+
+    async def upload_file(
+        self, path: Path, uri: str, *, content_type: str = "", metadata: dict[str, str] | None = None
+    ) -> WriteResult:
+        """Store a local file; its sha256 is computed first, so the multipart upload is
+        created with it and no object is ever visible without its checksum metadata."""
+        loop = asyncio.get_running_loop()
+        meta = dict(metadata or {})
+        meta[SHA256_METADATA_KEY] = await loop.run_in_executor(None, _file_sha256, path)
+        return await super().upload_file(path, uri, content_type=content_type, metadata=meta)
+
+    async def _abort_uploads(
+        self, client: Any, bucket: str, prefix: str, *, exact_key: bool = False, older_than: float | None = None
+    ) -> int:
+        """Abort open multipart uploads under ``prefix`` (only ``prefix`` itself with ``exact_key``)."""
+        from botocore.exceptions import ClientError
+
+        cutoff = time.time() - older_than if older_than is not None else None
+        aborted = 0
+        paginator = client.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if exact_key and upload["Key"] != prefix:
+                    continue
+                if cutoff is not None and upload["Initiated"].timestamp() > cutoff:
+                    continue
+                with contextlib.suppress(ClientError):  # already completed or aborted
+                    await client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    aborted += 1
+        return aborted
+
+    async def abort_stale_uploads(self, prefix_uri: str, older_than_seconds: float) -> int:
+        """Abort damfleet's multipart uploads under ``prefix_uri`` started over ``older_than_seconds`` ago.
+
+        Uploads interrupted by a killed worker or an outage are invisible but keep their
+        parts' bytes on the store (and on the bill). Run at worker start and periodically;
+        a bucket lifecycle rule (AbortIncompleteMultipartUpload, see the README) is the
+        store-side safety net.
+        """
+        bucket, prefix = split_s3_uri(prefix_uri)
+        client = await self._client()
+        try:
+            return await self._abort_uploads(client, bucket, prefix, older_than=older_than_seconds)
+        except Exception as exc:  # translated below
+            translated = self._translate(exc, prefix_uri)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     async def stat(self, uri: str) -> ObjectInfo:
         bucket, key = split_s3_uri(uri)

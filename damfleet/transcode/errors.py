@@ -1,4 +1,4 @@
-"""Transcode-specific refinements of :mod:`damfleet.errors`.
+"""Transcode-specific refinements of :mod:`damfleet.errors` (defined there, re-exported here).
 
 Each class keeps its parent's ``error_type`` so the retry policies' non-retryable type
 lists (built from :mod:`damfleet.errors`) keep matching; the class name and message say
@@ -21,11 +21,13 @@ precisely what went wrong::
 from __future__ import annotations
 
 from damfleet.errors import (
-    ConfigurationError,
-    CorruptMediaError,
-    TransientError,
-    UnsafeMediaError,
-    UnsupportedMediaError,
+    ImageTooLargeError,
+    MissingStreamError,
+    ScratchSpaceError,
+    ScratchTooSmallError,
+    ToolCrashedError,
+    ToolResourceLimitError,
+    TruncatedMediaError,
 )
 
 __all__ = [
@@ -37,42 +39,6 @@ __all__ = [
     "ToolResourceLimitError",
     "TruncatedMediaError",
 ]
-
-
-class MissingStreamError(UnsupportedMediaError):
-    """The requested rendition needs a stream (video or audio frames) the file does not have."""
-
-
-class TruncatedMediaError(CorruptMediaError):
-    """The container promises more media than the file delivers."""
-
-
-class ImageTooLargeError(UnsafeMediaError):
-    """The image's pixel count exceeds ``DAMFLEET_TRANSCODE_MAX_IMAGE_PIXELS``."""
-
-
-class ScratchSpaceError(TransientError):
-    """Scratch disk too small for this source now; retried, possibly on a worker with more room."""
-
-    error_type = "ScratchSpace"
-
-
-class ToolCrashedError(TransientError):
-    """A tool was killed by a signal (for example its memory limit); worth one more try."""
-
-    error_type = "ToolCrashed"
-
-
-class ScratchTooSmallError(ConfigurationError):
-    """The scratch disk could never hold this source: more retries on this worker cannot help."""
-
-
-class ToolResourceLimitError(ConfigurationError):
-    """A tool could not start or finish within the configured memory limit.
-
-    The address-space limit is deterministic, so retrying with the same setting cannot
-    help; the message names the setting to raise.
-    """
 
 
 def memory_limit_hint(memory_bytes: int) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 
 from damfleet import errors as core_errors
 from damfleet.errors import DamfleetError
-from damfleet.media.tools import ToolTimeoutError, _limits, kill_process_group
+from damfleet.media.tools import ToolTimeoutError, child_setup, kill_process_group
 from damfleet.transcode import errors as transcode_errors
 from damfleet.transcode.errors import (
     ToolCrashedError,
@@ -76,14 +76,13 @@ class WarmHelper:
     async def _start(self) -> asyncio.subprocess.Process:
         env = dict(os.environ)
         env["VIPS_BLOCK_UNTRUSTED"] = "1"
-        memory = self.memory_bytes
         self.proc = await asyncio.create_subprocess_exec(
             *helper_command(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=lambda: _limits(memory),
+            preexec_fn=child_setup(self.memory_bytes),  # address-space limit, parent-death signal
             env=env,
             limit=1 << 20,
         )

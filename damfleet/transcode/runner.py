@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
 import shutil
 import time
 from collections import deque
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from damfleet.errors import ConfigurationError, CorruptMediaError, ToolStalledError, UnsafeMediaError
-from damfleet.media.tools import ToolTimeoutError, find_tool, kill_process_group
+from damfleet.media.tools import ToolTimeoutError, child_setup, find_tool, kill_process_group
 from damfleet.transcode.errors import (
     ScratchSpaceError,
     ToolCrashedError,
@@ -95,22 +94,6 @@ def compile_job(label: str, node: Any, *, duration_seconds: float, outputs: Sequ
     """Compile an ffmpeg-python output node into a job run by the system ffmpeg."""
     args = node.compile(cmd=find_tool("ffmpeg"))
     return FfmpegJob(label, tuple(str(a) for a in args), max(0.0, duration_seconds), tuple(outputs))
-
-
-def _child_limits(memory_bytes: int) -> Callable[[], None] | None:
-    """A pre-exec hook setting the address-space limit, or None when there is no limit.
-
-    Code between fork and exec in a threaded process (the Temporal worker is one) is
-    best kept to nothing, so the hook exists only when a limit is configured.
-    """
-    if memory_bytes <= 0:
-        return None
-
-    def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return apply
 
 
 def remove_outputs(paths: Sequence[Path]) -> None:
@@ -204,7 +187,7 @@ async def run_ffmpeg(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=_child_limits(memory_bytes),
+        preexec_fn=child_setup(memory_bytes),
     )
     progress = FfmpegProgress()
     stderr_lines: deque[str] = deque(maxlen=30)

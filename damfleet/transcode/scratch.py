@@ -13,7 +13,7 @@ from pathlib import Path
 from damfleet.settings import TranscodeSettings
 from damfleet.transcode.errors import ScratchSpaceError, ScratchTooSmallError
 
-__all__ = ["check_scratch_space", "scratch_needed", "sweep_stale_scratch"]
+__all__ = ["check_scratch_space", "scratch_needed"]
 
 
 def scratch_needed(source_bytes: int, settings: TranscodeSettings) -> int:
@@ -44,27 +44,3 @@ def check_scratch_space(folder: Path, source_bytes: int, settings: TranscodeSett
     if usage.free < need:
         raise ScratchSpaceError(f"scratch disk {folder} has {_gb(usage.free)} free; this transcode {hint}")
     return need
-
-
-def sweep_stale_scratch(root: Path, prefix: str, older_than_seconds: float) -> int:
-    """Remove ``<root>/<prefix>*`` folders untouched for ``older_than_seconds``; returns how many.
-
-    A worker killed outright (OOM kill, node loss) never runs its cleanup. Anything older
-    than the longest an activity may run cannot belong to a live run, even when several
-    worker processes share one scratch disk, so it is safe to delete at worker start.
-    """
-    import time
-
-    if not root.is_dir():
-        return 0
-    cutoff = time.time() - older_than_seconds
-    removed = 0
-    for folder in root.glob(f"{prefix}*"):
-        try:
-            newest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.rglob("*")])
-        except FileNotFoundError:
-            continue
-        if folder.is_dir() and newest < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += 1
-    return removed

@@ -209,6 +209,22 @@ class ClaimContentInput(_message.Message):
     workflow_id: str
     def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., workflow_id: _Optional[str] = ...) -> None: ...
 
+class DiscardFailedInput(_message.Message):
+    __slots__ = ("asset_id", "reason")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    reason: str
+    def __init__(self, asset_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DiscardFailedOutput(_message.Message):
+    __slots__ = ("removed", "quarantined")
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    quarantined: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
+    def __init__(self, removed: _Optional[int] = ..., quarantined: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ...) -> None: ...
+
 class ClaimContentOutput(_message.Message):
     __slots__ = ("duplicate", "existing", "existing_workflow_id")
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]

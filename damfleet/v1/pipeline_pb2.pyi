@@ -31,7 +31,7 @@ class PipelineRequest(_message.Message):
     def __init__(self, source_uri: _Optional[str] = ..., expected_sha256: _Optional[str] = ..., profile: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.AssetMetadata, _Mapping]] = ..., priority: _Optional[int] = ..., targets: _Optional[_Iterable[str]] = ..., asset_id: _Optional[str] = ..., skip_ai: _Optional[bool] = ..., dedup: _Optional[bool] = ...) -> None: ...
 
 class StageResult(_message.Message):
-    __slots__ = ("stage", "status", "reason", "started_at", "seconds", "outputs", "attempts")
+    __slots__ = ("stage", "status", "reason", "started_at", "seconds", "outputs", "attempts", "last_error", "waiting")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,8 @@ class StageResult(_message.Message):
     SECONDS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
     stage: str
     status: _common_pb2.StageStatus
     reason: str
@@ -46,7 +48,9 @@ class StageResult(_message.Message):
     seconds: float
     outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
     attempts: int
-    def __init__(self, stage: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.StageStatus, str]] = ..., reason: _Optional[str] = ..., started_at: _Optional[float] = ..., seconds: _Optional[float] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., attempts: _Optional[int] = ...) -> None: ...
+    last_error: str
+    waiting: str
+    def __init__(self, stage: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.StageStatus, str]] = ..., reason: _Optional[str] = ..., started_at: _Optional[float] = ..., seconds: _Optional[float] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., waiting: _Optional[str] = ...) -> None: ...
 
 class PipelineResult(_message.Message):
     __slots__ = ("asset_id", "workflow_id", "state", "current_stage", "error", "asset", "stages", "outputs", "receipts", "transcript", "labels", "profile", "failures", "duplicate_of")

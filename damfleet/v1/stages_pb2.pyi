@@ -178,7 +178,7 @@ class NotifyInput(_message.Message):
     def __init__(self, asset_id: _Optional[str] = ..., target: _Optional[str] = ..., workflow_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[DeliveryReceipt, _Mapping]]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class DeliveryReceipt(_message.Message):
-    __slots__ = ("target", "target_type", "role", "location", "size_bytes", "sha256", "attempts", "seconds", "ok", "error", "idempotency_key", "source_uri", "resumed_from", "already_present")
+    __slots__ = ("target", "target_type", "role", "location", "size_bytes", "sha256", "attempts", "seconds", "ok", "error", "idempotency_key", "source_uri", "resumed_from", "already_present", "verified_checksum")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     TARGET_TYPE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +193,7 @@ class DeliveryReceipt(_message.Message):
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FROM_FIELD_NUMBER: _ClassVar[int]
     ALREADY_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     target: str
     target_type: str
     role: str
@@ -207,7 +208,8 @@ class DeliveryReceipt(_message.Message):
     source_uri: str
     resumed_from: int
     already_present: bool
-    def __init__(self, target: _Optional[str] = ..., target_type: _Optional[str] = ..., role: _Optional[str] = ..., location: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., attempts: _Optional[int] = ..., seconds: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., source_uri: _Optional[str] = ..., resumed_from: _Optional[int] = ..., already_present: _Optional[bool] = ...) -> None: ...
+    verified_checksum: str
+    def __init__(self, target: _Optional[str] = ..., target_type: _Optional[str] = ..., role: _Optional[str] = ..., location: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., attempts: _Optional[int] = ..., seconds: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., source_uri: _Optional[str] = ..., resumed_from: _Optional[int] = ..., already_present: _Optional[bool] = ..., verified_checksum: _Optional[str] = ...) -> None: ...
 
 class RedeliverPlan(_message.Message):
     __slots__ = ("workflow_id", "asset_id", "deliveries", "notifications", "original_state")

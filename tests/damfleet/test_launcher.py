@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -10,7 +15,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from damfleet import search_attributes as sa
 from damfleet.errors import ConfigurationError
-from damfleet.launcher import DevServer
+from damfleet.launcher import DevServer, Fleet, WorkerProcess
 from damfleet.settings import load_settings
 from damfleet.temporal import connect
 from tests.conftest import free_port
@@ -50,3 +55,68 @@ async def test_runs_and_search_attributes_survive_a_restart(tmp_path: Path) -> N
     finally:
         restarted.stop()
     assert (tmp_path / "state" / "temporal.db").exists()
+
+
+class _SleepyPool(WorkerProcess):
+    """A pool process that only sleeps: the supervisor's behaviour, without five real workers."""
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(["sleep", "600"], start_new_session=True)
+
+
+async def test_supervisor_reaps_and_restarts_a_killed_pool_with_backoff_and_a_cap(tmp_path: Path) -> None:
+    settings = load_settings({"DAMFLEET_STATE_DIR": str(tmp_path / "state")})
+    fleet = Fleet(settings, start_server=False)
+    pool = _SleepyPool("ai_enrich", {}, tmp_path / "logs" / "ai_enrich.log")
+    pool.start()
+    fleet.workers.append(pool)
+    reports: list[str] = []
+    supervisor = asyncio.create_task(
+        fleet.supervise(reports.append, interval_seconds=0.1, max_restarts=2, max_backoff_seconds=0.2))
+    try:
+        for round_ in range(2):
+            before = pool.process
+            assert before is not None
+            os.kill(before.pid, signal.SIGKILL)
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                if pool.process is not before and pool.alive:
+                    break
+            assert pool.process is not before and pool.alive, f"round {round_}: not restarted: {reports}"
+            assert before.returncode == -signal.SIGKILL, "the dead process was reaped (no <defunct>)"
+        os.kill(pool.process.pid, signal.SIGKILL)
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if pool.gave_up:
+                break
+        assert pool.gave_up and not pool.alive, "a pool in a crash loop is left down after the cap"
+    finally:
+        supervisor.cancel()
+        fleet.stop(grace_seconds=2)
+    log_text = pool.log_path.read_text()
+    assert log_text.count("restarting it in") == 2 and "not restarting it" in log_text
+    assert any("restarted (pid" in r for r in reports) and "not restarting it" in reports[-1]
+
+
+async def test_connect_waits_for_a_frontend_that_comes_back(temporal_env, tmp_path: Path) -> None:
+    from tests.faults import TcpRelay
+
+    target = temporal_env.client.service_client.config.target_host
+    host, port = target.rsplit(":", 1)
+    relay = TcpRelay(host if host != "localhost" else "127.0.0.1", int(port)).start()
+    try:
+        settings = load_settings({"DAMFLEET_STATE_DIR": str(tmp_path / "state"),
+                                  "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{relay.port}",
+                                  "DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS": "60"})
+        relay.outage()
+        asyncio.get_running_loop().call_later(2.0, relay.restore)
+        started = time.monotonic()
+        client = await connect(settings)
+        assert time.monotonic() - started >= 1.5, "connected through a relay that was refusing?"
+        assert client.namespace == settings.temporal.namespace
+        relay.outage()
+        with pytest.raises(ConfigurationError, match="DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS"):
+            await connect(settings, retry_seconds=1.0)
+    finally:
+        relay.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from damfleet.errors import PERMANENT_ERROR_TYPES, TransientError
 from damfleet.policies import (
     ACTIVITY_POLICIES,
@@ -13,6 +15,7 @@ from damfleet.policies import (
     default_concurrency,
     lane_of,
     policy_for,
+    retry_window,
 )
 
 
@@ -28,15 +31,50 @@ def test_every_activity_name_has_a_policy_on_a_known_queue() -> None:
 def test_queue_policies_follow_their_load_profiles() -> None:
     ingest, transcode = policy_for(ActivityName.INGEST), policy_for(ActivityName.TRANSCODE)
     enrich, deliver = policy_for(ActivityName.ENRICH), policy_for(ActivityName.DELIVER)
-    assert ingest.retry.maximum_attempts <= 3, "ingest retries little"
     assert transcode.heartbeat is not None and transcode.heartbeat <= timedelta(seconds=60)
     assert transcode.retry.backoff_coefficient > 1 and transcode.retry.maximum_interval is not None
     assert enrich.retry.backoff_coefficient > 1 and enrich.heartbeat is not None
-    assert deliver.retry.maximum_attempts == 0 and deliver.schedule_to_close >= timedelta(hours=6), \
+    assert deliver.schedule_to_close is not None and deliver.schedule_to_close >= timedelta(hours=6), \
         "distribution keeps retrying for hours, bounded overall"
     assert default_concurrency(Queue.TRANSCODE) == 1 and default_concurrency(Queue.AI_ENRICH) == 1
     assert default_concurrency(Queue.DISTRIBUTION) >= 100
     assert 20 <= default_concurrency(Queue.INGEST) <= 50
+    assert ingest.heartbeat is not None and ingest.heartbeat <= timedelta(seconds=60)
+
+
+def test_no_policy_counts_attempts_and_every_one_is_bounded_by_a_retry_window() -> None:
+    """Temporal counts timeouts as attempts: a limit here would let worker deaths fail a
+    good asset. Attempt budgets belong to the errors; the window bounds the rest."""
+    for name, policy in ACTIVITY_POLICIES.items():
+        assert policy.retry.maximum_attempts == 0, name
+        assert policy.schedule_to_close is not None and policy.schedule_to_close >= timedelta(hours=1), name
+        assert policy.retry.maximum_interval is not None and policy.retry.maximum_interval <= timedelta(minutes=15)
+
+
+def test_an_ingest_outage_is_waited_out_for_hours_and_resumes_within_30s() -> None:
+    ingest = policy_for(ActivityName.INGEST)
+    assert ingest.schedule_to_close is not None and ingest.schedule_to_close >= timedelta(hours=2)
+    assert ingest.retry.maximum_interval is not None and ingest.retry.maximum_interval <= timedelta(seconds=30)
+
+
+def test_bookkeeping_activities_time_out_in_seconds_or_heartbeat() -> None:
+    claim = policy_for(ActivityName.CLAIM_CONTENT)
+    assert claim.start_to_close <= timedelta(seconds=60), "a claim lost with its worker is retried at once"
+    for name in (ActivityName.DISCARD_ASSET, ActivityName.READ_MANIFEST, ActivityName.LIST_NEW_SOURCES,
+                 ActivityName.READ_MANIFEST_PAGE):
+        policy = policy_for(name)
+        assert policy.heartbeat is not None and policy.heartbeat <= timedelta(seconds=30), name
+
+
+def test_retry_window_is_a_setting_per_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAMFLEET_RETRY_WINDOW_INGEST_HOURS", "12")
+    assert retry_window("INGEST", 6) == timedelta(hours=12)
+    monkeypatch.delenv("DAMFLEET_RETRY_WINDOW_INGEST_HOURS")
+    assert retry_window("INGEST", 6) == timedelta(hours=6)
+    for bad in ("soon", "0", "-1"):
+        monkeypatch.setenv("DAMFLEET_RETRY_WINDOW_INGEST_HOURS", bad)
+        with pytest.raises(ValueError, match="DAMFLEET_RETRY_WINDOW_INGEST_HOURS"):
+            retry_window("INGEST", 6)
 
 
 def test_lanes_route_to_the_same_suffix() -> None:

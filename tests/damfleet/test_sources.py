@@ -325,6 +325,10 @@ async def test_outside_the_roots_refused_at_submit_and_at_ingest_on_attempt_one(
         assert result.state == common_pb2.FAILED
         assert result.error == f"ingest failed: {line}"
         history = await fleet.client.get_workflow_handle(workflow_id).fetch_history()
+        ingest_events = {e.event_id for e in history.events
+                         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                         and e.activity_task_scheduled_event_attributes.activity_type.name == "ingest_asset"}
         started = [e.activity_task_started_event_attributes for e in history.events
-                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                   and e.activity_task_started_event_attributes.scheduled_event_id in ingest_events]
         assert [s.attempt for s in started] == [1], "refused on the first attempt, never retried"

@@ -28,6 +28,11 @@ from damfleet.settings import PREFIX, Settings
 from workers import POOLS
 
 REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "damfleet"
+#: The release name the chart tests render with (the ``render`` fixture in conftest.py).
+RELEASE = "fleet"
+#: ``render(values) -> objects``: the chart rendered with ``values`` (the ``render`` fixture).
+Render = Callable[..., list[dict[str, Any]]]
 #: The chart's kubeVersion floor (gRPC probes are GA in 1.27) and the newest schema available.
 KUBE_VERSIONS = ("1.27.0", kubernetes_validate.utils.latest_version() + ".0")
 #: Metadata fields the KEDA temporal scaler documents (keda.sh/docs/2.17-2.22/scalers/temporal).
@@ -84,6 +89,16 @@ def is_secret_setting(name: str) -> bool:
 
 def load_all(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def release_name(component: str) -> str:
+    """The name of a component's objects in the chart tests' release."""
+    return f"{RELEASE}-damfleet-{component.replace('_', '-')}"
+
+
+def release_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The release's shared ConfigMap."""
+    return by_kind(objects, "ConfigMap")[f"{RELEASE}-damfleet-config"]
 
 
 def by_kind(objects: Iterable[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,6 @@ Kubernetes schemas, and the values cross-checked against the code they configure
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 import signal
 import subprocess
@@ -13,7 +12,6 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,54 +20,27 @@ import pytest
 
 from tests.conftest import free_port
 from tests.deploy.deploy_checks import (
+    CHART,
+    RELEASE,
     REPO,
+    Render,
     by_kind,
     check_settings_env,
     container,
     is_secret_setting,
-    load_all,
     plain_env,
     pool_queues,
     secret_env,
     validate_objects,
 )
+from tests.deploy.deploy_checks import release_config as config
+from tests.deploy.deploy_checks import release_name as name
 from workers import POOLS
-
-CHART = REPO / "helm" / "damfleet"
-RELEASE = "fleet"
-Render = Callable[..., list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
 def queues_by_pool() -> dict[str, str]:
     return pool_queues()
-
-
-@pytest.fixture(scope="module")
-def chart() -> Iterator[helm.Chart]:
-    with helm.Chart.load(CHART) as loaded:
-        yield loaded
-
-
-@pytest.fixture(scope="module")
-def render(chart: helm.Chart) -> Render:
-    def _render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        manifests = chart.render(copy.deepcopy(values or {}), name=RELEASE, namespace="media", is_install=True)
-        objects: list[dict[str, Any]] = []
-        for path, text in sorted(manifests.items()):
-            if path.endswith(".yaml"):
-                objects += load_all(text)
-        return objects
-
-    return _render
-
-
-def name(component: str) -> str:
-    return f"{RELEASE}-damfleet-{component.replace('_', '-')}"
-
-
-def config(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    return by_kind(objects, "ConfigMap")[f"{RELEASE}-damfleet-config"]
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from tests.deploy.deploy_checks import (
     load_all,
     plain_env,
     pool_queues,
+    secret_env,
     validate_objects,
 )
 from workers import POOLS
@@ -28,7 +29,8 @@ from workers import POOLS
 K8S = REPO / "k8s"
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with built-in kustomize) is not installed")
-KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/gpu", "overlays/inference")
+KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/gpu", "overlays/inference", "overlays/inference-tls",
+                  "overlays/inference-mtls")
 
 
 @functools.cache
@@ -134,6 +136,32 @@ def test_inference_component_matches_the_helm_chart() -> None:
     assert plain_env(k) == plain_env(h)
     for field in ("terminationGracePeriodSeconds", "tolerations", "securityContext"):
         assert k["spec"]["template"]["spec"][field] == h["spec"]["template"]["spec"][field], field
+
+
+TLS_SECURITY = {"tls": {"existingSecret": "damfleet-inference-tls"}, "tokenSecret": {"name": "damfleet-inference-token"}}
+MTLS_SECURITY = {"tls": {**TLS_SECURITY["tls"], "requireClientCert": True, "clientSecret": "damfleet-inference-client"},
+                 "tokenSecret": TLS_SECURITY["tokenSecret"]}
+
+
+@pytest.mark.parametrize(("overlay", "security"), [("overlays/inference-tls", TLS_SECURITY),
+                                                    ("overlays/inference-mtls", MTLS_SECURITY)])
+def test_inference_security_components_match_the_helm_chart(overlay: str, security: dict[str, Any]) -> None:
+    """components/inference-tls (+ inference-mtls) wire the same Secrets, env and exec probes as the
+    chart's components.inference.security with the same Secret names."""
+    values = {"components": {"inference": {"enabled": True, "gpu": {"enabled": True}, "security": security}}}
+    helm_deployments = by_kind(helm_render(values), "Deployment")
+    k8s_deployments = by_kind(objects_of(overlay), "Deployment")
+    for component in ("damfleet-inference", "damfleet-ai-enrich"):
+        h, k = container(helm_deployments[component]), container(k8s_deployments[component])
+        for field in ("startupProbe", "livenessProbe", "readinessProbe", "volumeMounts"):
+            assert k.get(field) == h.get(field), (component, field)
+        assert plain_env(k8s_deployments[component]) == plain_env(helm_deployments[component]), component
+        assert secret_env(k8s_deployments[component])["DAMFLEET_AI_INFERENCE_TOKEN"] == {
+            "name": "damfleet-inference-token", "key": "token"}
+        volumes = [{v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"].startswith("inference-")}
+                   for d in (helm_deployments[component], k8s_deployments[component])]
+        assert volumes[0] == volumes[1] and volumes[0], component
+    assert "exec" in container(k8s_deployments["damfleet-inference"])["livenessProbe"]
 
 
 def test_keda_and_gpu_overlay() -> None:

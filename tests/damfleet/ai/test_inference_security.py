@@ -34,7 +34,8 @@ def _name(common: str) -> x509.Name:
 
 
 def _issue(folder: Path, stem: str, subject: str, *, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-           server: bool = False, client: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+           server: bool = False, client: bool = False,
+           dns_names: tuple[str, ...] = ("localhost",)) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     builder = (
@@ -49,7 +50,7 @@ def _issue(folder: Path, stem: str, subject: str, *, issuer: tuple[x509.Certific
     )
     if server:
         builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            [*(x509.DNSName(n) for n in dns_names), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     if client:
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)

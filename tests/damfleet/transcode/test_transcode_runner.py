@@ -161,20 +161,3 @@ def test_scratch_check_names_the_shortfall(settings: Settings, tmp_path: Path) -
     if tight.min_free_scratch_bytes > free:
         with pytest.raises(ScratchSpaceError, match="free; this transcode needs"):
             check_scratch_space(tmp_path, 1, tight)
-
-
-def test_stale_scratch_of_killed_workers_is_swept(tmp_path: Path) -> None:
-    from damfleet.transcode.scratch import sweep_stale_scratch
-
-    stale = tmp_path / "transcode-asset-a-1234"
-    (stale / "out").mkdir(parents=True)
-    (stale / "out" / "proxy.mp4").write_bytes(b"partial")
-    live = tmp_path / "transcode-asset-b-5678"
-    live.mkdir()
-    other = tmp_path / "ingest-asset-c-9999"
-    other.mkdir()
-    old = time.time() - 5 * 3600
-    for path in (stale, stale / "out", stale / "out" / "proxy.mp4", other):
-        os.utime(path, (old, old))
-    assert sweep_stale_scratch(tmp_path, "transcode-", 4 * 3600) == 1
-    assert not stale.exists() and live.exists() and other.exists()

@@ -1,0 +1,148 @@
+"""Identity and dedup never hand back stale work; a failed run leaves nothing behind.
+
+Ingest, dedup claims and discards run for real on a real dev server; transcode and the
+later stages are the stand-ins of ``test_pipeline`` (a transcode of a ``fail*`` source
+fails permanently, as a corrupt file would).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from activities import catalog as catalog_activities
+from activities.common import StageContext
+from activities.ingest import build_activities as ingest_activities
+from damfleet import samples
+from damfleet.catalog import dedup_index_uri
+from damfleet.client import FleetClient
+from damfleet.policies import ActivityName, Queue
+from damfleet.storage import Storage
+from damfleet.v1 import common_pb2, stages_pb2
+from tests.conftest import make_settings
+from tests.workflows.test_pipeline import StandIns
+from workflows.pipeline import AssetPipeline
+
+
+class FailingTranscode(StandIns):
+    @activity.defn(name=ActivityName.TRANSCODE)
+    async def transcode(self, request: stages_pb2.TranscodeInput) -> stages_pb2.TranscodeOutput:
+        if Path(request.asset.source_uri).name.startswith("fail"):
+            raise ApplicationError("ffmpeg could not decode frame 12", type="CorruptMedia", non_retryable=True)
+        return await super().transcode(request)
+
+
+@asynccontextmanager
+async def _fleet(temporal_env, tmp_path: Path, **env: str) -> AsyncIterator[tuple[FleetClient, Storage]]:
+    lane = f"-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(tmp_path, DAMFLEET_WORKER_QUEUE_SUFFIX=lane, **env)
+    ctx = StageContext(settings)
+    stand_ins = FailingTranscode(ctx.storage)
+    async with AsyncExitStack() as stack:
+        for queue, kwargs in (
+            (Queue.PIPELINE, {"workflows": [AssetPipeline]}),
+            (Queue.INGEST, {"activities": [*ingest_activities(ctx), *catalog_activities.build_activities(ctx)]}),
+            (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
+            (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
+            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver]}),
+        ):
+            await stack.enter_async_context(Worker(temporal_env.client, task_queue=queue + lane, **kwargs))
+        yield FleetClient(temporal_env.client, settings), ctx.storage
+    await ctx.storage.aclose()
+
+
+@pytest.fixture
+async def fleet(temporal_env, tmp_path: Path) -> AsyncIterator[tuple[FleetClient, Storage]]:
+    async with _fleet(temporal_env, tmp_path) as running:
+        yield running
+
+
+async def _objects(storage: Storage, prefix: str) -> list[str]:
+    backend = storage.backend(prefix)
+    return [o.uri async for o in backend.list(prefix, include_partial=True)]  # type: ignore[call-arg]
+
+
+async def test_an_overwritten_file_is_new_work_with_its_new_sha256(fleet, tmp_path: Path) -> None:
+    client, _ = fleet
+    source = tmp_path / "inbox" / "poster.png"
+    source.parent.mkdir()
+    samples.make_image(source, 320, 200)
+    first = await client.submit(str(source))
+    first_result = await first.wait()
+    assert first_result.state == common_pb2.COMPLETED, first_result.error
+    again = await client.submit(str(source))
+    assert again.existing and again.workflow_id == first.workflow_id, "an unchanged file is the same request"
+
+    samples.make_image(source, 400, 300)  # overwritten in place, same name
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    second = await client.submit(str(source))
+    assert not second.existing and second.workflow_id != first.workflow_id
+    second_result = await second.wait()
+    assert second_result.state == common_pb2.COMPLETED
+    assert second_result.asset.sha256 != first_result.asset.sha256
+    import hashlib
+
+    assert second_result.asset.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+
+    fresh = await client.submit(str(source), dedup=False)
+    assert not fresh.existing and fresh.workflow_id not in (first.workflow_id, second.workflow_id)
+    assert (await fresh.wait()).state == common_pb2.COMPLETED
+
+
+async def test_a_failed_run_leaves_nothing_and_releases_its_dedup_claim(fleet, tmp_path: Path) -> None:
+    client, storage = fleet
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    samples.make_image(inbox / "fail-scan.png", 320, 200)
+    failed = await (await client.submit(str(inbox / "fail-scan.png"), collection="scans")).wait()
+    assert failed.state == common_pb2.FAILED and "could not decode" in failed.error
+    assert await _objects(storage, storage.keys(failed.asset_id).prefix) == []
+    assert list(failed.outputs) == [] and list(failed.stages["ingest"].outputs) == []
+    claim = dedup_index_uri(storage, "scans", failed.asset.sha256, "default")
+    assert not await storage.exists(claim), "the failed run must give up its dedup claim"
+
+    # The same bytes again, under a name that transcodes: processed, not "a duplicate of" the failure.
+    shutil.copy(inbox / "fail-scan.png", inbox / "scan.png")
+    retried = await (await client.submit(str(inbox / "scan.png"), collection="scans")).wait()
+    assert retried.state == common_pb2.COMPLETED and retried.duplicate_of == ""
+    assert retried.asset.sha256 == failed.asset.sha256
+    assert any(o.role == "thumbnail" for o in retried.outputs)
+
+
+async def test_dedup_links_only_when_content_and_profile_match(fleet, tmp_path: Path) -> None:
+    client, _ = fleet
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    samples.make_image(inbox / "a.png", 320, 200)
+    shutil.copy(inbox / "a.png", inbox / "b.png")
+    shutil.copy(inbox / "a.png", inbox / "c.png")
+    first = await (await client.submit(str(inbox / "a.png"))).wait()
+    linked = await (await client.submit(str(inbox / "b.png"))).wait()
+    assert linked.duplicate_of == first.asset_id
+    web = await (await client.submit(str(inbox / "c.png"), profile="web")).wait()
+    assert web.state == common_pb2.COMPLETED and web.duplicate_of == "", "another profile is new work"
+    assert any(o.stage == "transcode" for o in web.outputs)
+
+
+async def test_quarantine_keeps_a_failed_runs_original_outside_the_asset(temporal_env, tmp_path: Path) -> None:
+    async with _fleet(temporal_env, tmp_path, DAMFLEET_JOBS_QUARANTINE_FAILED="true") as (client, storage):
+        source = tmp_path / "inbox" / "fail-poster.png"
+        samples.make_image(source, 320, 200)
+        failed = await (await client.submit(str(source))).wait()
+        assert failed.state == common_pb2.FAILED
+        assert await _objects(storage, storage.keys(failed.asset_id).prefix) == []
+        [kept] = list(failed.outputs)
+        assert kept.role == "quarantined_original" and f"/quarantine/{failed.asset_id}/" in kept.uri
+        assert await storage.read_bytes(kept.uri) == source.read_bytes() and kept.sha256 == failed.asset.sha256
+        reason = kept.uri.rsplit("/", 1)[0] + "/" + kept.uri.rsplit("/", 1)[1].split("-", 1)[0] + "-reason.txt"
+        assert b"could not decode" in await storage.read_bytes(reason)
