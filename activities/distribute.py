@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.common import Heartbeater, StageContext, translate_errors
+from activities.common import Heartbeater, StageContext, to_application_error, translate_errors
 from damfleet.delivery import Distributor, build_notification, plan_redelivery, receipt
 from damfleet.delivery.redeliver import WEBHOOK_ROLE
 from damfleet.errors import BadInputError, TransientError
@@ -107,13 +107,16 @@ class DistributionActivities:
             )
         if outcome.retry:
             first_key, first = next(iter(outcome.retry.items()))
+            # The error class's retry budget and Retry-After apply as for a single delivery.
+            mapped = to_application_error(first)
             delays = [e.retry_after_seconds for e in outcome.retry.values() if getattr(e, "retry_after_seconds", 0)]
             raise ApplicationError(
-                f"{len(outcome.retry)} of {len(input.deliveries)} deliveries to {input.target} failed and will be "
-                f"retried; {first_key}: {first}",
+                f"{len(outcome.retry)} of {len(input.deliveries)} deliveries to {input.target} failed; "
+                f"{first_key}: {mapped.message}",
                 {"delivered": state["delivered"]},
-                type=first.error_type,
-                next_retry_delay=timedelta(seconds=max(delays)) if delays else None,
+                type=mapped.type,
+                non_retryable=mapped.non_retryable,
+                next_retry_delay=timedelta(seconds=max(delays)) if delays else mapped.next_retry_delay,
             )
         return stages_pb2.DeliverBatchOutput(receipts=[r for r in outcome.receipts if r is not None])
 

@@ -183,9 +183,6 @@ class Distributor:
             key = job.idempotency_key
             if key in delivered and delivered[key].ok:
                 return delivered[key]
-            if not job.target:
-                job = stages_pb2.DeliverInput(asset_id=request.asset_id, target=request.target, output=job.output,
-                                              metadata=job.metadata, idempotency_key=key)
             try:
                 done = await self.deliver_input(
                     job, attempt=attempt, resume_hint=hints.get(key, 0),
