@@ -155,7 +155,7 @@ class AISettings:
     inference_timeout_seconds: float = 600.0
     inference_listen: str = "0.0.0.0:50051"
     inference_connect_seconds: float = 10.0  # wait this long for the service before failing retryably
-    inference_max_workers: int = 4           # concurrent RPCs; more get RESOURCE_EXHAUSTED (callers retry)
+    inference_max_workers: int = 4           # concurrent model calls; more get RESOURCE_EXHAUSTED (callers retry); health checks never count
     inference_shared_dir: str = ""           # MediaRef.path must lie under it; "" refuses path references
     inference_metrics_port: int = 9465       # /metrics of `damfleet inference serve`; 0 disables
     # Securing the inference service (damfleet.ai.security): TLS, optional client certificates, a token.

@@ -17,8 +17,9 @@ no typer): ``damfleet inference health`` does the same checks but takes about 1.
 which an exec probe pays inside the pod's memory limit every few seconds.
 
 ``--liveness`` counts ``RESOURCE_EXHAUSTED`` as alive: the server answered over TLS and is only
-busy with as many calls as ``DAMFLEET_AI_INFERENCE_MAX_WORKERS`` allows (the limit applies to
-health calls too), and restarting a pod for being busy would kill those calls.
+busy (damfleet's service never counts health calls against ``DAMFLEET_AI_INFERENCE_MAX_WORKERS``,
+but a gRPC proxy or transport limit in front of it may), and restarting a pod for being busy would
+kill the calls it is serving.
 
 Exit status 0 = healthy; 1 = not healthy (one line on stderr says why); 2 = bad settings.
 """

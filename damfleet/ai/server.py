@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "damfleet.v1.Inference"
 
+#: RPCs allowed beyond the model-call limit: health checks and calls about to be refused.
+_HEALTH_RPC_HEADROOM = 32
+
 
 def _status_for(exc: DamfleetError) -> grpc.StatusCode:
     if isinstance(exc, TransientError):
@@ -74,6 +77,29 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
         self.local = local
         self.storage = storage
         self.scratch_root = settings.scratch_path / "inference"
+        self.max_model_calls = max(1, settings.ai.inference_max_workers)
+        self.model_calls = 0
+
+    @contextlib.asynccontextmanager
+    async def _model_slot(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Admit a Transcribe/Detect call, or refuse it as RESOURCE_EXHAUSTED (callers retry).
+
+        The limit covers model calls only. gRPC's own ``maximum_concurrent_rpcs`` would count
+        health checks too, so a saturated service would fail Kubernetes' liveness probe and be
+        restarted, killing the transcriptions it was busy with. One event loop serves every
+        call, so a plain counter needs no lock.
+        """
+        if self.model_calls >= self.max_model_calls:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"inference service busy: {self.model_calls} model calls in flight "
+                f"(DAMFLEET_AI_INFERENCE_MAX_WORKERS={self.max_model_calls}); retry later",
+            )
+        self.model_calls += 1
+        try:
+            yield
+        finally:
+            self.model_calls -= 1
 
     @contextlib.asynccontextmanager
     async def _media(self, ref: inference_pb2.MediaRef) -> AsyncIterator[tuple[Path, Path]]:
@@ -122,7 +148,7 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
             loop.call_soon_threadsafe(events.put_nowait, seconds)
 
         try:
-            async with self._media(request.media) as (path, _scratch):
+            async with self._model_slot(context), self._media(request.media) as (path, _scratch):
                 job = asyncio.ensure_future(
                     asyncio.to_thread(self.local.transcribe_blocking, path, progress=progress, cancel=cancel)
                 )
@@ -152,7 +178,7 @@ class InferenceService(inference_pb2_grpc.InferenceServicer):
     ) -> inference_pb2.Detections:
         cancel = threading.Event()
         try:
-            async with self._media(request.media) as (path, scratch):
+            async with self._model_slot(context), self._media(request.media) as (path, scratch):
                 return await asyncio.to_thread(
                     self.local.detect_blocking, path, request.media.media_kind, scratch, cancel=cancel
                 )
@@ -191,13 +217,14 @@ async def start_server(
     if preload:
         await asyncio.to_thread(local.preload)
     storage = Storage.from_settings(settings)
-    # Model runs are serialised per model anyway; bounding RPCs turns overload into a retryable
-    # RESOURCE_EXHAUSTED for the calling worker instead of an ever-growing backlog here.
+    # Model calls beyond DAMFLEET_AI_INFERENCE_MAX_WORKERS are refused as a retryable RESOURCE_EXHAUSTED
+    # by InferenceService._model_slot (health checks are never counted); the transport bound only stops
+    # a flood of connections from piling up here.
     credentials = server_credentials(settings.ai)
     interceptors = [BearerTokenInterceptor(settings.ai.inference_token)] if settings.ai.inference_token else []
     server = grpc.aio.server(
         options=[("grpc.max_send_message_length", 64 * 1024 * 1024)],
-        maximum_concurrent_rpcs=max(1, settings.ai.inference_max_workers),
+        maximum_concurrent_rpcs=max(1, settings.ai.inference_max_workers) + _HEALTH_RPC_HEADROOM,
         interceptors=interceptors,
     )
     inference_pb2_grpc.add_InferenceServicer_to_server(InferenceService(settings, local, storage), server)

@@ -37,7 +37,7 @@ from google.protobuf import json_format
 
 from damfleet.ai.models import InferenceModel, ModelRegistry, get_registry
 from damfleet.errors import Cancelled, ConfigurationError, CorruptMediaError, NoAudioStreamError
-from damfleet.media.tools import ToolTimeoutError, child_setup, find_tool, safe_input_args
+from damfleet.media.tools import ToolTimeoutError, confined, find_tool, safe_input_args
 from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2
 
@@ -196,8 +196,8 @@ class _PcmStream:
             "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1",
         ]
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=child_setup(),  # noqa: PLW1509 - only a prctl call and rlimits, see child_setup
+            confined(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         self.stderr: collections.deque[bytes] = collections.deque(maxlen=64)
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)

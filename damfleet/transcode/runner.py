@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from damfleet.errors import ConfigurationError, CorruptMediaError, ToolStalledError, UnsafeMediaError
-from damfleet.media.tools import ToolTimeoutError, child_setup, find_tool, kill_process_group
+from damfleet.media.tools import ToolTimeoutError, confined, find_tool, kill_process_group
 from damfleet.transcode.errors import (
     ScratchSpaceError,
     ToolCrashedError,
@@ -182,12 +182,11 @@ async def run_ffmpeg(
     """
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
-        *job.argv(),
+        *confined(job.argv(), memory_bytes),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=child_setup(memory_bytes),
     )
     progress = FfmpegProgress()
     stderr_lines: deque[str] = deque(maxlen=30)

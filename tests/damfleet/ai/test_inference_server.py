@@ -161,3 +161,53 @@ def test_cli_serves_and_reports_health(service_settings: Settings) -> None:
     finally:
         server.terminate()
         assert server.wait(30) == 0, "SIGTERM is a graceful stop"
+
+
+async def test_a_busy_service_refuses_model_calls_but_stays_healthy(
+    service_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At DAMFLEET_AI_INFERENCE_MAX_WORKERS model calls, more are refused (retryable), health is not.
+
+    The model itself is not the subject here, so a stand-in transcription holds the one slot
+    until released; server, client, probe and health service are the real ones.
+    """
+    import asyncio
+    import threading
+
+    from damfleet.ai import probe
+    from damfleet.ai.backend import LocalInference
+    from damfleet.v1 import inference_pb2
+
+    entered, release = threading.Event(), threading.Event()
+
+    def held_transcription(self, path, *, progress=None, cancel=None):
+        entered.set()
+        release.wait(120)
+        return inference_pb2.Transcript(duration_seconds=1.0)
+
+    monkeypatch.setattr(LocalInference, "transcribe_blocking", held_transcription)
+    settings = dataclasses.replace(service_settings, ai=dataclasses.replace(service_settings.ai, inference_max_workers=1))
+    server, port, _health = await start_server(settings, listen="127.0.0.1:0", preload=False)
+    address = f"127.0.0.1:{port}"
+    client = RemoteInference(address, settings.ai)
+    storage = Storage.from_settings(settings)
+    try:
+        media = MediaSource(uri=await _store(storage, samples.speech_path()), kind="audio")
+        first = asyncio.ensure_future(client.transcribe(media))
+        assert await asyncio.to_thread(entered.wait, 60)
+        with pytest.raises(TransientError, match="busy"):
+            await client.transcribe(media)
+        # Readiness and liveness both pass: a saturated service is never restarted mid-work.
+        assert await asyncio.to_thread(probe.check, address, settings.ai, timeout=10) is None
+        async with grpc.aio.insecure_channel(address) as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        release.set()
+        assert (await first).duration_seconds == 1.0
+        # The slot is free again.
+        assert (await client.transcribe(media)).duration_seconds == 1.0
+    finally:
+        release.set()
+        await client.aclose()
+        await storage.aclose()
+        await server.stop(None)

@@ -42,7 +42,7 @@ class _Blocking(inference_pb2_grpc.InferenceServicer):
 
 @pytest_asyncio.fixture
 async def busy_server() -> AsyncIterator[tuple[str, HealthServicer, _Blocking]]:
-    """A server with one RPC slot (maximum_concurrent_rpcs=1, as DAMFLEET_AI_INFERENCE_MAX_WORKERS=1)."""
+    """A server whose transport allows one RPC at a time (maximum_concurrent_rpcs=1), as a proxy may."""
     server = grpc.aio.server(maximum_concurrent_rpcs=1)
     servicer = _Blocking()
     inference_pb2_grpc.add_InferenceServicer_to_server(servicer, server)
@@ -64,7 +64,7 @@ async def test_a_busy_service_is_alive_but_not_ready(busy_server, tmp_path: Path
     async with grpc.aio.insecure_channel(address) as channel:
         occupying = asyncio.ensure_future(inference_pb2_grpc.InferenceStub(channel).Health(inference_pb2.HealthRequest()))
         await asyncio.wait_for(servicer.entered.wait(), 30)
-        # The RPC limit applies to health checks too: this is why --liveness exists.
+        # A transport limit applies to health checks too: this is why --liveness exists.
         ready = await asyncio.to_thread(probe.check, address, ai, timeout=10)
         assert ready is not None and "RESOURCE_EXHAUSTED" in ready
         assert await asyncio.to_thread(probe.check, address, ai, timeout=10, liveness=True) is None

@@ -2,7 +2,7 @@
 
 A worker killed outright (kill -9, the OOM killer, a node drain) runs no cleanup. Tools
 run in their own session, so nothing but the parent-death signal set by
-``damfleet.media.tools.child_setup`` stops them encoding on as orphans.
+``damfleet.media.tools.confined`` stops them encoding on as orphans.
 """
 
 from __future__ import annotations
