@@ -31,7 +31,7 @@ from typing import Any
 
 from damfleet import errors as core_errors
 from damfleet.errors import DamfleetError
-from damfleet.media.tools import ToolTimeoutError, child_setup, kill_process_group
+from damfleet.media.tools import ToolTimeoutError, confined, kill_process_group
 from damfleet.transcode import errors as transcode_errors
 from damfleet.transcode.errors import (
     ToolCrashedError,
@@ -77,12 +77,11 @@ class WarmHelper:
         env = dict(os.environ)
         env["VIPS_BLOCK_UNTRUSTED"] = "1"
         self.proc = await asyncio.create_subprocess_exec(
-            *helper_command(),
+            *confined(helper_command(), self.memory_bytes),  # parent-death signal, memory limit
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=child_setup(self.memory_bytes),  # address-space limit, parent-death signal
             env=env,
             limit=1 << 20,
         )
