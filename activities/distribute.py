@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from google.protobuf import json_format
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.common import Heartbeater, StageContext, translate_errors
+from activities.common import Heartbeater, StageContext, to_application_error, translate_errors
 from damfleet.delivery import Distributor, build_notification, plan_redelivery, receipt
 from damfleet.delivery.redeliver import WEBHOOK_ROLE, redelivery_workflow_id, without_delivered
 from damfleet.errors import BadInputError, TransientError
@@ -48,7 +51,7 @@ class DistributionActivities:
 
     def activities(self) -> list[Callable[..., Any]]:
         """The bound activities a worker registers."""
-        return [self.deliver_output, self.notify_webhook, self.load_failed_deliveries]
+        return [self.deliver_outputs, self.deliver_output, self.notify_webhook, self.load_failed_deliveries]
 
     @activity.defn(name=ActivityName.DELIVER)
     @translate_errors
@@ -71,6 +74,51 @@ class DistributionActivities:
 
             return await self.distributor.deliver_input(input, progress=progress, resume_hint=resume_hint,
                                                         attempt=_attempt())
+
+    @activity.defn(name=ActivityName.DELIVER_BATCH)
+    @translate_errors
+    async def deliver_outputs(self, input: stages_pb2.DeliverBatchInput) -> stages_pb2.DeliverBatchOutput:
+        """Deliver every output of one asset to one target: one task hop instead of one per output.
+
+        Each delivery keeps its own receipt and idempotency key. A permanent failure becomes
+        that output's failed receipt; a retryable one fails the attempt (after the others are
+        done), and the retry skips the outputs already delivered: they are heartbeated as they
+        land, with each upload's resume offset, and also carried in the failure's details, so
+        a batch that finally gives up still reports exactly which outputs arrived.
+        """
+        previous = _previous_batch()
+        state: dict[str, Any] = {"target": input.target, "delivered": dict(previous.get("delivered", {})),
+                                 "offsets": dict(previous.get("offsets", {}))}
+        delivered = {key: _receipt_from(value) for key, value in state["delivered"].items()}
+        async with Heartbeater() as beat:
+            beat.update(state)
+
+            def progress(key: str, sent: int, total: int) -> None:
+                state["offsets"][key] = sent
+                beat.update(state)
+
+            def landed(done: stages_pb2.DeliveryReceipt) -> None:
+                state["delivered"][done.idempotency_key] = json_format.MessageToDict(done)
+                beat.update(state)
+
+            outcome = await self.distributor.deliver_batch(
+                input, delivered=delivered, resume_hints={k: int(v) for k, v in state["offsets"].items()},
+                progress=progress, on_delivered=landed, attempt=_attempt(),
+            )
+        if outcome.retry:
+            first_key, first = next(iter(outcome.retry.items()))
+            # The error class's retry budget and Retry-After apply as for a single delivery.
+            mapped = to_application_error(first)
+            delays = [e.retry_after_seconds for e in outcome.retry.values() if getattr(e, "retry_after_seconds", 0)]
+            raise ApplicationError(
+                f"{len(outcome.retry)} of {len(input.deliveries)} deliveries to {input.target} failed; "
+                f"{first_key}: {mapped.message}",
+                {"delivered": state["delivered"]},
+                type=mapped.type,
+                non_retryable=mapped.non_retryable,
+                next_retry_delay=timedelta(seconds=max(delays)) if delays else mapped.next_retry_delay,
+            )
+        return stages_pb2.DeliverBatchOutput(receipts=[r for r in outcome.receipts if r is not None])
 
     @activity.defn(name=ActivityName.NOTIFY)
     @translate_errors
@@ -150,6 +198,20 @@ def _previous_offset(target: str) -> int:
         return 0
     offset = details[-1].get("bytes_sent", 0)
     return offset if isinstance(offset, int) and offset > 0 else 0
+
+
+def _previous_batch() -> dict[str, Any]:
+    """What an earlier attempt of a batch heartbeated: delivered receipts and resume offsets."""
+    if not activity.in_activity():
+        return {}
+    details = activity.info().heartbeat_details
+    if details and isinstance(details[-1], dict) and isinstance(details[-1].get("delivered"), dict):
+        return details[-1]
+    return {}
+
+
+def _receipt_from(value: Any) -> stages_pb2.DeliveryReceipt:
+    return json_format.ParseDict(value, stages_pb2.DeliveryReceipt(), ignore_unknown_fields=True)
 
 
 def build_activities(ctx: StageContext) -> list[Callable[..., Any]]:

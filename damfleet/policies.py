@@ -69,6 +69,7 @@ class ActivityName:
     TRANSCODE = "transcode_asset"
     ENRICH = "enrich_asset"
     DELIVER = "deliver_output"
+    DELIVER_BATCH = "deliver_outputs"        # every output of one asset for one target, one task hop
     NOTIFY = "notify_webhook"
     LOAD_FAILED_DELIVERIES = "load_failed_deliveries"   # a finished run's failed receipts, for redelivery
     READ_MANIFEST = "read_manifest"
@@ -251,6 +252,7 @@ ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.TRANSCODE: TRANSCODE_POLICY,
     ActivityName.ENRICH: ENRICH_POLICY,
     ActivityName.DELIVER: DELIVER_POLICY,
+    ActivityName.DELIVER_BATCH: DELIVER_POLICY,
     ActivityName.NOTIFY: DELIVER_POLICY,
     ActivityName.LOAD_FAILED_DELIVERIES: SHORT_POLICY_DISTRIBUTION,
     ActivityName.PLAN_FIXITY_AUDIT: FIXITY_PLAN_POLICY,

@@ -30,6 +30,7 @@ STAGE_OF_ACTIVITY: dict[str, str] = {
     ActivityName.TRANSCODE: "transcode",
     ActivityName.ENRICH: "ai_enrich",
     ActivityName.DELIVER: "distribution",
+    ActivityName.DELIVER_BATCH: "distribution",
     ActivityName.NOTIFY: "distribution",
 }
 

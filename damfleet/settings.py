@@ -93,6 +93,10 @@ class WorkerSettings:
     queue_suffix: str = ""               # lane suffix appended to every queue name (see policies.lane_of)
     heartbeat_throttle_seconds: float = 2.0   # max delay before a heartbeat reaches the server (cancel latency)
     scratch_sweep_seconds: float = 300.0      # how often scratch of dead workers is removed (0: only at start)
+    #: "passthrough": workflow modules are imported once, not per run, and run on real modules
+    #: (about 8 ms less per workflow task; bench/pipeline.py). "strict": the full sandbox
+    #: re-imports them per run and guards every call. Tests run strict either way.
+    workflow_sandbox: str = "passthrough"
 
 
 @dataclass(frozen=True)
@@ -380,6 +384,10 @@ def _validate(settings: Settings) -> None:
     if settings.transcode.hwaccel not in ("none", "nvenc", "vaapi", "qsv"):
         raise SettingsError(
             f"DAMFLEET_TRANSCODE_HWACCEL must be none, nvenc, vaapi or qsv, got {settings.transcode.hwaccel!r}"
+        )
+    if settings.worker.workflow_sandbox not in ("passthrough", "strict"):
+        raise SettingsError(
+            f"DAMFLEET_WORKER_WORKFLOW_SANDBOX must be passthrough or strict, got {settings.worker.workflow_sandbox!r}"
         )
     if settings.ai.whisper_device not in ("auto", "cpu", "cuda"):
         raise SettingsError(

@@ -122,6 +122,20 @@ class StandIns:
     async def enrich(self, request: stages_pb2.EnrichInput) -> stages_pb2.EnrichOutput:
         return stages_pb2.EnrichOutput(skipped_reason="stand-in")
 
+    @activity.defn(name=ActivityName.DELIVER_BATCH)
+    async def deliver_batch(self, request: stages_pb2.DeliverBatchInput) -> stages_pb2.DeliverBatchOutput:
+        """Like the real batch activity: a permanent failure becomes that output's failed receipt."""
+        receipts = []
+        for job in request.deliveries:
+            try:
+                receipts.append(await self.deliver(job))
+            except ApplicationError as err:
+                receipts.append(stages_pb2.DeliveryReceipt(
+                    target=job.target, role=job.output.role, ok=False, error=err.message,
+                    idempotency_key=job.idempotency_key, source_uri=job.output.uri,
+                ))
+        return stages_pb2.DeliverBatchOutput(receipts=receipts)
+
     @activity.defn(name=ActivityName.DELIVER)
     async def deliver(self, request: stages_pb2.DeliverInput) -> stages_pb2.DeliveryReceipt:
         if self.deliver_fails_when(request.metadata.title):
@@ -178,7 +192,7 @@ async def run_fleet(
             (Queue.TRANSCODE, {"activities": [stand_ins.transcode], "max_concurrent_activities": transcode_slots,
                                **fast_cancel}),
             (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
-            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver]}),
+            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver, stand_ins.deliver_batch]}),
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
         try:

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from damfleet.profiles import Profile, get_profile
     from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2, stages_pb2
     from damfleet.validation import dedup_enabled, request_problem
-    from workflows.common import deliver_all, failure_message, notify
+    from workflows.common import deliver_all, deliver_per_target, failure_message, notify
 
 __all__ = ["STAGES", "AssetPipeline", "asset_id_for", "failure_message"]
 
@@ -274,7 +274,10 @@ class AssetPipeline:
             for target in targets
             for output in deliverable
         ]
-        receipts, failures = await deliver_all(jobs, self._activity)
+        if workflow.patched("deliveries-per-target"):
+            receipts, failures = await deliver_per_target(jobs, self._activity)
+        else:  # runs started before deliver_outputs existed replay one activity per output
+            receipts, failures = await deliver_all(jobs, self._activity)
         self._result.receipts.extend(receipts)
         self._result.failures.extend(failures)
         for hook in webhooks:

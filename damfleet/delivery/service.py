@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import PurePosixPath
 
 from damfleet.delivery.base import (
@@ -32,13 +32,13 @@ from damfleet.delivery.base import (
 from damfleet.delivery.config import TargetRegistry
 from damfleet.delivery.netguard import OutboundPolicy
 from damfleet.delivery.targets import TARGET_TYPES
-from damfleet.errors import BadInputError, ConfigurationError, TargetUnavailableError
+from damfleet.errors import BadInputError, ConfigurationError, DamfleetError, TargetUnavailableError
 from damfleet.settings import Settings
 from damfleet.storage import Storage
 from damfleet.storage.keys import safe_name
 from damfleet.v1 import common_pb2, stages_pb2
 
-__all__ = ["Distributor", "delivery_item", "receipt"]
+__all__ = ["BatchOutcome", "Distributor", "delivery_item", "receipt"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,15 @@ def receipt(
     return message
 
 
+@dataclasses.dataclass
+class BatchOutcome:
+    """What one pass over a batch achieved: a receipt per delivery (in input order), ``None``
+    where a retryable error (``retry``, keyed by idempotency key) leaves it for the next attempt."""
+
+    receipts: list[stages_pb2.DeliveryReceipt | None]
+    retry: dict[str, DamfleetError]
+
+
 def _metadata(metadata: common_pb2.AssetMetadata) -> dict[str, str]:
     """Descriptive metadata as plain strings, for object metadata and multipart fields."""
     values = {"title": metadata.title, "collection": metadata.collection, "tenant": metadata.tenant}
@@ -148,6 +157,50 @@ class Distributor:
             target=request.target, target_type=config.type, role=item.role, idempotency_key=item.idempotency_key,
             source_uri=request.output.uri, result=result, attempts=attempt, seconds=time.monotonic() - started,
         )
+
+    async def deliver_batch(
+        self,
+        request: stages_pb2.DeliverBatchInput,
+        *,
+        delivered: dict[str, stages_pb2.DeliveryReceipt] | None = None,
+        resume_hints: dict[str, int] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        on_delivered: Callable[[stages_pb2.DeliveryReceipt], None] | None = None,
+        attempt: int = 1,
+    ) -> BatchOutcome:
+        """Deliver every output of a batch concurrently (within the target's limit).
+
+        One delivery's failure never stops the others. A permanent error becomes that
+        delivery's failed receipt (``ok=False``, its message); a retryable one is returned in
+        ``retry`` so the caller can try the batch again, skipping what ``delivered`` (receipts
+        of an earlier attempt, by idempotency key) says already landed.
+        """
+        delivered = delivered or {}
+        hints = resume_hints or {}
+        retry: dict[str, DamfleetError] = {}
+
+        async def one(job: stages_pb2.DeliverInput) -> stages_pb2.DeliveryReceipt | None:
+            key = job.idempotency_key
+            if key in delivered and delivered[key].ok:
+                return delivered[key]
+            try:
+                done = await self.deliver_input(
+                    job, attempt=attempt, resume_hint=hints.get(key, 0),
+                    progress=(lambda sent, total: progress(key, sent, total)) if progress else None,
+                )
+            except DamfleetError as exc:
+                if exc.retryable:
+                    retry[key] = exc
+                    return None
+                log.warning("delivery %s failed permanently: %s", key, exc)
+                return receipt(target=job.target, role=job.output.role, idempotency_key=key,
+                               source_uri=job.output.uri, attempts=attempt, error=str(exc))
+            if on_delivered is not None:
+                on_delivered(done)
+            return done
+
+        receipts = await asyncio.gather(*(one(job) for job in request.deliveries))
+        return BatchOutcome(list(receipts), retry)
 
     async def deliver(self, target_name: str, item: DeliveryItem, *, progress: ProgressFn | None = None,
                       resume_hint: int = 0) -> tuple[TargetConfig, DeliveryResult]:

@@ -1,28 +1,37 @@
-"""libvips work in a child process (:mod:`damfleet.transcode.vips_child`), run and read back here.
+"""libvips work in a child process (:mod:`damfleet.transcode.vips_child`), kept warm per worker.
 
 libvips runs in-process as a C library, so a thread running it can be neither killed on
-cancellation nor bounded in memory without taking the whole worker down with it. Each
-image (or waveform) rendition therefore runs here, in its own process group, under the
-same wall-clock and address-space limits as an ffmpeg run, and a cancelled activity
-kills it like any other tool. The cost is one interpreter start (~0.2 s) per rendition.
+cancellation nor bounded in memory without taking the whole worker down with it. Image
+(and waveform) renditions therefore run in a child process, in its own process group,
+under the same address-space limit as an ffmpeg run. Starting a Python interpreter and
+libvips costs 0.2-0.4 s, so the child is kept alive between requests (one per worker
+process and memory limit, :class:`WarmHelper`) and answers them one at a time. It is
+killed and replaced, never reused, when a request runs past its time limit, when the
+activity is cancelled, or when it dies (a crash, the memory limit); the next request
+starts a fresh one. Its libvips operation cache is off, so nothing carries over from
+one asset's files to the next.
 
-Protocol: one JSON request in ``argv[1]``; one JSON line on stdout. Exit 0 with
-``{"ok": true, "result": {...}}``, or exit 3 with ``{"ok": false, "error_class": ...,
-"message": ...}`` naming a :mod:`damfleet.errors` / :mod:`damfleet.transcode.errors`
-class, which :func:`run_helper` raises again in the parent.
+Protocol: one JSON request per line on the child's stdin; one JSON line back on stdout,
+``{"ok": true, "result": {...}}`` or ``{"ok": false, "error_class": ..., "message": ...}``
+naming a :mod:`damfleet.errors` / :mod:`damfleet.transcode.errors` class, which
+:func:`run_helper` raises again in the parent.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import os
+import signal
 import sys
 from dataclasses import asdict
 from typing import Any
 
 from damfleet import errors as core_errors
 from damfleet.errors import DamfleetError
-from damfleet.media.tools import run_tool
+from damfleet.media.tools import ToolTimeoutError, confined, kill_process_group
 from damfleet.transcode import errors as transcode_errors
 from damfleet.transcode.errors import (
     ToolCrashedError,
@@ -32,45 +41,173 @@ from damfleet.transcode.errors import (
 )
 from damfleet.transcode.renditions import ImageSpec, WaveformSpec
 
-__all__ = ["helper_command", "run_helper", "spec_to_dict"]
+__all__ = ["WarmHelper", "helper_command", "run_helper", "spec_to_dict"]
+
+log = logging.getLogger(__name__)
+
+#: The most of the child's stderr kept for error messages.
+_STDERR_TAIL = 4096
 
 
-def helper_command(request: dict[str, Any]) -> list[str]:
-    """The argument list that runs one helper request."""
-    return [sys.executable, "-m", "damfleet.transcode.vips_child", json.dumps(request)]
+def helper_command() -> list[str]:
+    """The argument list that starts a helper child serving requests on stdin."""
+    return [sys.executable, "-m", "damfleet.transcode.vips_child", "--serve"]
+
+
+class WarmHelper:
+    """One long-lived helper child; requests run one at a time (a lock), each with a time limit.
+
+    A request that times out, is cancelled or loses the child kills the child's process
+    group; the next request starts a new child. Nothing else is ever reused after a failure.
+    """
+
+    def __init__(self, memory_bytes: int = 0) -> None:
+        self.memory_bytes = memory_bytes
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+        self._lock = asyncio.Lock()
+        self._stderr = bytearray()
+        self._drain: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        env = dict(os.environ)
+        env["VIPS_BLOCK_UNTRUSTED"] = "1"
+        self.proc = await asyncio.create_subprocess_exec(
+            *confined(helper_command(), self.memory_bytes),  # parent-death signal, memory limit
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            env=env,
+            limit=1 << 20,
+        )
+        self.starts += 1
+        self._stderr.clear()
+        self._drain = asyncio.create_task(self._keep_stderr_tail(self.proc))
+        return self.proc
+
+    async def _keep_stderr_tail(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        while chunk := await proc.stderr.read(65536):
+            self._stderr.extend(chunk)
+            del self._stderr[:-_STDERR_TAIL]
+
+    @property
+    def stderr_tail(self) -> str:
+        return self._stderr.decode("utf-8", "replace").strip()[-600:]
+
+    def abandon(self) -> None:
+        """Kill the child without waiting (its event loop is gone)."""
+        pid, self.proc = self.pid, None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+    async def close(self) -> None:
+        """Stop the child (its process group), if one is running."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            await kill_process_group(proc, grace_seconds=1.0)
+        if self._drain is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._drain, 1.0)
+            self._drain = None
+
+    async def request(self, request: dict[str, Any], *, timeout_seconds: float) -> tuple[dict[str, Any] | None, int]:
+        """Send one request; its reply (None when the child died without one) and the child's exit code."""
+        async with self._lock:
+            reused = self.proc is not None and self.proc.returncode is None
+            reply, code = await self._exchange(request, timeout_seconds)
+            if reply is None and reused:
+                # The idle child had died since its last request (killed from outside, say):
+                # that says nothing about this request, so it gets a fresh child.
+                log.warning("libvips helper exited while idle (code %s); starting a new one", code)
+                reply, code = await self._exchange(request, timeout_seconds)
+            return reply, code
+
+    async def _exchange(self, request: dict[str, Any], timeout_seconds: float) -> tuple[dict[str, Any] | None, int]:
+        proc = self.proc if self.proc is not None and self.proc.returncode is None else await self._start()
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(json.dumps(request).encode() + b"\n")
+            await proc.stdin.drain()
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout_seconds)
+        except TimeoutError:
+            await self.close()
+            raise ToolTimeoutError(
+                f"libvips helper ({request.get('op')}) ran longer than {timeout_seconds:.0f}s and was killed"
+            ) from None
+        except (BrokenPipeError, ConnectionResetError):
+            line = b""
+        except BaseException:
+            await asyncio.shield(self.close())
+            raise
+        reply: Any = None
+        with contextlib.suppress(json.JSONDecodeError):
+            reply = json.loads(line) if line else None
+        if isinstance(reply, dict):
+            if reply.get("restart"):
+                await self.close()  # the child asked to be replaced (it ran out of memory)
+            return reply, 0
+        # No usable reply: the child died (or broke its protocol). Collect how; start afresh next time.
+        if line:
+            await self.close()
+            return None, proc.returncode or 0
+        code = await proc.wait()
+        if self._drain is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._drain, 1.0)
+        self.proc = None
+        return None, code
+
+
+_helpers: dict[int, WarmHelper] = {}
+_helpers_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _helper_for(memory_bytes: int) -> WarmHelper:
+    """This process's helper for a memory limit (a new event loop gets new helpers)."""
+    global _helpers_loop
+    loop = asyncio.get_running_loop()
+    if loop is not _helpers_loop:
+        for old in _helpers.values():
+            old.abandon()
+        _helpers.clear()
+        _helpers_loop = loop
+    helper = _helpers.get(memory_bytes)
+    if helper is None:
+        helper = _helpers[memory_bytes] = WarmHelper(memory_bytes)
+    return helper
 
 
 async def run_helper(request: dict[str, Any], *, timeout_seconds: float, memory_bytes: int = 0) -> dict[str, Any]:
-    """Run one request in a child process; re-raise its damfleet error here.
+    """Run one request in this worker's warm helper child; re-raise its damfleet error here.
 
-    Timeouts raise ToolTimeoutError and cancellation kills the child's process group
-    (both via :func:`damfleet.media.tools.run_tool`).
+    Timeouts raise ToolTimeoutError (retryable) and cancellation kills the child's process
+    group; either way the next request gets a new child.
     """
-    env = dict(os.environ)
-    env["VIPS_BLOCK_UNTRUSTED"] = "1"
-    result = await run_tool(
-        helper_command(request), timeout_seconds=timeout_seconds, memory_bytes=memory_bytes, env=env
-    )
-    line = result.stdout.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-    try:
-        reply = json.loads(line[0])
-    except json.JSONDecodeError:
-        reply = None
-    if result.returncode < 0:
+    helper = _helper_for(memory_bytes)
+    reply, returncode = await helper.request(request, timeout_seconds=timeout_seconds)
+    stderr_tail = helper.stderr_tail
+    if reply is None and returncode < 0:
         raise ToolCrashedError(
-            f"libvips helper ({request.get('op')}) was killed by signal {-result.returncode}"
-            f"{' (memory limit?)' if memory_bytes else ''}: {result.stderr_tail}"
+            f"libvips helper ({request.get('op')}) was killed by signal {-returncode}"
+            f"{' (memory limit?)' if memory_bytes else ''}: {stderr_tail}"
         )
-    if not isinstance(reply, dict) and memory_bytes and looks_like_memory_exhaustion(result.stderr_tail):
+    if reply is None and memory_bytes and looks_like_memory_exhaustion(stderr_tail):
         raise ToolResourceLimitError(
             f"libvips helper ({request.get('op')}) could not run: {memory_limit_hint(memory_bytes)}: "
-            f"{result.stderr_tail[-300:]}"
+            f"{stderr_tail[-300:]}"
         )
-    if not isinstance(reply, dict):
+    if reply is None:
         # No verdict at all: the helper itself broke (import error, crash), not the media.
         raise ToolCrashedError(
-            f"libvips helper ({request.get('op')}) failed with exit {result.returncode} and no reply: "
-            f"{result.stderr_tail or 'no output'}"
+            f"libvips helper ({request.get('op')}) failed with exit {returncode} and no reply: "
+            f"{stderr_tail or 'no output'}"
         )
     if reply.get("ok"):
         return dict(reply["result"])

@@ -108,10 +108,14 @@ async def inspect_source(
     sniffed = sniff(head)
     if not sniffed.kind:
         raise UnsupportedMediaError(f"not a supported media file: {sniffed.description}")
+    if sniffed.kind == "image":
+        # Nothing more is needed here: every image rendition runs in the libvips helper
+        # child, which reads the header, enforces the pixel limit before decoding and
+        # fails on a body that does not decode. Probing here too (a boxed header read and
+        # decode plus exiftool) cost seconds per camera JPEG and found nothing new.
+        return SourceInfo(path, "image", sniffed.mime_type, 0.0)
     info, report = await probe_file(path, sniffed, timeout_seconds=timeout_seconds, max_image_pixels=max_image_pixels,
                                     memory_bytes=memory_bytes, memory_setting="DAMFLEET_TRANSCODE_TOOL_MEMORY_BYTES")
-    if sniffed.kind == "image":
-        return SourceInfo(path, "image", info.mime_type, 0.0)
     streams: list[dict[str, Any]] = report.get("ffprobe", {}).get("streams", [])
     video = _video_stream(streams)
     audio = _audio_stream(streams)

@@ -1,8 +1,12 @@
-"""The child side of :mod:`damfleet.transcode.helper`: ``python -m damfleet.transcode.vips_child '<json>'``.
+"""The child side of :mod:`damfleet.transcode.helper`.
 
-Kept apart from the package's imports so ``-m`` runs it cleanly. It answers one request
-with one JSON line on stdout: ``{"ok": true, "result": {...}}`` (exit 0) or
-``{"ok": false, "error_class": ..., "message": ...}`` (exit 3).
+``python -m damfleet.transcode.vips_child --serve`` answers JSON requests, one per line
+on stdin, each with one JSON line on stdout, until stdin closes (the parent went away):
+``{"ok": true, "result": {...}}`` or ``{"ok": false, "error_class": ..., "message": ...}``.
+After running out of memory it says so (``"restart": true``) and exits, so the parent
+starts a clean process. ``python -m damfleet.transcode.vips_child '<json>'`` answers one
+request and exits (0, or 3 on failure). Kept apart from the package's imports so ``-m``
+runs it cleanly.
 """
 
 from __future__ import annotations
@@ -50,20 +54,43 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
     raise ConfigurationError(f"unknown helper op {op!r}")
 
 
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return {"ok": True, "result": _handle(request)}
+    except DamfleetError as exc:
+        return {"ok": False, "error_class": type(exc).__name__, "message": str(exc)}
+    except MemoryError:
+        return {"ok": False, "error_class": "ToolCrashedError", "message": "out of memory (memory limit reached)",
+                "restart": True}
+
+
+def _serve() -> int:
+    from damfleet.media.probe import configure_vips
+
+    pyvips = configure_vips()
+    # Nothing may carry over between requests: no cached operations or open files.
+    pyvips.cache_set_max(0)
+    pyvips.cache_set_max_files(0)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        reply = _answer(json.loads(line))
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+        if reply.get("restart"):
+            return _EXIT_FAILED
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    try:
-        reply = {"ok": True, "result": _handle(json.loads(args[0]))}
-        code = 0
-    except DamfleetError as exc:
-        reply = {"ok": False, "error_class": type(exc).__name__, "message": str(exc)}
-        code = _EXIT_FAILED
-    except MemoryError:
-        reply = {"ok": False, "error_class": "ToolCrashedError", "message": "out of memory (memory limit reached)"}
-        code = _EXIT_FAILED
+    if args[:1] == ["--serve"]:
+        return _serve()
+    reply = _answer(json.loads(args[0]))
+    reply.pop("restart", None)
     sys.stdout.write(json.dumps(reply) + "\n")
     sys.stdout.flush()
-    return code
+    return 0 if reply["ok"] else _EXIT_FAILED
 
 
 if __name__ == "__main__":

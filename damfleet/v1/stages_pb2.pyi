@@ -141,6 +141,22 @@ class DeliverInput(_message.Message):
     idempotency_key: str
     def __init__(self, asset_id: _Optional[str] = ..., target: _Optional[str] = ..., output: _Optional[_Union[_common_pb2.Output, _Mapping]] = ..., metadata: _Optional[_Union[_common_pb2.AssetMetadata, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
+class DeliverBatchInput(_message.Message):
+    __slots__ = ("asset_id", "target", "deliveries")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    target: str
+    deliveries: _containers.RepeatedCompositeFieldContainer[DeliverInput]
+    def __init__(self, asset_id: _Optional[str] = ..., target: _Optional[str] = ..., deliveries: _Optional[_Iterable[_Union[DeliverInput, _Mapping]]] = ...) -> None: ...
+
+class DeliverBatchOutput(_message.Message):
+    __slots__ = ("receipts",)
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    receipts: _containers.RepeatedCompositeFieldContainer[DeliveryReceipt]
+    def __init__(self, receipts: _Optional[_Iterable[_Union[DeliveryReceipt, _Mapping]]] = ...) -> None: ...
+
 class NotifyInput(_message.Message):
     __slots__ = ("asset_id", "target", "workflow_id", "state", "asset", "outputs", "receipts", "idempotency_key")
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]

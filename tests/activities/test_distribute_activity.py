@@ -53,10 +53,10 @@ def _deliver_input(output: common_pb2.Output, target: str, asset_id: str = "asse
     )
 
 
-def test_build_activities_registers_the_three_distribution_activities(tmp_path: Path) -> None:
+def test_build_activities_registers_the_distribution_activities(tmp_path: Path) -> None:
     activities = build_activities(StageContext(_settings(tmp_path, {})))
     names = {fn.__temporal_activity_definition.name for fn in activities}  # type: ignore[attr-defined]
-    assert names == {"deliver_output", "notify_webhook", "load_failed_deliveries"}
+    assert names == {"deliver_outputs", "deliver_output", "notify_webhook", "load_failed_deliveries"}
 
 
 async def test_deliver_output_returns_a_receipt_and_heartbeats(tmp_path: Path) -> None:
@@ -73,6 +73,63 @@ async def test_deliver_output_returns_a_receipt_and_heartbeats(tmp_path: Path) -
     assert Path(receipt.location) == ctx.settings.state_path / "delivered" / "asset0001" / "proxy.mp4"
     assert beats and beats[0]["target"] == "local" and beats[0]["bytes_total"] == output.size_bytes
     await acts.aclose()
+
+
+def _batch(target: str, *jobs: stages_pb2.DeliverInput) -> stages_pb2.DeliverBatchInput:
+    return stages_pb2.DeliverBatchInput(asset_id=jobs[0].asset_id, target=target, deliveries=list(jobs))
+
+
+async def test_deliver_outputs_keeps_a_receipt_per_output(tmp_path: Path) -> None:
+    ctx = StageContext(_settings(tmp_path, {}))
+    acts = DistributionActivities(ctx)
+    good = await _stored_output(ctx)
+    gone = common_pb2.Output(uri=ctx.storage.keys("asset0001").rendition("gone", "webp"), role="thumbnail")
+    missing = stages_pb2.DeliverInput(asset_id="asset0001", target="local", output=gone,
+                                      idempotency_key="asset0001:local:thumbnail:gone.webp")
+    result = await ActivityEnvironment().run(acts.deliver_outputs, _batch("local", _deliver_input(good, "local"),
+                                                                             missing))
+    await acts.aclose()
+    first, second = result.receipts
+    assert first.ok and first.role == "proxy" and first.sha256 == good.sha256 and Path(first.location).is_file()
+    # A permanent failure of one output is its own failed receipt; the other still landed.
+    assert not second.ok and second.role == "thumbnail" and "gone.webp" in second.error
+    assert second.idempotency_key == missing.idempotency_key
+
+
+async def test_deliver_outputs_retries_only_what_did_not_land(tmp_path: Path) -> None:
+    async with DeliveryReceiver() as receiver:
+        receiver.fail_next(429, retry_after="30", path="/x/proxy.mp4")
+        ctx = StageContext(_settings(tmp_path, {"partner": {"type": "http", "url": receiver.url + "/x/{filename}"}}))
+        acts = DistributionActivities(ctx)
+        proxy = await _stored_output(ctx)
+        data = b"poster bytes"
+        poster_uri = ctx.storage.keys("asset0001").rendition("poster", "jpg")
+        await ctx.storage.write_bytes(poster_uri, data)
+        poster = common_pb2.Output(uri=poster_uri, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                                   role="poster", mime_type="image/jpeg")
+        jobs = (_deliver_input(proxy, "partner"),
+                stages_pb2.DeliverInput(asset_id="asset0001", target="partner", output=poster,
+                                        idempotency_key="asset0001:partner:poster:poster.jpg"))
+        env = ActivityEnvironment()
+        beats: list[Any] = []
+        env.on_heartbeat = lambda *details: beats.extend(details)
+        with pytest.raises(ApplicationError) as caught:
+            await env.run(acts.deliver_outputs, _batch("partner", *jobs))
+        err = caught.value
+        assert not err.non_retryable and err.type == "TargetUnavailable"
+        assert err.next_retry_delay == timedelta(seconds=30) and "1 of 2" in err.message
+        # The poster landed; the failure's details and the heartbeats say so.
+        assert set(err.details[0]["delivered"]) == {jobs[1].idempotency_key}
+        assert set(beats[-1]["delivered"]) == {jobs[1].idempotency_key}
+        requests = receiver.requests
+
+        retry = ActivityEnvironment()
+        retry.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[beats[-1]])
+        result = await retry.run(acts.deliver_outputs, _batch("partner", *jobs))
+        await acts.aclose()
+        assert receiver.requests == requests + 1  # only the proxy was sent again
+    assert [r.role for r in result.receipts] == ["proxy", "poster"] and all(r.ok for r in result.receipts)
+    assert result.receipts[0].attempts == 2 and result.receipts[1].attempts == 1
 
 
 async def test_deliver_output_to_an_s3_target(tmp_path: Path, s3_server: dict[str, str], s3_bucket: str) -> None:

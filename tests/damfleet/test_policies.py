@@ -82,3 +82,11 @@ def test_lanes_route_to_the_same_suffix() -> None:
     assert lane_of("q-pipeline-eu1") == "-eu1"
     assert lane_of("custom-queue") == ""
     assert policy_for(ActivityName.TRANSCODE).options("-eu1")["task_queue"] == "q-transcode-eu1"
+
+
+def test_batched_deliveries_count_as_the_distribution_stage() -> None:
+    """Attempts and waiting reasons of deliver_outputs show on the distribution stage, like deliver_output's."""
+    from damfleet.retries import STAGE_OF_ACTIVITY
+
+    assert STAGE_OF_ACTIVITY[ActivityName.DELIVER_BATCH] == STAGE_OF_ACTIVITY[ActivityName.DELIVER] == "distribution"
+    assert policy_for(ActivityName.DELIVER_BATCH) == policy_for(ActivityName.DELIVER)

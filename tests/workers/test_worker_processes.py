@@ -127,3 +127,21 @@ async def test_worker_serves_metrics_and_stops_gracefully_on_sigterm(temporal_en
     output = log.read_text()
     assert code == 0, output[-2000:]
     assert "shutdown requested" in output and "stopped" in output
+
+
+def test_workflow_sandbox_modes() -> None:
+    """passthrough shares damfleet's workflow modules across runs; strict re-imports them per run."""
+    from damfleet.settings import SettingsError, load_settings
+    from workers.common import WORKFLOW_PACKAGES, workflow_runner
+
+    shared = workflow_runner("passthrough").restrictions.passthrough_modules
+    strict = workflow_runner("strict").restrictions.passthrough_modules
+    assert set(WORKFLOW_PACKAGES) <= shared and "workflows" in shared
+    assert not {"workflows", "damfleet"} & strict
+    assert load_settings({}).worker.workflow_sandbox == "passthrough"
+    try:
+        load_settings({"DAMFLEET_WORKER_WORKFLOW_SANDBOX": "off"})
+    except SettingsError as exc:
+        assert "DAMFLEET_WORKER_WORKFLOW_SANDBOX" in str(exc)
+    else:
+        raise AssertionError("an unknown sandbox mode was accepted")

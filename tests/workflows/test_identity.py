@@ -53,7 +53,7 @@ async def _fleet(temporal_env, tmp_path: Path, **env: str) -> AsyncIterator[tupl
             (Queue.INGEST, {"activities": [*ingest_activities(ctx), *catalog_activities.build_activities(ctx)]}),
             (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
             (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
-            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver]}),
+            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver_batch]}),
         ):
             await stack.enter_async_context(Worker(temporal_env.client, task_queue=queue + lane, **kwargs))
         yield FleetClient(temporal_env.client, settings), ctx.storage

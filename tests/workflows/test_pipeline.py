@@ -73,8 +73,14 @@ class StandIns:
             idempotency_key=request.idempotency_key, source_uri=request.output.uri,
         )
 
+    @activity.defn(name=ActivityName.DELIVER_BATCH)
+    async def deliver_batch(self, request: stages_pb2.DeliverBatchInput) -> stages_pb2.DeliverBatchOutput:
+        self.calls.append(f"deliver_batch:{activity.info().task_queue}")
+        return stages_pb2.DeliverBatchOutput(receipts=[await self.deliver(job) for job in request.deliveries])
+
     def all(self) -> dict[str, object]:
-        return {"transcode": self.transcode, "enrich": self.enrich, "deliver": self.deliver}
+        return {"transcode": self.transcode, "enrich": self.enrich, "deliver": self.deliver,
+                "deliver_batch": self.deliver_batch}
 
 
 @asynccontextmanager
@@ -90,7 +96,7 @@ async def lane_workers(
             (Queue.INGEST, {"activities": ingest_activities(ctx)}),
             (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
             (Queue.AI_ENRICH, {"activities": enrich or [stand_ins.enrich]}),
-            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver]}),
+            (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver_batch]}),
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
         yield Queue.PIPELINE + lane
@@ -132,6 +138,8 @@ async def test_video_runs_all_four_stages_on_their_queues(fleet, media_dir: Path
     assert all(result.stages[s].seconds >= 0 for s in result.stages)
     assert sorted(stand_ins.calls) == sorted([
         f"transcode:{Queue.TRANSCODE}{lane}", f"enrich:{Queue.AI_ENRICH}{lane}",
+        # Both outputs go to the one target in one activity, each with its own receipt.
+        f"deliver_batch:{Queue.DISTRIBUTION}{lane}",
         f"deliver:{Queue.DISTRIBUTION}{lane}", f"deliver:{Queue.DISTRIBUTION}{lane}",
     ])
     roles = [o.role for o in result.outputs]

@@ -1,0 +1,410 @@
+"""Whole-pipeline benchmark: the fleet against the same stage functions called directly, in one run.
+
+    .venv/bin/python bench/pipeline.py [--quick] [--rounds 2] [--singles 5] [--seed 11] [--hashes-out F] [--hashes-in F]
+
+1. Generates a seeded mixed set with distinct bytes: 4 JPEGs of 12 MP (4000x3000, seeded noise
+   over a test pattern), two 15 s H.264/AAC videos with English speech (720p and 1080p), a WAV
+   and an MP3 with speech. ``--quick``: 1 JPEG, one 6 s 720p video, the MP3.
+2. **Direct**: the same plain stage functions the activities wrap (``damfleet.ingest``,
+   ``damfleet.transcode.stage``, ``damfleet.ai.enrich``, ``damfleet.delivery.Distributor``),
+   called sequentially in this one process, asset after asset: what a hand-rolled chain does
+   with no broker at all. The whisper model is loaded before the clock starts.
+3. **Fleet**: a Temporal dev server and the five worker pools as separate processes
+   (:class:`damfleet.launcher.Fleet`, as ``damfleet demo`` starts them). One warm-up asset
+   first (the AI worker loads its model); then the whole set submitted at once; at the end
+   ``--singles`` single-asset runs of the MP3 (all four stages) for the orchestration overhead.
+   The two phases alternate for ``--rounds`` rounds (the fleet stays up and idle while the
+   direct phase runs), so a load change on a shared machine hits both.
+
+Figures:
+- ``fleet_vs_direct_wall_ratio``: the fleet's wall time for the whole set over the direct
+  phase's wall time in the same round; the median over the rounds. Below 1.0 means the fleet's overlap of stages (ingest beside transcode
+  beside whisper) more than pays for its hops.
+- ``single_asset_overhead_ms``: per single-asset run, the client's latency (start to result)
+  minus the time some activity was running (the union of the activities' start..close
+  intervals from the run's history); median over the singles.
+- per-stage seconds: direct = the stage function's own time; fleet = the workflow's stage
+  time (scheduled to completed, queue waits included), both summed over the set (last round).
+- ``outputs_identical``: every transcode and enrichment output of the fleet run has the same
+  sha256 as the direct run's output for the same source and role. ``--hashes-out`` saves them,
+  ``--hashes-in`` compares with a saved file (same inputs before and after a change).
+
+On a shared machine the seconds move with the load (the load average is printed); the ratio
+of two phases measured minutes apart is the figure to read. Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STAGES = ("ingest", "transcode", "ai_enrich", "distribution")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ffmpeg(*args: str) -> None:
+    import subprocess
+
+    from damfleet.media.tools import find_tool
+
+    subprocess.run([find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-y", *args],
+                   check=True, timeout=600)
+
+
+def make_jpeg(path: Path, seed: int, width: int = 4000, height: int = 3000) -> Path:
+    """A camera-sized JPEG: a test pattern under seeded noise (distinct bytes per seed)."""
+    _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=1",
+            "-vf", f"noise=alls=10:allf=u:all_seed={seed}", "-frames:v", "1", "-q:v", "3", str(path))
+    return path
+
+
+def make_set(folder: Path, *, quick: bool, seed: int) -> list[Path]:
+    from damfleet.samples import make_audio, make_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if quick:
+        return [
+            make_jpeg(folder / "still-0.jpg", seed),
+            make_video(folder / "clip-720p.mp4", 6.0, width=1280, height=720),
+            make_audio(folder / "speech.mp3"),
+        ]
+    sources = [make_jpeg(folder / f"still-{i}.jpg", seed + i) for i in range(4)]
+    sources.append(make_video(folder / "clip-720p.mp4", 15.0, width=1280, height=720))
+    sources.append(make_video(folder / "clip-1080p.mp4", 15.0, width=1920, height=1080))
+    sources.append(make_audio(folder / "speech.wav"))
+    sources.append(make_audio(folder / "speech.mp3"))
+    return sources
+
+
+def _hash_key(source: str, output: Any) -> str:
+    return f"{Path(source).name}:{output.role}:{output.uri.rsplit('/', 1)[-1]}"
+
+
+# ---- direct: the stage functions in one process ----------------------------------------
+
+
+async def run_direct(sources: list[Path], settings: Any) -> dict[str, Any]:
+    """Every source through the four stage functions, sequentially, in this process."""
+    from damfleet.ai.enrich import backend_from_settings, enrich_asset
+    from damfleet.delivery import Distributor
+    from damfleet.ingest import ingest_asset
+    from damfleet.profiles import get_profile
+    from damfleet.storage import Storage
+    from damfleet.transcode.stage import transcode_asset
+    from damfleet.v1 import common_pb2, stages_pb2
+
+    storage = Storage.from_settings(settings)
+    backend = backend_from_settings(settings)
+    backend.preload()  # models loaded before the clock, as the issue's Celery chain had them
+    distributor = Distributor(settings, storage)
+    profile = get_profile("default")
+    stage_seconds = dict.fromkeys(STAGES, 0.0)
+    hashes: dict[str, str] = {}
+    scratch_root = settings.scratch_path / "bench-direct"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for src in sources:
+        asset_id = uuid.uuid4().hex
+        scratch = Path(tempfile.mkdtemp(dir=scratch_root))
+        t = time.perf_counter()
+        ingested = await ingest_asset(
+            stages_pb2.IngestInput(asset_id=asset_id, source_uri=src.as_uri(), profile=profile.name),
+            storage=storage, settings=settings, scratch=scratch,
+        )
+        stage_seconds["ingest"] += time.perf_counter() - t
+        asset = ingested.asset
+        scratch = Path(tempfile.mkdtemp(dir=scratch_root))
+        t = time.perf_counter()
+        transcoded = await transcode_asset(
+            stages_pb2.TranscodeInput(asset=asset, profile=profile.name),
+            storage=storage, settings=settings, scratch=scratch,
+        )
+        stage_seconds["transcode"] += time.perf_counter() - t
+        outputs = list(transcoded.outputs)
+        if asset.media.has_audio:
+            scratch = Path(tempfile.mkdtemp(dir=scratch_root))
+            t = time.perf_counter()
+            enriched = await enrich_asset(
+                stages_pb2.EnrichInput(asset=asset, profile=profile.name, transcribe=True),
+                storage=storage, settings=settings, backend=backend, scratch=scratch,
+            )
+            stage_seconds["ai_enrich"] += time.perf_counter() - t
+            outputs.extend(enriched.outputs)
+        t = time.perf_counter()
+        for target in profile.targets:
+            for output in outputs:
+                receipt = await distributor.deliver_input(stages_pb2.DeliverInput(
+                    asset_id=asset_id, target=target, output=output,
+                    idempotency_key=f"{asset_id}:{target}:{output.role}:{output.uri.rsplit('/', 1)[-1]}",
+                ))
+                if not receipt.ok:
+                    raise RuntimeError(f"direct delivery failed: {receipt.error}")
+        stage_seconds["distribution"] += time.perf_counter() - t
+        for output in outputs:
+            hashes[_hash_key(str(src), output)] = output.sha256
+        assert asset.media.kind != common_pb2.MEDIA_KIND_UNSPECIFIED
+    wall = time.perf_counter() - started
+    await distributor.aclose()
+    await backend.aclose()
+    await storage.aclose()
+    return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes}
+
+
+# ---- fleet: dev server + five worker processes -------------------------------------------
+
+
+def _activity_busy_seconds(events: list[Any]) -> tuple[float, dict[str, float]]:
+    """Union of the activities' started..closed intervals, and each activity type's own seconds."""
+    from temporalio.api.enums.v1 import EventType
+
+    scheduled: dict[int, str] = {}
+    started: dict[int, float] = {}
+    intervals: list[tuple[float, float]] = []
+    per_type: dict[str, float] = {}
+    for event in events:
+        when = event.event_time.ToDatetime().timestamp()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started[event.activity_task_started_event_attributes.scheduled_event_id] = when
+        elif event.event_type in (EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+                                  EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED):
+            attrs = (event.activity_task_completed_event_attributes
+                     if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                     else event.activity_task_failed_event_attributes)
+            begin = started.get(attrs.scheduled_event_id)
+            if begin is not None:
+                intervals.append((begin, when))
+                name = scheduled.get(attrs.scheduled_event_id, "?")
+                per_type[name] = per_type.get(name, 0.0) + (when - begin)
+    busy, edge = 0.0, float("-inf")
+    for begin, end in sorted(intervals):
+        if end <= edge:
+            continue
+        busy += end - max(begin, edge)
+        edge = end
+    return busy, per_type
+
+
+def _overhead_parts(events: list[Any]) -> dict[str, float]:
+    """Where the in-history overhead goes: workflow tasks waiting and running, activities waiting."""
+    from temporalio.api.enums.v1 import EventType
+
+    at = {e.event_id: e.event_time.ToDatetime().timestamp() for e in events}
+    wft_wait = wft_run = act_wait = 0.0
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            wft_wait += at[e.event_id] - at[e.workflow_task_started_event_attributes.scheduled_event_id]
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            wft_run += at[e.event_id] - at[e.workflow_task_completed_event_attributes.started_event_id]
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            act_wait += at[e.event_id] - at[e.activity_task_started_event_attributes.scheduled_event_id]
+    return {"workflow_task_wait_ms": round(wft_wait * 1000, 1), "workflow_task_run_ms": round(wft_run * 1000, 1),
+            "activity_wait_ms": round(act_wait * 1000, 1)}
+
+
+async def _single(client: Any, source: Path, task_queue: str) -> dict[str, Any]:
+    from temporalio.api.enums.v1 import EventType
+
+    started = time.perf_counter()
+    handle = await client.submit(str(source), task_queue=task_queue, dedup=False)
+    result = await handle.wait()
+    latency = time.perf_counter() - started
+    history = await client.client.get_workflow_handle(handle.workflow_id).fetch_history()
+    busy, per_type = _activity_busy_seconds(list(history.events))
+    first = history.events[0].event_time.ToDatetime().timestamp() if history.events else 0.0
+    last = history.events[-1].event_time.ToDatetime().timestamp() if history.events else 0.0
+    parts = _overhead_parts(list(history.events))
+    parts["client_ms"] = round((latency - (last - first)) * 1000, 1)
+    timeline = [(round((e.event_time.ToDatetime().timestamp() - first) * 1000, 1),
+                 EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")) for e in history.events]
+    return {"timeline": timeline, "parts": parts,"latency_ms": latency * 1000, "activities_ms": busy * 1000, "overhead_ms": (latency - busy) * 1000,
+            "events": len(history.events), "per_activity_ms": {k: round(v * 1000, 1) for k, v in per_type.items()},
+            "state": result.state}
+
+
+@contextlib.asynccontextmanager
+async def started_fleet(settings: Any, single_source: Path) -> AsyncIterator[Any]:
+    """The dev server and the five pools as processes, warmed up by one run; yields a client."""
+    from damfleet.client import FleetClient
+    from damfleet.launcher import Fleet
+    from damfleet.v1 import common_pb2
+
+    fleet = Fleet(settings, metrics_base_port=0)
+    try:
+        await fleet.start()
+        client = await FleetClient.connect(settings)
+        warm = await _single(client, single_source, _queue(settings))  # workers connected, whisper loaded
+        if warm["state"] != common_pb2.COMPLETED:
+            raise RuntimeError(f"warm-up run ended {warm['state']}; see {settings.state_path / 'logs'}")
+        yield client
+        dead = fleet.check_workers()
+        if dead:
+            raise RuntimeError(f"worker processes died: {dead}")
+    finally:
+        fleet.stop()
+
+
+def _queue(settings: Any) -> str:
+    from damfleet.policies import Queue
+
+    return Queue.PIPELINE + settings.worker.queue_suffix
+
+
+async def run_fleet(client: Any, sources: list[Path], settings: Any) -> dict[str, Any]:
+    """The whole set submitted at once; wall time until the last run ends."""
+    from damfleet.v1 import common_pb2
+
+    started = time.perf_counter()
+    handles = [(src, await client.submit(str(src), task_queue=_queue(settings), dedup=False)) for src in sources]
+    results = [(src, await handle.wait()) for src, handle in handles]
+    wall = time.perf_counter() - started
+    stage_seconds = dict.fromkeys(STAGES, 0.0)
+    hashes: dict[str, str] = {}
+    for src, result in results:
+        if result.state != common_pb2.COMPLETED:
+            raise RuntimeError(f"{src.name} ended {common_pb2.JobState.Name(result.state)}: {result.error}")
+        for stage in STAGES:
+            stage_seconds[stage] += result.stages[stage].seconds
+        for output in result.outputs:
+            if output.stage in ("transcode", "ai_enrich"):
+                hashes[_hash_key(str(src), output)] = output.sha256
+    return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes}
+
+
+def _compare(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    """Keys whose sha256 differ, or that only one side has."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="damfleet-bench-pipeline-"))
+    os.environ.update({
+        "DAMFLEET_STATE_DIR": str(work / "state"),
+        "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
+        "DAMFLEET_TEMPORAL_DEV_UI_PORT": str(_free_port()),
+        "DAMFLEET_WORKER_METRICS_PORT": "0",
+        "DAMFLEET_LOG_LEVEL": "WARNING",
+        "YOLO_OFFLINE": "1",
+        "YOLO_CONFIG_DIR": str(work / "state" / "ultralytics"),
+        "HF_HUB_OFFLINE": "1",
+        # Ingest reads sources only under configured roots (the fleet's workers get the same).
+        "DAMFLEET_INGEST_SOURCE_ROOTS": (work / "state" / "samples").as_uri(),
+    })
+    os.environ.pop("DAMFLEET_STORAGE_ROOT", None)
+    from damfleet.settings import get_settings, reset_settings
+
+    reset_settings()
+    settings = get_settings()
+    settings.state_path.mkdir(parents=True, exist_ok=True)
+    sources = make_set(settings.state_path / "samples", quick=args.quick, seed=args.seed)
+    single_source = next(s for s in sources if s.suffix == ".mp3")
+    load_before = os.getloadavg()
+    print(f"set: {len(sources)} files, {sum(s.stat().st_size for s in sources) / 1e6:.1f} MB; "
+          f"load average {load_before[0]:.2f}", file=sys.stderr)
+
+    ratios: list[float] = []
+    async with started_fleet(settings, single_source) as client:
+        # Rounds alternate the two phases so a load change on a shared machine hits both.
+        for round_no in range(args.rounds):
+            direct = await run_direct(sources, settings)
+            fleet = await run_fleet(client, sources, settings)
+            ratios.append(fleet["wall_seconds"] / direct["wall_seconds"])
+            print(f"round {round_no + 1}: direct {direct['wall_seconds']:.1f}s, fleet {fleet['wall_seconds']:.1f}s "
+                  f"(load average {os.getloadavg()[0]:.2f})", file=sys.stderr)
+        load_mid = os.getloadavg()
+        fleet["singles"] = [await _single(client, single_source, _queue(settings)) for _ in range(args.singles)]
+    load_after = os.getloadavg()
+
+    overheads = [r["overhead_ms"] for r in fleet["singles"]]
+    differ = _compare(direct["hashes"], fleet["hashes"])
+    baseline_differ: list[str] | None = None
+    if args.hashes_in:
+        baseline_differ = _compare(json.loads(Path(args.hashes_in).read_text()), fleet["hashes"])
+    if args.hashes_out:
+        Path(args.hashes_out).write_text(json.dumps(fleet["hashes"], indent=1, sort_keys=True))
+
+    print(f"\n{'stage':<14}{'direct s':>10}{'fleet s':>10}", file=sys.stderr)
+    for stage in STAGES:
+        print(f"{stage:<14}{direct['stage_seconds'][stage]:>10.2f}{fleet['stage_seconds'][stage]:>10.2f}",
+              file=sys.stderr)
+    print(f"{'wall':<14}{direct['wall_seconds']:>10.2f}{fleet['wall_seconds']:>10.2f}", file=sys.stderr)
+    print("\nsingle-asset runs (ms): " + "; ".join(
+        f"latency {r['latency_ms']:.0f}, activities {r['activities_ms']:.0f}, overhead {r['overhead_ms']:.0f}"
+        for r in fleet["singles"]), file=sys.stderr)
+    if fleet["singles"]:
+        print(f"per activity (last single): {fleet['singles'][-1]['per_activity_ms']}, "
+              f"{fleet['singles'][-1]['events']} history events", file=sys.stderr)
+    if args.trace and fleet["singles"]:
+        for at, name in fleet["singles"][-1]["timeline"]:
+            print(f"{at:>9.1f} ms  {name}", file=sys.stderr)
+    if differ:
+        print(f"outputs that differ between direct and fleet: {differ}", file=sys.stderr)
+
+    figures: dict[str, Any] = {
+        "fleet_vs_direct_wall_ratio": round(statistics.median(ratios), 3),
+        "single_asset_overhead_ms": round(statistics.median(overheads), 1) if overheads else None,
+        "outputs_identical": not differ,
+    }
+    if baseline_differ is not None:
+        figures["outputs_identical_to_saved"] = not baseline_differ
+        if baseline_differ:
+            print(f"outputs that differ from {args.hashes_in}: {baseline_differ}", file=sys.stderr)
+    figures.update({
+        "round_ratios": [round(r, 3) for r in ratios],
+        "fleet_wall_seconds": round(fleet["wall_seconds"], 2),
+        "direct_wall_seconds": round(direct["wall_seconds"], 2),
+        "fleet_stage_seconds": {k: round(v, 2) for k, v in fleet["stage_seconds"].items()},
+        "direct_stage_seconds": {k: round(v, 2) for k, v in direct["stage_seconds"].items()},
+        "single_asset_overheads_ms": [round(x, 1) for x in overheads],
+        "single_asset_overhead_parts_ms": {
+            k: round(statistics.median(r["parts"][k] for r in fleet["singles"]), 1)
+            for k in ("client_ms", "workflow_task_wait_ms", "workflow_task_run_ms", "activity_wait_ms")
+        } if fleet["singles"] else None,
+        "single_asset_latency_ms": round(statistics.median(r["latency_ms"] for r in fleet["singles"]), 1)
+        if fleet["singles"] else None,
+        "assets": len(sources),
+        "quick": args.quick,
+        "load_average": [round(x, 2) for x in (load_before[0], load_mid[0], load_after[0])],
+        "cpus": os.cpu_count(),
+    })
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"state kept in {work}", file=sys.stderr)
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 small files instead of the 8-file set")
+    parser.add_argument("--rounds", type=int, default=2, help="direct+fleet rounds (the ratio is their median)")
+    parser.add_argument("--singles", type=int, default=5, help="single-asset runs for the overhead median")
+    parser.add_argument("--seed", type=int, default=11, help="seed of the generated images' noise")
+    parser.add_argument("--hashes-out", help="save the fleet outputs' sha256 per source and role here")
+    parser.add_argument("--hashes-in", help="compare the fleet outputs' sha256 with this saved file")
+    parser.add_argument("--trace", action="store_true", help="print the last single run's event timeline")
+    parser.add_argument("--keep", action="store_true", help="keep the state folder (logs, storage)")
+    print(json.dumps(asyncio.run(main(parser.parse_args()))))
