@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities import catalog as catalog_activities
 from activities import fixity as fixity_activities
 from activities.common import StageContext
 from activities.distribute import DistributionActivities
@@ -54,7 +55,8 @@ async def fixity_lane(client: Client, root: Path, *, activities: list[Any] | Non
         (Queue.PIPELINE, {"workflows": ALL_WORKFLOWS, "max_concurrent_workflow_tasks": 50}),
         # Cancellation reaches an activity with a heartbeat's response: beat often, as
         # production workers do (DAMFLEET_WORKER_HEARTBEAT_THROTTLE_SECONDS).
-        (Queue.INGEST, {"activities": acts + (ingest_activities(ctx) if pipeline else []),
+        (Queue.INGEST, {"activities": acts + (ingest_activities(ctx) + catalog_activities.build_activities(ctx)
+                                              if pipeline else []),
                         "max_heartbeat_throttle_interval": timedelta(milliseconds=500),
                         "default_heartbeat_throttle_interval": timedelta(milliseconds=500)}),
     ]

@@ -20,6 +20,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities import catalog as catalog_activities
 from activities.common import StageContext
 from activities.enrich import build_activities as enrich_activities
 from activities.ingest import build_activities as ingest_activities
@@ -87,13 +88,13 @@ class StandIns:
 async def lane_workers(
     client: Client, ctx: StageContext, stand_ins: StandIns, enrich: list[Any] | None = None
 ) -> AsyncIterator[str]:
-    """Pipeline + real ingest + stand-in workers (or the given enrich activities) on a fresh lane;
-    yields its pipeline queue."""
+    """Pipeline + real ingest and catalog (dedup claims) + stand-in workers (or the given enrich
+    activities) on a fresh lane; yields its pipeline queue."""
     lane = f"-{uuid.uuid4().hex[:8]}"
     async with AsyncExitStack() as stack:
         for queue, kwargs in (
             (Queue.PIPELINE, {"workflows": [AssetPipeline]}),
-            (Queue.INGEST, {"activities": ingest_activities(ctx)}),
+            (Queue.INGEST, {"activities": ingest_activities(ctx) + catalog_activities.build_activities(ctx)}),
             (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
             (Queue.AI_ENRICH, {"activities": enrich or [stand_ins.enrich]}),
             (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver_batch]}),
