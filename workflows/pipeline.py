@@ -111,6 +111,10 @@ class AssetPipeline:
 
     def _request_pause(self, paused: bool) -> None:
         self._pause_requested = paused
+        # Showing PAUSE_PENDING upserts a search attribute (a command): runs started before
+        # that state existed replay without it (tests/workflows/test_replay.py).
+        if not workflow.patched("pause-pending-state"):
+            return
         state = self._result.state
         if paused and state in (common_pb2.VALIDATING, common_pb2.RUNNING):
             self._state_before_pause = state
@@ -165,7 +169,10 @@ class AssetPipeline:
         self._result.asset.CopyFrom(asset)
         self._add_outputs("ingest", ingested.outputs)
         self._upsert(sa.MEDIA_KIND.value_set(_KIND_NAMES.get(asset.media.kind, "unknown")))
-        if dedup_enabled(request) and await self._link_duplicate(asset):
+        # Runs started before dedup became the default read an unset field as "no dedup";
+        # the patch keeps their histories replaying (tests/workflows/test_replay.py).
+        dedup = dedup_enabled(request) if workflow.patched("dedup-by-default") else request.dedup
+        if dedup and await self._link_duplicate(asset):
             return self._result
 
         # Transcode: required. Renditions are what the rest of the pipeline works on.

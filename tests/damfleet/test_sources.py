@@ -310,6 +310,8 @@ async def test_outside_the_roots_refused_at_submit_and_at_ingest_on_attempt_one(
         assert proc.returncode == 2, (out, err)
         assert "\n" not in line and "Traceback" not in line, line
         assert "outside the source roots" in line and SOURCE_ROOTS_SETTING in line
+        assert line.startswith("error: "), line  # the CLI's one-line error form
+        message = line.removeprefix("error: ")
 
         # The same request from the `temporal` CLI (no client-side check) fails at ingest, once.
         workflow_id = f"asset-outside{fleet.lane}"
@@ -323,7 +325,7 @@ async def test_outside_the_roots_refused_at_submit_and_at_ingest_on_attempt_one(
         assert cli.returncode == 0, cli_err
         result = await fleet.fleet.wait(workflow_id)
         assert result.state == common_pb2.FAILED
-        assert result.error == f"ingest failed: {line}"
+        assert result.error == f"ingest failed: {message}"
         history = await fleet.client.get_workflow_handle(workflow_id).fetch_history()
         ingest_events = {e.event_id for e in history.events
                          if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
