@@ -113,7 +113,10 @@ def _is_expected_failure_trace(record: logging.LogRecord) -> bool:
     from damfleet.errors import DamfleetError
 
     error = record.exc_info[1]
-    return isinstance(error, ApplicationError) and isinstance(error.__cause__, DamfleetError)
+    # translate_errors raises the ApplicationError `from None` (short histories), which leaves
+    # the damfleet error as the context rather than the cause.
+    origin = error.__cause__ or error.__context__ if error is not None else None
+    return isinstance(error, ApplicationError) and isinstance(origin, DamfleetError)
 
 
 class JsonFormatter(logging.Formatter):

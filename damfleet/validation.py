@@ -146,6 +146,10 @@ def check_local_source(uri: str) -> None:
         return
     from damfleet.sources import classify_os_error
 
+    if "\0" in path:
+        from damfleet.sources import local_path_bytes
+
+        local_path_bytes(uri)  # refuses the NUL byte in the words ingest uses (os.open would raise ValueError)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:

@@ -68,7 +68,7 @@ DELIVERY_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
 )
 
-_DELIVERY_ACTIVITIES = {ActivityName.DELIVER, ActivityName.NOTIFY}
+_DELIVERY_ACTIVITIES = {ActivityName.DELIVER, ActivityName.DELIVER_BATCH, ActivityName.NOTIFY}
 
 log = logging.getLogger("damfleet.activity")
 
@@ -107,11 +107,13 @@ def _record_delivery(input: ExecuteActivityInput, result: Any, error: BaseExcept
         outcome = "cancelled" if isinstance(error, asyncio.CancelledError) else "failed"
         DELIVERIES.labels(target, "", outcome).inc()
     else:
-        ok = getattr(result, "ok", True)
-        DELIVERIES.labels(target, getattr(result, "target_type", ""), "completed" if ok else "failed").inc()
-        if ok:
-            size = getattr(result, "size_bytes", 0) or getattr(getattr(request, "output", None), "size_bytes", 0)
-            DELIVERY_BYTES.labels(target).inc(size or 0)
+        # deliver_outputs returns one receipt per output; the others return one receipt.
+        for receipt in getattr(result, "receipts", None) or [result]:
+            ok = getattr(receipt, "ok", True)
+            DELIVERIES.labels(target, getattr(receipt, "target_type", ""), "completed" if ok else "failed").inc()
+            if ok:
+                size = getattr(receipt, "size_bytes", 0) or getattr(getattr(request, "output", None), "size_bytes", 0)
+                DELIVERY_BYTES.labels(target).inc(size or 0)
     DELIVERY_SECONDS.labels(target).observe(seconds)
 
 
