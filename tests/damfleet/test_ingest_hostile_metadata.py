@@ -10,23 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from damfleet import ingest
 from damfleet.errors import UnsupportedMediaError
 from damfleet.media.probe import MAX_METADATA_CHARS, clean_metadata
 from damfleet.settings import Settings
-from damfleet.storage import Storage
-from damfleet.v1 import stages_pb2
-
-
-async def _ingest(settings: Settings, source: Path, asset_id: str) -> stages_pb2.IngestOutput:
-    storage = Storage.from_settings(settings)
-    scratch = settings.scratch_path / asset_id
-    scratch.mkdir(parents=True, exist_ok=True)
-    try:
-        request = stages_pb2.IngestInput(asset_id=asset_id, source_uri=source.as_uri(), profile="default")
-        return await ingest.ingest_asset(request, storage=storage, settings=settings, scratch=scratch)
-    finally:
-        await storage.aclose()
+from tests.damfleet.test_ingest_bombs import _ingest  # one helper for both ingest suites
 
 
 def test_clean_metadata_bounds_strings_escapes_bidi_and_drops_impossible_gps() -> None:
