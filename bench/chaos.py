@@ -182,10 +182,11 @@ async def _chaos(run: Run, fleet: Any, client: Any, *, outage_seconds: float, ki
         run.faults.append(Fault(f"s3_unreachable_{where}", round(t0 - started, 1), round(time.monotonic() - t0, 1)))
 
     kills_left = kills
-    # 1. Mid-ingest: the store goes away as the batch arrives; meanwhile a server kill and
+    # 1. Mid-ingest: the store goes away as the batch arrives (before the first submission,
+    #    so every ingest meets it however fast the machine is); meanwhile a server kill and
     #    an ingest pool kill.
-    await asyncio.sleep(1.0)
     during = asyncio.create_task(outage("mid_ingest"))
+    await asyncio.sleep(0)  # let the outage begin before the caller submits
     await asyncio.sleep(min(10.0, outage_seconds / 3))
     await kill_pool("ingest")
     kills_left -= 1
@@ -354,13 +355,15 @@ async def run_batch(root: Path, good: list[Path], bad: list[Path], *, chaos: boo
             run.supervisor_events.append, max_restarts=100, max_backoff_seconds=4.0))
         client = await FleetClient.connect(settings)
         started = time.monotonic()
-        handles = {}
-        for source in [*good, *bad]:
-            handles[str(source)] = await client.submit(str(source), skip_ai=True, dedup=False)
         done = asyncio.Event()
         if chaos:
             chaos_task = asyncio.create_task(_chaos(run, fleet, client, outage_seconds=outage_seconds, kills=kills,
                                                     started=started, done=done, rng=rng))
+            while not relay.refusing:  # the ingest outage is on before the first upload arrives
+                await asyncio.sleep(0.01)
+        handles = {}
+        for source in [*good, *bad]:
+            handles[str(source)] = await client.submit(str(source), skip_ai=True, dedup=False)
         ids = [h.workflow_id for h in handles.values()]
         states = await _wait_terminal(client, ids, time.monotonic() + timeout_seconds)
         wall = time.monotonic() - started

@@ -50,6 +50,11 @@ class TcpRelay:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
+    @property
+    def refusing(self) -> bool:
+        """True from :meth:`outage` until :meth:`restore`."""
+        return self._down_since is not None
+
     def outage(self) -> None:
         """Refuse new connections and reset the open ones until :meth:`restore`."""
         self._down_since = time.monotonic()

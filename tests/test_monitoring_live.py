@@ -154,10 +154,21 @@ async def test_prometheus_scrapes_the_fleet_and_every_expression_returns_data(tm
         for rule in rules:
             for name in metric_names(rule["query"]):
                 assert _query(prom_url, f"count({name})"), f"{rule['name']} reads {name}, which has no series"
+        # The pipeline pool's queue probe runs every 15 s, and its first round can land before
+        # the last pool polls (an honest 0 that DamfleetNoPollers' 5-minute `for` absorbs). On a
+        # fast machine the whole batch finishes inside that window, so wait until the probe has
+        # seen every pool polling and a rule evaluation has followed; only then judge alerts.
+        def polled() -> dict[str, str] | None:
+            seen = {r["metric"].get("task_queue"): r["value"][1] for r in _query(prom_url, "damfleet_queue_pollers")}
+            return seen if len(seen) == len(POOLS) and all(float(v) > 0 for v in seen.values()) else None
+
+        await _until(polled, 60, "every queue's pollers seen by the probe")
+        await asyncio.sleep(3)  # evaluation_interval is 1 s
         firing = {a["labels"]["alertname"] for a in _get(prom_url, "/api/v1/alerts")["data"]["alerts"]}
         print("alerts pending or firing:", sorted(firing))
         # Only what this run provoked on purpose (a broken target, a corrupt upload) may be on.
-        assert firing <= {"DamfleetDeliveriesFailing", "DamfleetFailureRatioHigh"}, firing
+        pollers = {r["metric"].get("task_queue"): r["value"][1] for r in _query(prom_url, "damfleet_queue_pollers")}
+        assert firing <= {"DamfleetDeliveriesFailing", "DamfleetFailureRatioHigh"}, (firing, pollers)
 
         # JSON logs: a line from each pool for the video (it runs all four stages), same workflow id.
         cwe = handles[1].workflow_id
