@@ -128,8 +128,8 @@ class S3Backend(StorageBackend):
         self._settings = settings
         self._cache = S3ClientCache(
             S3ClientOptions(
-                access_key_id=settings.s3_access_key_id,
-                secret_access_key=settings.s3_secret_access_key,
+                access_key_id=settings.s3_access_key_id.get_secret_value(),
+                secret_access_key=settings.s3_secret_access_key.get_secret_value(),
                 region=settings.s3_region,
                 endpoint_url=settings.s3_endpoint_url,
                 addressing_style=settings.s3_addressing_style,
