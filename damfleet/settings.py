@@ -57,18 +57,14 @@ PREFIX = "DAMFLEET_"
 #: 16383 x 16383, libvips' JPEG limit: larger images are refused (decompression bombs).
 MAX_IMAGE_PIXELS = 268_402_689
 
-_LAZY = frozenset({
-    "AISettings", "DistributionSettings", "FixitySettings", "IngestSettings", "JobsSettings", "Settings",
-    "StorageSettings", "TemporalSettings", "TranscodeSettings", "WorkerSettings", "setting_names",
-})
-
 
 class SettingsError(ValueError):
     """A setting is present but cannot be used; the message names the variable."""
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    """The models (every public name not defined here) load from damfleet.settings_models on first use."""
+    if name in __all__:
         value = getattr(importlib.import_module("damfleet.settings_models"), name)
         globals()[name] = value
         return value

@@ -28,20 +28,8 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Pydanti
 
 from damfleet.settings import MAX_IMAGE_PIXELS, PREFIX, SettingsError
 
-__all__ = [
-    "AISettings",
-    "DistributionSettings",
-    "FixitySettings",
-    "IngestSettings",
-    "JobsSettings",
-    "Settings",
-    "StorageSettings",
-    "TemporalSettings",
-    "TranscodeSettings",
-    "WorkerSettings",
-    "load",
-    "setting_names",
-]
+# The groups are public through damfleet.settings, which re-exports them.
+__all__ = ["Settings", "load", "setting_names"]
 
 
 def _flag(value: Any) -> Any:
