@@ -136,17 +136,49 @@ class DetectOptions:
     def from_settings(cls, ai: AISettings) -> DetectOptions:
         return cls(ai)
 
-    confidence = property(lambda self: self.ai.yolo_confidence)
-    iou = property(lambda self: self.ai.yolo_iou)
-    image_size = property(lambda self: self.ai.yolo_image_size)
-    max_frames = property(lambda self: max(1, self.ai.yolo_max_frames))
-    sampling = property(lambda self: self.ai.yolo_sampling)                    # interval | scene
-    interval_seconds = property(lambda self: max(0.04, self.ai.yolo_frame_interval_seconds))
-    scene_threshold = property(lambda self: self.ai.yolo_scene_threshold)
-    agnostic_nms = property(lambda self: self.ai.yolo_agnostic_nms)          # one box per object across classes
-    max_frame_side = property(lambda self: max(64, self.ai.yolo_max_frame_side))
-    max_image_pixels = property(lambda self: self.ai.max_image_pixels)
-    timeout_seconds = property(lambda self: self.ai.tool_timeout_seconds)
+    @property
+    def confidence(self) -> float:
+        return self.ai.yolo_confidence
+
+    @property
+    def iou(self) -> float:
+        return self.ai.yolo_iou
+
+    @property
+    def image_size(self) -> int:
+        return self.ai.yolo_image_size
+
+    @property
+    def max_frames(self) -> int:
+        return max(1, self.ai.yolo_max_frames)
+
+    @property
+    def sampling(self) -> str:  # interval | scene
+        return self.ai.yolo_sampling
+
+    @property
+    def interval_seconds(self) -> float:
+        return max(0.04, self.ai.yolo_frame_interval_seconds)
+
+    @property
+    def scene_threshold(self) -> float:
+        return self.ai.yolo_scene_threshold
+
+    @property
+    def agnostic_nms(self) -> bool:  # one box per object across classes
+        return self.ai.yolo_agnostic_nms
+
+    @property
+    def max_frame_side(self) -> int:
+        return max(64, self.ai.yolo_max_frame_side)
+
+    @property
+    def max_image_pixels(self) -> int:
+        return self.ai.max_image_pixels
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self.ai.tool_timeout_seconds
 
     @property
     def sampling_label(self) -> str:

@@ -157,18 +157,41 @@ class TranscribeOptions:
     def from_settings(cls, ai: AISettings) -> TranscribeOptions:
         return cls(ai)
 
-    language = property(lambda self: self.ai.whisper_language)          # "" = detect on the first chunk
-    beam_size = property(lambda self: max(1, self.ai.whisper_beam_size))
-    vad = property(lambda self: self.ai.whisper_vad)
-    word_timestamps = property(lambda self: self.ai.whisper_word_timestamps)
-    chunk_seconds = property(lambda self: max(5.0, self.ai.whisper_chunk_seconds))
-    timeout_seconds = property(lambda self: self.ai.tool_timeout_seconds)
-    #: Speech without text for this long after the first pass is decoded again with the safe
-    #: settings; 0 turns the re-decode off (coverage is still measured and reported).
-    redecode_gap_seconds = property(lambda self: max(0.0, self.ai.whisper_redecode_gap_seconds))
-    #: Cap on tokens per 30 s window in the first pass (0: the model's own limit). The
-    #: re-decode never applies it.
-    max_new_tokens = property(lambda self: max(0, self.ai.whisper_max_new_tokens))
+    @property
+    def language(self) -> str:  # "" = detect on the first chunk
+        return self.ai.whisper_language
+
+    @property
+    def beam_size(self) -> int:
+        return max(1, self.ai.whisper_beam_size)
+
+    @property
+    def vad(self) -> bool:
+        return self.ai.whisper_vad
+
+    @property
+    def word_timestamps(self) -> bool:
+        return self.ai.whisper_word_timestamps
+
+    @property
+    def chunk_seconds(self) -> float:
+        return max(5.0, self.ai.whisper_chunk_seconds)
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self.ai.tool_timeout_seconds
+
+    @property
+    def redecode_gap_seconds(self) -> float:
+        """Speech without text for this long after the first pass is decoded again with the safe
+        settings; 0 turns the re-decode off (coverage is still measured and reported)."""
+        return max(0.0, self.ai.whisper_redecode_gap_seconds)
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Cap on tokens per 30 s window in the first pass (0: the model's own limit); the
+        re-decode never applies it."""
+        return max(0, self.ai.whisper_max_new_tokens)
 
     @property
     def cut_window_seconds(self) -> float:
