@@ -1,0 +1,173 @@
+"""OpenTelemetry tracing (damfleet.tracing): off costs nothing, on gives one trace per asset.
+
+The end-to-end check runs the five pools as separate Worker objects on their own queues, all
+with the real activities, against the real dev server; the spans land in the SDK's
+InMemorySpanExporter. Across real processes: tests/workers/test_tracing_processes.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.worker import Worker
+
+from activities import catalog as catalog_activities
+from activities.common import StageContext
+from activities.distribute import build_activities as distribution_activities
+from activities.enrich import build_activities as enrich_activities
+from activities.ingest import build_activities as ingest_activities
+from activities.transcode import build_activities as transcode_activities
+from damfleet import tracing
+from damfleet.client import FleetClient
+from damfleet.errors import ConfigurationError
+from damfleet.policies import ActivityName, Queue
+from damfleet.settings import SettingsError, load_settings
+from damfleet.temporal import connect
+from damfleet.v1 import common_pb2
+from tests.conftest import make_settings
+from workflows import ALL_WORKFLOWS
+
+REPO = Path(__file__).resolve().parents[2]
+
+_EXPORTER = InMemorySpanExporter()
+
+
+def _install_test_provider() -> None:
+    """The process-wide tracer provider of these tests (OpenTelemetry allows one per process).
+
+    damfleet.tracing finds an SDK provider already installed and uses it, as it would under
+    ``opentelemetry-instrument``; so no OTLP exporter is created here.
+    """
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        trace.set_tracer_provider(provider)
+
+
+@pytest.fixture
+def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    _install_test_provider()
+    monkeypatch.setattr(tracing, "_tracer", None)  # restored (tracing off) after the test
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+def test_tracing_is_off_by_default_and_validated(tmp_path: Path) -> None:
+    assert make_settings(tmp_path).tracing == "off"
+    assert make_settings(tmp_path, DAMFLEET_TRACING="otlp").tracing == "otlp"
+    with pytest.raises(SettingsError, match="DAMFLEET_TRACING must be off or otlp, got 'jaeger'"):
+        load_settings({"DAMFLEET_TRACING": "jaeger"})
+
+
+def test_off_imports_no_opentelemetry_and_help_stays_light() -> None:
+    """With tracing off neither the CLI's help nor a worker module loads OpenTelemetry."""
+    probe = (
+        "import sys; sys.argv = ['damfleet', '--help']\n"
+        "from damfleet.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import damfleet.temporal, workers.common, workers.pipeline\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_missing_extra_is_one_clear_error() -> None:
+    """Tracing asked for without the OpenTelemetry packages: a ConfigurationError naming the extra."""
+    probe = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None  # as if the 'tracing' extra were not installed\n"
+        "from damfleet import tracing\n"
+        "from damfleet.errors import ConfigurationError\n"
+        "from damfleet.settings import load_settings\n"
+        "try:\n"
+        "    tracing.configure(load_settings({'DAMFLEET_TRACING': 'otlp'}), service='ingest')\n"
+        "except ConfigurationError as exc:\n"
+        "    print('error:', exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    line = proc.stdout.strip()
+    assert line.startswith("error: DAMFLEET_TRACING=otlp needs the OpenTelemetry packages of damfleet's "
+                           "'tracing' extra (pip install 'damfleet[tracing]')"), (line, proc.stderr[-2000:])
+    assert "\n" not in line
+
+
+def test_span_is_a_no_op_when_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracing, "_tracer", None)
+    with tracing.span("ffmpeg.encode", rendition="h264_720p") as current:
+        assert current is None
+    assert not tracing.enabled()
+
+
+def test_configure_rejects_an_unknown_mode_in_hand_built_settings() -> None:
+    class HandBuilt:
+        tracing = "zipkin"
+
+    with pytest.raises(ConfigurationError, match="DAMFLEET_TRACING must be one of off, otlp"):
+        tracing.configure(HandBuilt())
+
+
+def _by_name(spans: list[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
+    out: dict[str, list[ReadableSpan]] = {}
+    for s in spans:
+        out.setdefault(s.name, []).append(s)
+    return out
+
+
+async def test_one_trace_per_asset_across_the_five_pools(
+    temporal_env, tmp_path: Path, media_dir: Path, exporter: InMemorySpanExporter
+) -> None:
+    """Client start -> pipeline workflow -> every stage's activity, all in the client's trace."""
+    lane = f"-{uuid.uuid4().hex[:8]}"
+    target = temporal_env.client.service_client.config.target_host
+    settings = make_settings(
+        tmp_path, DAMFLEET_TRACING="otlp", DAMFLEET_WORKER_QUEUE_SUFFIX=lane,
+        DAMFLEET_TEMPORAL_ADDRESS=target, DAMFLEET_TEMPORAL_NAMESPACE=temporal_env.client.namespace,
+        DAMFLEET_AI_WHISPER_CPU_THREADS="2",
+    )
+    client = await connect(settings)  # the one place clients are built: carries the TracingInterceptor
+    assert tracing.enabled()
+    ctx = StageContext(settings)
+    async with AsyncExitStack() as stack:
+        for queue, kwargs in (  # five pools, as five Worker objects on their own queues, on the same client
+            (Queue.PIPELINE, {"workflows": ALL_WORKFLOWS}),
+            (Queue.INGEST, {"activities": ingest_activities(ctx) + catalog_activities.build_activities(ctx)}),
+            (Queue.TRANSCODE, {"activities": transcode_activities(ctx)}),
+            (Queue.AI_ENRICH, {"activities": enrich_activities(ctx)}),
+            (Queue.DISTRIBUTION, {"activities": distribution_activities(ctx)}),
+        ):
+            await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
+        fleet = FleetClient(client, settings)
+        handle = await fleet.submit(str(media_dir / "speech.wav"), dedup=False)
+        result = await handle.wait()
+    await ctx.storage.aclose()
+    assert result.state == common_pb2.COMPLETED, result.error
+
+    spans = exporter.get_finished_spans()
+    names = _by_name(spans)
+    start = names["StartWorkflow:AssetPipeline"]
+    assert len(start) == 1
+    root = start[0]
+    assert root.parent is None, "the client's start span is the trace's root"
+    trace_id = root.context.trace_id
+    assert {s.context.trace_id for s in spans} == {trace_id}, sorted(names)
+    assert "RunWorkflow:AssetPipeline" in names
+    for activity_name in (ActivityName.INGEST, ActivityName.TRANSCODE, ActivityName.ENRICH,
+                          ActivityName.DELIVER_BATCH):
+        assert f"StartActivity:{activity_name}" in names, (activity_name, sorted(names))
+        assert f"RunActivity:{activity_name}" in names, (activity_name, sorted(names))
+    # Every span hangs off another span of this trace: nothing is orphaned.
+    ids = {s.context.span_id for s in spans}
+    assert all(s.parent is None or s.parent.span_id in ids for s in spans)
