@@ -54,7 +54,7 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
@@ -125,13 +125,8 @@ async def test_one_trace_across_the_cli_and_five_worker_processes(
     lane = f"-{uuid.uuid4().hex[:8]}"
     env = _env(tmp_path, temporal_env, lane, receiver.endpoint)
     logs = tmp_path / "logs"
-    logs.mkdir()
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    procs = _start_pools(env, logs)
     try:
-        for pool in POOLS:
-            with open(logs / f"{pool}.log", "wb") as out:
-                procs[pool] = subprocess.Popen([sys.executable, "-m", f"workers.{pool}"], cwd=REPO,
-                                               env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
         # The CLI is the client: its StartWorkflow span is the root of the asset's trace.
         code, out, err = await run_damfleet(env, "submit", str(media_dir / "speech.wav"), "--wait", "--json",
                                             "--no-dedup")
@@ -176,6 +171,17 @@ async def test_one_trace_across_the_cli_and_five_worker_processes(
             parent = by_id[s.parent_span_id]
             assert (parent.service, parent.name) == ("damfleet-pipeline", s.name.replace("Run", "Start", 1))
     assert all(p.returncode == 0 for p in procs.values()), _tails(logs)
+
+
+def _start_pools(env: dict[str, str], logs: Path) -> dict[str, subprocess.Popen[bytes]]:
+    """``python -m workers.<pool>`` for every pool, each logging to ``logs/<pool>.log``."""
+    logs.mkdir()
+    procs = {}
+    for pool in POOLS:
+        with open(logs / f"{pool}.log", "wb") as out:
+            procs[pool] = subprocess.Popen([sys.executable, "-m", f"workers.{pool}"], cwd=REPO,
+                                           env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    return procs
 
 
 def _tails(logs: Path) -> str:
