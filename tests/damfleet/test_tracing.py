@@ -27,7 +27,7 @@ from activities.distribute import build_activities as distribution_activities
 from activities.enrich import build_activities as enrich_activities
 from activities.ingest import build_activities as ingest_activities
 from activities.transcode import build_activities as transcode_activities
-from damfleet import tracing
+from damfleet import samples, tracing
 from damfleet.client import FleetClient
 from damfleet.errors import ConfigurationError
 from damfleet.policies import ActivityName, Queue
@@ -129,7 +129,7 @@ def _by_name(spans: list[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
 
 
 async def test_one_trace_per_asset_across_the_five_pools(
-    temporal_env, tmp_path: Path, media_dir: Path, exporter: InMemorySpanExporter
+    temporal_env, tmp_path: Path, exporter: InMemorySpanExporter
 ) -> None:
     """Client start -> pipeline workflow -> every stage's activity, all in the client's trace."""
     lane = f"-{uuid.uuid4().hex[:8]}"
@@ -152,7 +152,9 @@ async def test_one_trace_per_asset_across_the_five_pools(
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
         fleet = FleetClient(client, settings)
-        handle = await fleet.submit(str(media_dir / "speech.wav"), dedup=False)
+        # A short tone: every stage runs for real (whisper too, finding no speech) in a few seconds.
+        source = samples.make_audio(tmp_path / "tone.wav", 2.0, speech=False)
+        handle = await fleet.submit(str(source), dedup=False)
         result = await handle.wait()
     await ctx.storage.aclose()
     assert result.state == common_pb2.COMPLETED, result.error
