@@ -29,6 +29,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from damfleet.policies import ActivityName
+from damfleet.v1 import common_pb2, pipeline_pb2
 from tests.conftest import source_roots_env
 from tests.jobs_support import REPO, run_damfleet
 from workers import POOLS
@@ -127,12 +128,14 @@ async def test_one_trace_across_the_cli_and_five_worker_processes(
     logs = tmp_path / "logs"
     procs = _start_pools(env, logs)
     try:
-        # The CLI is the client: its StartWorkflow span is the root of the asset's trace.
-        code, out, err = await run_damfleet(env, "submit", str(media_dir / "speech.wav"), "--wait", "--json",
-                                            "--no-dedup")
+        # The CLI is the client: its StartWorkflow span is the root of the asset's trace. Without
+        # --wait it exits right after the start, so its span must be flushed before it exits.
+        code, out, err = await run_damfleet(env, "submit", str(media_dir / "speech.wav"), "--json", "--no-dedup")
         assert code == 0, (out, err, _tails(logs))
-        summary = json.loads(out.strip().splitlines()[-1])
-        assert summary["assets"][0]["state"] == "COMPLETED", summary
+        (workflow_id,) = json.loads(out.strip().splitlines()[-1])["workflow_ids"]
+        handle = temporal_env.client.get_workflow_handle(workflow_id, result_type=pipeline_pb2.PipelineResult)
+        result = await asyncio.wait_for(handle.result(), timeout=300)
+        assert result.state == common_pb2.COMPLETED, (result.error, _tails(logs))
 
         expected = {f"damfleet-{pool}" for pool in POOLS} | {"damfleet-client"}
         deadline = time.monotonic() + 60  # batches leave every 0.2 s; a loaded machine gets a minute
