@@ -7,6 +7,7 @@ InMemorySpanExporter. Across real processes: tests/workers/test_tracing_processe
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -85,25 +86,24 @@ def test_off_imports_no_opentelemetry_and_help_stays_light() -> None:
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_missing_extra_is_one_clear_error() -> None:
-    """Tracing asked for without the OpenTelemetry packages: a ConfigurationError naming the extra."""
-    probe = (
-        "import sys\n"
-        "sys.modules['opentelemetry'] = None  # as if the 'tracing' extra were not installed\n"
-        "from damfleet import tracing\n"
-        "from damfleet.errors import ConfigurationError\n"
-        "from damfleet.settings import load_settings\n"
-        "try:\n"
-        "    tracing.configure(load_settings({'DAMFLEET_TRACING': 'otlp'}), service='ingest')\n"
-        "except ConfigurationError as exc:\n"
-        "    print('error:', exc)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          check=False)
-    line = proc.stdout.strip()
-    assert line.startswith("error: DAMFLEET_TRACING=otlp needs the OpenTelemetry packages of damfleet's "
-                           "'tracing' extra (pip install 'damfleet[tracing]')"), (line, proc.stderr[-2000:])
-    assert "\n" not in line
+def test_missing_extra_is_one_clear_error(tmp_path: Path) -> None:
+    """Tracing asked for without the OpenTelemetry packages: the CLI and a worker each stop with one
+    line naming the extra (exit 2), before touching Temporal."""
+    hidden = tmp_path / "no-otel"
+    (hidden / "opentelemetry").mkdir(parents=True)  # shadows the installed package, as if never installed
+    (hidden / "opentelemetry" / "__init__.py").write_text("raise ImportError('No module named opentelemetry')\n")
+    env = {**os.environ, "PYTHONPATH": f"{hidden}{os.pathsep}{REPO}", "DAMFLEET_TRACING": "otlp",
+           "DAMFLEET_STATE_DIR": str(tmp_path / "state"), "DAMFLEET_WORKER_METRICS_PORT": "0",
+           "DAMFLEET_TEMPORAL_ADDRESS": "127.0.0.1:1", "COLUMNS": "200"}
+    words = ("DAMFLEET_TRACING=otlp needs the OpenTelemetry packages of damfleet's 'tracing' extra "
+             "(pip install 'damfleet[tracing]')")
+    for argv in (["-m", "damfleet.cli", "status", "asset-x"], ["-m", "workers.ingest"]):
+        proc = subprocess.run([sys.executable, *argv], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 2, (argv, proc.stdout, proc.stderr[-2000:])
+        lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+        assert len(lines) == 1 and words in lines[0], (argv, lines)
+        assert "Traceback" not in proc.stderr
 
 
 def test_span_is_a_no_op_when_off(monkeypatch: pytest.MonkeyPatch) -> None:
