@@ -34,7 +34,7 @@ from damfleet.errors import ConfigurationError
 from damfleet.policies import ActivityName, Queue
 from damfleet.settings import SettingsError, load_settings
 from damfleet.temporal import connect
-from damfleet.v1 import common_pb2
+from damfleet.v1 import common_pb2, jobs_pb2
 from tests.conftest import make_settings
 from workflows import ALL_WORKFLOWS
 
@@ -131,7 +131,8 @@ def _by_name(spans: list[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
 async def test_one_trace_per_asset_across_the_five_pools(
     temporal_env, tmp_path: Path, exporter: InMemorySpanExporter
 ) -> None:
-    """Client start -> pipeline workflow -> every stage's activity, all in the client's trace."""
+    """Client start -> pipeline workflow -> every stage's activity, all in the client's trace; then a
+    batch of two, across continue-as-new, in one trace of its own."""
     lane = f"-{uuid.uuid4().hex[:8]}"
     target = temporal_env.client.service_client.config.target_host
     settings = make_settings(
@@ -156,10 +157,21 @@ async def test_one_trace_per_asset_across_the_five_pools(
         source = samples.make_audio(tmp_path / "tone.wav", 2.0, speech=False)
         handle = await fleet.submit(str(source), dedup=False)
         result = await handle.wait()
+        asset_spans = exporter.get_finished_spans()
+        exporter.clear()
+        # A batch is one trace too, across its child pipelines and its continue-as-new runs.
+        rows = [jobs_pb2.ManifestRow(line=n, source_uri=samples.make_audio(tmp_path / f"tone-{n}.wav", 1.0 + n,
+                                                                           speech=False).as_uri())
+                for n in (1, 2)]
+        batch = await fleet.batch(rows=rows, skip_ai=True, dedup=False, continue_as_new_after=1)
+        progress = await batch.wait()
+        batch_spans = exporter.get_finished_spans()
     await ctx.storage.aclose()
+    assert progress.completed == 2, progress
+    _check_batch_trace(batch_spans)
     assert result.state == common_pb2.COMPLETED, result.error
 
-    spans = exporter.get_finished_spans()
+    spans = asset_spans
     names = _by_name(spans)
     start = names["StartWorkflow:AssetPipeline"]
     assert len(start) == 1
@@ -193,3 +205,16 @@ async def test_one_trace_per_asset_across_the_five_pools(
     deliveries = names["deliver"]
     assert {s.attributes["damfleet.target"] for s in deliveries} == {r.target for r in result.receipts}
     assert {s.attributes["damfleet.role"] for s in deliveries} == {r.role for r in result.receipts}
+
+
+def _check_batch_trace(spans: tuple[ReadableSpan, ...]) -> None:
+    """The client's StartWorkflow:BatchIngest is the only root; both assets' pipelines (one per
+    continue-as-new run) and their activities are in its trace."""
+    names = _by_name(list(spans))
+    roots = [s for s in spans if s.parent is None]
+    assert [r.name for r in roots] == ["StartWorkflow:BatchIngest"], sorted(names)
+    assert {s.context.trace_id for s in spans} == {roots[0].context.trace_id}
+    assert len(names["StartChildWorkflow:AssetPipeline"]) == 2
+    assert len(names["RunWorkflow:AssetPipeline"]) == 2
+    assert len(names["RunActivity:" + ActivityName.TRANSCODE]) == 2
+    assert len(names["RunWorkflow:BatchIngest"]) >= 2, "continue-as-new runs stay in the trace"
