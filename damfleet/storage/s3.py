@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from damfleet.errors import BadInputError, TransientError
 from damfleet.settings import StorageSettings
 from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, WriteResult
-from damfleet.storage.s3_io import STORAGE_WORDS, S3ErrorMap, abort_uploads, upload_stream
+from damfleet.storage.s3_io import STORAGE_WORDS, S3ErrorMap, abort_uploads, read_object, upload_stream
 
 __all__ = ["S3Backend", "S3ClientCache", "S3ClientOptions", "split_s3_uri"]
 
@@ -147,20 +147,9 @@ class S3Backend(StorageBackend):
 
     async def read(self, uri: str, *, chunk_bytes: int = CHUNK_BYTES) -> AsyncIterator[bytes]:  # type: ignore[override]
         bucket, key = split_s3_uri(uri)
-        errors = self._errors(uri)
         client = await self._client()
-        with errors.mapping():
-            response = await client.get_object(Bucket=bucket, Key=key)
-        body = response["Body"]
-        try:
-            while True:
-                with errors.mapping():
-                    chunk = await body.read(chunk_bytes)
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            body.close()
+        async for chunk in read_object(client, bucket, key, errors=self._errors(uri), chunk_bytes=chunk_bytes):
+            yield chunk
 
     async def write(
         self,

@@ -27,7 +27,7 @@ import contextlib
 import enum
 import hashlib
 import time
-from collections.abc import AsyncIterable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "S3Fault",
     "Upload",
     "abort_uploads",
+    "read_object",
     "s3_fault",
     "upload_stream",
 ]
@@ -66,7 +67,8 @@ class S3Fault(enum.Enum):
     NO_CREDENTIALS = "no credentials"
     ACCESS_DENIED = "access denied"
     BAD_REQUEST = "invalid request"
-    UNAVAILABLE = "unavailable"
+    UNAVAILABLE = "unavailable"       # the store answered: overloaded, throttling, 5xx
+    UNREACHABLE = "unreachable"       # no answer: refused, reset, DNS, timeout, body cut short
     REFUSED = "refused"
     CORRUPTED = "corrupted in transit"
     OTHER = "not an S3 error"
@@ -107,7 +109,7 @@ def s3_fault(exc: BaseException) -> S3Failure:
     Order matters: a 5xx or throttling answer is an outage whatever its code; "access
     denied" is the store's verdict on these credentials and this bucket, not an outage.
     Transport failures (refused, reset mid-stream, DNS, timeouts, a body read cut short)
-    are outages: the input is fine.
+    are outages too: the input is fine.
     """
     from botocore.exceptions import (
         ClientError,
@@ -144,7 +146,7 @@ def s3_fault(exc: BaseException) -> S3Failure:
     if isinstance(exc, (EndpointConnectionError, HTTPClientError, OSError, asyncio.TimeoutError)) or (
         type(exc).__module__.startswith("aiohttp")
     ):
-        return S3Failure(S3Fault.UNAVAILABLE, detail=detail)
+        return S3Failure(S3Fault.UNREACHABLE, detail=detail)
     return S3Failure(S3Fault.OTHER, detail=detail)
 
 
@@ -166,7 +168,8 @@ STORAGE_WORDS: Words = {
         ConfigurationError, "no S3 credentials configured (DAMFLEET_STORAGE_S3_ACCESS_KEY_ID)"
     ),
     S3Fault.BAD_REQUEST: (BadInputError, "invalid S3 request for {where}: {detail}"),
-    S3Fault.UNAVAILABLE: (StorageUnavailableError, "S3 unavailable for {where}: {answer}"),
+    S3Fault.UNAVAILABLE: (StorageUnavailableError, "S3 error {answer} on {where}"),
+    S3Fault.UNREACHABLE: (StorageUnavailableError, "S3 endpoint unreachable for {where}: {detail}"),
     S3Fault.REFUSED: (BadInputError, "S3 refused {where}: {answer} {detail}"),
     S3Fault.CORRUPTED: (StorageUnavailableError, "{where}: {detail}"),
 }
@@ -188,6 +191,7 @@ TARGET_WORDS: Words = {
     ),
     S3Fault.BAD_REQUEST: (ConfigurationError, "target {name!r}: invalid S3 request on {action}: {detail}"),
     S3Fault.UNAVAILABLE: (TargetUnavailableError, "target {name!r}: {action} failed: {answer}"),
+    S3Fault.UNREACHABLE: (TargetUnavailableError, "target {name!r}: {action} failed: {detail}"),
     S3Fault.REFUSED: (TargetRejectedError, "target {name!r} answered {answer} to {action}: {detail}"),
     S3Fault.CORRUPTED: (TargetUnavailableError, "target {name!r}: {detail}"),
     S3Fault.OTHER: (TargetUnavailableError, "target {name!r}: {action} failed: {detail}"),
@@ -356,6 +360,27 @@ async def upload_stream(
                 await asyncio.shield(client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id))
         raise
     return upload
+
+
+async def read_object(
+    client: Any, bucket: str, key: str, *, errors: S3ErrorMap, chunk_bytes: int = 1024 * 1024
+) -> AsyncIterator[bytes]:
+    """Stream ``bucket/key`` in chunks of at most ``chunk_bytes``, errors read by ``errors``.
+
+    A body read cut short (the store went away mid-object) is mapped like any request.
+    """
+    with errors.mapping():
+        response = await client.get_object(Bucket=bucket, Key=key)
+    body = response["Body"]
+    try:
+        while True:
+            with errors.mapping():
+                chunk = await body.read(chunk_bytes)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        body.close()
 
 
 async def abort_uploads(

@@ -35,11 +35,11 @@ def _answer(status: int, code: str, message: str = "") -> ClientError:
         (_answer(400, "InvalidArgument", "bad part"), S3Fault.REFUSED, BadInputError, TargetRejectedError),
         (NoCredentialsError(), S3Fault.NO_CREDENTIALS, ConfigurationError, ConfigurationError),
         (ParamValidationError(report="Key is empty"), S3Fault.BAD_REQUEST, BadInputError, ConfigurationError),
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), S3Fault.UNAVAILABLE,
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), S3Fault.UNREACHABLE,
          StorageUnavailableError, TargetUnavailableError),
-        (ConnectionResetError(104, "reset"), S3Fault.UNAVAILABLE, StorageUnavailableError, TargetUnavailableError),
-        (TimeoutError(), S3Fault.UNAVAILABLE, StorageUnavailableError, TargetUnavailableError),
-        (aiohttp.ServerDisconnectedError(), S3Fault.UNAVAILABLE, StorageUnavailableError, TargetUnavailableError),
+        (ConnectionResetError(104, "reset"), S3Fault.UNREACHABLE, StorageUnavailableError, TargetUnavailableError),
+        (TimeoutError(), S3Fault.UNREACHABLE, StorageUnavailableError, TargetUnavailableError),
+        (aiohttp.ServerDisconnectedError(), S3Fault.UNREACHABLE, StorageUnavailableError, TargetUnavailableError),
     ],
 )
 def test_one_table_two_readings(
@@ -53,7 +53,7 @@ def test_one_table_two_readings(
     if storage is not ConfigurationError or fault is not S3Fault.NO_CREDENTIALS:
         assert "s3://media" in str(on_storage)
     # Outages are retryable, verdicts on credentials, buckets and requests final.
-    assert on_storage.retryable == on_target.retryable == (fault is S3Fault.UNAVAILABLE)
+    assert on_storage.retryable == on_target.retryable == (fault in (S3Fault.UNAVAILABLE, S3Fault.UNREACHABLE))
 
 
 def test_the_store_answer_is_named_and_unknown_errors_pass_through_storage() -> None:
@@ -63,7 +63,7 @@ def test_the_store_answer_is_named_and_unknown_errors_pass_through_storage() -> 
     bug = KeyError("oops")
     assert storage.translate(bug) is bug, "a bug stays a bug (a few attempts), not an outage"
     assert isinstance(target.translate(bug), TargetUnavailableError)
-    with pytest.raises(StorageUnavailableError, match="s3://media/k") as caught, storage.mapping():
+    with pytest.raises(StorageUnavailableError, match="unreachable for s3://media/k") as caught, storage.mapping():
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
     assert isinstance(caught.value.__cause__, EndpointConnectionError)
 
