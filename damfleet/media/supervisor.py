@@ -13,7 +13,8 @@ libvips helper all run the same way, decided here once:
   killed, TERM then KILL, and waited for: nothing is left running.
 
 :class:`Supervised` serves callers on the event loop; :class:`BlockingSupervised` serves
-one that reads the child from a worker thread (whisper decoding from the PCM stream).
+one that runs in a worker thread (whisper decoding from the PCM stream, YOLO's frame
+sampling).
 """
 
 from __future__ import annotations
@@ -36,12 +37,16 @@ from damfleet.errors import ToolTimeoutError
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DEVNULL",
     "BlockingSupervised",
     "StderrTail",
     "Supervised",
     "confined",
     "kill_process_group",
 ]
+
+#: For ``stdout=``: a child whose output goes to files, not to its parent.
+DEVNULL = subprocess.DEVNULL
 
 #: The most of a child's stderr kept in memory.
 STDERR_TAIL_BYTES = 64 * 1024
@@ -261,10 +266,11 @@ class BlockingSupervised:
         *,
         timeout_seconds: float,
         memory_bytes: int = 0,
+        stdout: int = subprocess.PIPE,
         stderr_bytes: int = STDERR_TAIL_BYTES,
     ) -> None:
         self.proc = subprocess.Popen(
-            confined(args, memory_bytes), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            confined(args, memory_bytes), stdin=subprocess.DEVNULL, stdout=stdout,
             stderr=subprocess.PIPE, start_new_session=True,
         )
         self.stderr = StderrTail(stderr_bytes)
