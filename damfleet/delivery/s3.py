@@ -14,6 +14,10 @@
   records ``idempotency-key`` and ``sha256`` metadata; a retry that finds the same
   rendition already there sends nothing, and one that does not overwrites the same key,
   so there is never a second copy.
+
+The writer and the botocore error map are storage's (:mod:`damfleet.storage.s3_io`),
+read with the target's words: an outage is TargetUnavailableError, a refusal
+TargetRejectedError, both naming the target.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 Small objects go up in one PUT; larger streams use multipart upload with a Content-MD5
 per part, completed only when every part is in, and aborted on any failure, so a
 half-written object never becomes visible. botocore's newest default checksum headers
-are switched to "when required", which Ceph RGW and MinIO accept.
+are switched to "when required", which Ceph RGW and MinIO accept. The writer, the reader
+and the botocore error map are shared with S3 delivery (:mod:`damfleet.storage.s3_io`);
+this module adds what only storage needs: the sha256 recorded in each object's metadata,
+aborting an earlier attempt's open upload, and the sweep of stale uploads.
 """
 
 from __future__ import annotations

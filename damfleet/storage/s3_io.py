@@ -42,14 +42,17 @@ from damfleet.errors import (
 )
 
 __all__ = [
+    "MIN_PART_BYTES",
     "STORAGE_WORDS",
     "TARGET_WORDS",
     "S3ErrorMap",
+    "S3Failure",
     "S3Fault",
     "Upload",
     "abort_uploads",
     "read_object",
     "s3_fault",
+    "s3_status",
     "upload_stream",
 ]
 
