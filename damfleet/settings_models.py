@@ -302,6 +302,7 @@ class Settings(BaseSettings):
     log_file: str = ""                       # also write to this file, rotated (damfleet dev sets it per pool)
     log_file_max_bytes: int = 20 * 1024 * 1024
     log_file_backups: int = 5
+    tracing: Literal["off", "otlp"] = "off"   # "otlp": OpenTelemetry spans over OTLP/HTTP (damfleet.tracing; OTEL_* vars)
     temporal: TemporalSettings = TemporalSettings()
     storage: StorageSettings = StorageSettings()
     worker: WorkerSettings = WorkerSettings()

@@ -91,7 +91,7 @@ def test_variable_names_are_the_documented_ones() -> None:
     assert {"DAMFLEET_STATE_DIR", "DAMFLEET_LOG_FILE_MAX_BYTES", "DAMFLEET_WORKER_QUEUE_SUFFIX",
             "DAMFLEET_AI_INFERENCE_TLS_CLIENT_KEY_PATH", "DAMFLEET_DISTRIBUTION_TARGETS_JSON",
             "DAMFLEET_STORAGE_S3_SECRET_ACCESS_KEY"} <= names
-    assert len(names) == 128
+    assert len(names) == 129
     assert all(name == name.upper() and name.startswith("DAMFLEET_") for name in names)
 
 
