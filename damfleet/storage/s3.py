@@ -49,15 +49,17 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class S3ClientOptions:
-    """How to reach one S3-compatible endpoint (AWS, Ceph RGW, MinIO)."""
+    """How to reach one S3-compatible endpoint (AWS, Ceph RGW, MinIO): made from the storage
+    settings (:class:`S3Backend`) or from an S3 target definition (delivery), which own the
+    defaults; the two that both always set have none here, so no default is written twice."""
 
+    addressing_style: str
+    max_pool_connections: int
     access_key_id: str = ""
     secret_access_key: str = ""
     session_token: str = ""
     region: str = ""
     endpoint_url: str = ""
-    addressing_style: str = "path"
-    max_pool_connections: int = 64
     max_attempts: int = 3
 
 
