@@ -90,7 +90,7 @@ def fixity_run(
     as_json: JsonOption = False,
 ) -> None:
     """Audit stored originals now: re-hash, compare with the ingest sha256, repair or quarantine."""
-    from damfleet.fixity_client import audit_request, start_audit
+    from damfleet.client.fixity import audit_request, start_audit
 
     async def work(fleet: Any) -> int:
         request = audit_request(fleet.settings, prefix=prefix, collection=collection,
@@ -123,7 +123,7 @@ def fixity_report(
     as_json: JsonOption = False,
 ) -> None:
     """The stored report of an audit (every failure), or the progress of one still running."""
-    from damfleet.fixity_client import audit_report
+    from damfleet.client.fixity import audit_report
 
     async def work(fleet: Any) -> int:
         report = await audit_report(fleet, audit_id)
@@ -153,7 +153,7 @@ def fixity_schedule_create(
     as_json: JsonOption = False,
 ) -> None:
     """Audit on a schedule; with --sample every asset is still checked within every x 100/sample."""
-    from damfleet.fixity_client import audit_request, create_audit_schedule
+    from damfleet.client.fixity import audit_request, create_audit_schedule
 
     async def work(fleet: Any) -> int:
         interval = parse_duration(every)
