@@ -11,10 +11,10 @@ Everything is async and typed with the protobuf contracts of ``proto/damfleet/v1
     batch = await fleet.batch(manifest="s3://inbox/2024-06.csv", collection="news")
     progress = await fleet.batch_progress(batch.workflow_id)   # total, completed, failed, percent...
 
-``submit`` builds a :class:`PipelineRequest` (:func:`pipeline_request`) and hands it to
-``submit_request``, the one call that checks a request and starts (or joins) its run; a
-caller holding a full request calls ``submit_request`` itself. Batches work the same way
-(:func:`batch_request`, ``submit_batch_request``).
+``submit`` builds a :class:`PipelineRequest` and hands it to ``submit_request``, the one
+call that checks a request and starts (or joins) its run; a caller holding a full request
+calls ``submit_request`` itself. Batches work the same way (``batch`` builds,
+``submit_batch_request`` checks and starts).
 
 Control operations (``pause``, ``resume``, ``cancel``) on an unknown id raise
 :class:`JobNotFoundError`; on a run that has already finished they raise
@@ -35,13 +35,11 @@ here: the names below are the SDK.
 
 from __future__ import annotations
 
-from damfleet.client.batches import batch_request
 from damfleet.client.errors import DamfleetClientError, JobControlError, JobNotFoundError
 from damfleet.client.fixity import audit_report, audit_request, create_audit_schedule, start_audit
 from damfleet.client.fleet import FleetClient
 from damfleet.client.handles import AssetHandle, BatchHandle
 from damfleet.client.ids import batch_workflow_id, new_workflow_id, request_workflow_id
-from damfleet.client.jobs import pipeline_request
 from damfleet.client.queues import QueueInfo
 from damfleet.client.schedules import ScheduleInfo
 
@@ -56,11 +54,9 @@ __all__ = [
     "ScheduleInfo",
     "audit_report",
     "audit_request",
-    "batch_request",
     "batch_workflow_id",
     "create_audit_schedule",
     "new_workflow_id",
-    "pipeline_request",
     "request_workflow_id",
     "start_audit",
 ]

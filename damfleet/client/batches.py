@@ -1,7 +1,7 @@
 """Batches: one BatchIngest over a manifest, a storage prefix or explicit rows; its progress;
 a retry of its failed assets.
 
-:func:`batch_request` fills the defaults from ``DAMFLEET_JOBS_*`` (the inbox rescan
+:func:`with_job_defaults` fills the defaults from ``DAMFLEET_JOBS_*`` (the inbox rescan
 schedule's template uses it too); :meth:`BatchesMixin.submit_batch_request` is the one call
 that checks a batch request and starts or joins its run.
 """
@@ -23,48 +23,18 @@ from damfleet.storage import normalize_uri
 from damfleet.v1 import common_pb2, jobs_pb2
 from damfleet.validation import check_local_manifest, check_local_prefix, validate_batch_request
 
-__all__ = ["BatchesMixin", "batch_request"]
+__all__ = ["BatchesMixin", "with_job_defaults"]
 
 
-def batch_request(
-    settings: Settings,
-    *,
-    manifest: str = "",
-    prefix: str = "",
-    rows: Sequence[jobs_pb2.ManifestRow] = (),
-    profile: str = "",
-    collection: str = "",
-    tenant: str = "",
-    priority: int = 0,
-    max_in_flight: int = 0,
-    continue_as_new_after: int = 0,
-    page_size: int = 0,
-    skip_ai: bool = False,
-    targets: Sequence[str] = (),
-    dedup: bool | None = None,
-    retry_of: str = "",
-) -> jobs_pb2.BatchRequest:
-    """A batch request with every unset knob taken from ``DAMFLEET_JOBS_*``: priority 4
-    (below interactive uploads), a window of 50 assets in flight, continue-as-new every
-    500 assets. Sources become URIs; a prefix always ends in ``/``. Nothing is checked here."""
+def with_job_defaults(request: jobs_pb2.BatchRequest, settings: Settings) -> jobs_pb2.BatchRequest:
+    """Fill every knob left at 0 from ``DAMFLEET_JOBS_*``: priority 4 (below interactive
+    uploads), a window of 50 assets in flight, continue-as-new every 500 assets, the
+    manifest page size. Shared by :meth:`BatchesMixin.batch` and the rescan schedule's template."""
     jobs = settings.jobs
-    request = jobs_pb2.BatchRequest(
-        manifest_uri=normalize_uri(manifest) if manifest else "",
-        source_prefix=normalize_uri(prefix) if prefix else "",
-        rows=list(rows),
-        profile=profile,
-        metadata=common_pb2.AssetMetadata(collection=collection, tenant=tenant),
-        priority=priority or jobs.batch_priority,
-        max_in_flight=max_in_flight or jobs.batch_max_in_flight,
-        continue_as_new_after=continue_as_new_after or jobs.batch_continue_as_new_after,
-        page_size=page_size or jobs.manifest_page_size,
-        skip_ai=skip_ai,
-        targets=list(targets),
-        dedup=jobs.dedup if dedup is None else dedup,
-        retry_of=retry_of,
-    )
-    if prefix and not request.source_prefix.endswith("/"):
-        request.source_prefix += "/"
+    request.priority = request.priority or jobs.batch_priority
+    request.max_in_flight = request.max_in_flight or jobs.batch_max_in_flight
+    request.continue_as_new_after = request.continue_as_new_after or jobs.batch_continue_as_new_after
+    request.page_size = request.page_size or jobs.manifest_page_size
     return request
 
 
@@ -93,16 +63,28 @@ class BatchesMixin(FleetBase):
     ) -> BatchHandle:
         """Start a BatchIngest over a manifest (CSV/XLSX), a storage prefix, or explicit rows.
 
-        Defaults come from ``DAMFLEET_JOBS_*`` (see :func:`batch_request`).
+        Defaults come from ``DAMFLEET_JOBS_*`` (see :func:`with_job_defaults`).
         """
         if sum(bool(x) for x in (manifest, prefix, rows)) != 1:
             raise ValueError("give exactly one of manifest, prefix or rows")
-        request = batch_request(
-            self.settings, manifest=manifest, prefix=prefix, rows=rows, profile=profile, collection=collection,
-            tenant=tenant, priority=priority, max_in_flight=max_in_flight,
-            continue_as_new_after=continue_as_new_after, page_size=page_size, skip_ai=skip_ai,
-            targets=targets or [], dedup=dedup, retry_of=retry_of,
+        request = jobs_pb2.BatchRequest(
+            manifest_uri=normalize_uri(manifest) if manifest else "",
+            source_prefix=normalize_uri(prefix) if prefix else "",
+            rows=list(rows),
+            profile=profile,
+            metadata=common_pb2.AssetMetadata(collection=collection, tenant=tenant),
+            priority=priority,
+            max_in_flight=max_in_flight,
+            continue_as_new_after=continue_as_new_after,
+            page_size=page_size,
+            skip_ai=skip_ai,
+            targets=targets or [],
+            dedup=self.settings.jobs.dedup if dedup is None else dedup,
+            retry_of=retry_of,
         )
+        if prefix and not request.source_prefix.endswith("/"):
+            request.source_prefix += "/"
+        with_job_defaults(request, self.settings)
         return await self.submit_batch_request(request, workflow_id=workflow_id, task_queue=task_queue)
 
     async def submit_batch_request(

@@ -1,8 +1,9 @@
-"""Single asset runs: build a request, submit it, follow it, redeliver it, control it.
+"""Single asset runs: submit, follow, redeliver and control them.
 
 :meth:`JobsMixin.submit_request` is the one call that starts an AssetPipeline: it checks
 the request, derives the workflow id (dedup) and starts or joins the run. :meth:`submit`
-and the CLI only build a :class:`PipelineRequest` (:func:`pipeline_request`) and hand it on.
+only builds the :class:`PipelineRequest` (the source as a URI, the checksum normalised)
+and hands it on; a caller holding a full request calls ``submit_request`` itself.
 """
 
 from __future__ import annotations
@@ -24,36 +25,7 @@ from damfleet.storage import normalize_uri
 from damfleet.v1 import common_pb2, pipeline_pb2
 from damfleet.validation import check_local_source, dedup_enabled, validate_pipeline_request
 
-__all__ = ["JobsMixin", "pipeline_request"]
-
-
-def pipeline_request(
-    source: str,
-    *,
-    dedup: bool,
-    profile: str = "",
-    expected_sha256: str = "",
-    title: str = "",
-    collection: str = "",
-    tenant: str = "",
-    extra: dict[str, str] | None = None,
-    priority: int = 0,
-    targets: Sequence[str] = (),
-    skip_ai: bool = False,
-) -> pipeline_pb2.PipelineRequest:
-    """The request for one source URI (or local path), normalised the one way every caller needs:
-    the source as a URI, the checksum trimmed and lower-case. Nothing is checked here;
-    :meth:`JobsMixin.submit_request` checks it before anything starts."""
-    return pipeline_pb2.PipelineRequest(
-        source_uri=normalize_uri(source),
-        expected_sha256=expected_sha256.strip().lower(),
-        profile=profile,
-        metadata=common_pb2.AssetMetadata(title=title, collection=collection, tenant=tenant, extra=extra or {}),
-        priority=priority,
-        targets=list(targets),
-        skip_ai=skip_ai,
-        dedup=dedup,
-    )
+__all__ = ["JobsMixin"]
 
 
 class JobsMixin(FleetBase):
@@ -89,9 +61,14 @@ class JobsMixin(FleetBase):
                 submission to the existing run; ``None`` takes ``DAMFLEET_JOBS_DEDUP``.
             workflow_id: explicit id; by default derived from the request (dedup) or random.
         """
-        request = pipeline_request(
-            source, profile=profile, expected_sha256=expected_sha256, title=title, collection=collection,
-            tenant=tenant, extra=extra, priority=priority, targets=targets or [], skip_ai=skip_ai,
+        request = pipeline_pb2.PipelineRequest(
+            source_uri=normalize_uri(source),
+            expected_sha256=expected_sha256.strip().lower(),
+            profile=profile,
+            metadata=common_pb2.AssetMetadata(title=title, collection=collection, tenant=tenant, extra=extra or {}),
+            priority=priority,
+            targets=targets or [],
+            skip_ai=skip_ai,
             dedup=self.settings.jobs.dedup if dedup is None else dedup,
         )
         return await self.submit_request(request, workflow_id=workflow_id, task_queue=task_queue)

@@ -22,11 +22,11 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from damfleet.client._base import FleetBase
-from damfleet.client.batches import batch_request
+from damfleet.client.batches import with_job_defaults
 from damfleet.client.errors import DamfleetClientError, JobNotFoundError
 from damfleet.policies import WorkflowName
 from damfleet.storage import normalize_uri
-from damfleet.v1 import jobs_pb2
+from damfleet.v1 import common_pb2, jobs_pb2
 
 __all__ = ["ScheduleInfo", "SchedulesMixin", "interval_schedule"]
 
@@ -77,8 +77,12 @@ class SchedulesMixin(FleetBase):
         source = normalize_uri(prefix)
         if not source.endswith("/"):
             source += "/"
-        template = batch_request(self.settings, profile=profile, collection=collection, tenant=tenant,
-                                 priority=priority, dedup=dedup)
+        template = with_job_defaults(jobs_pb2.BatchRequest(
+            profile=profile,
+            metadata=common_pb2.AssetMetadata(collection=collection, tenant=tenant),
+            priority=priority,
+            dedup=self.settings.jobs.dedup if dedup is None else dedup,
+        ), self.settings)
         from damfleet.catalog import ledger_uri_for
         from damfleet.storage import Storage
 
