@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from damfleet.cli.jobs import pipeline_summary
 from damfleet.cli.live import demo_table, fit_table, run_line
 from damfleet.progress import LiveProgress, apply_live_progress, progress_from_details
+from damfleet.summaries import pipeline_summary
 from damfleet.v1 import common_pb2, pipeline_pb2
 
 STATES = ("COMPLETED_WITH_ERRORS", "PAUSE_PENDING", "RUNNING", "COMPLETED", "FAILED")
