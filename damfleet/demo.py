@@ -16,12 +16,12 @@ from google.protobuf.json_format import MessageToDict
 from temporalio.client import WorkflowFailureError
 
 from damfleet.client import AssetHandle, FleetClient
-from damfleet.policies import Queue
+from damfleet.stages import STAGE_NAMES, Queue, StageName
 from damfleet.v1 import common_pb2, pipeline_pb2
 
 __all__ = ["asset_summary", "run_assets", "summary_json"]
 
-STAGE_ORDER = ("ingest", "transcode", "ai_enrich", "distribution")
+STAGE_ORDER = STAGE_NAMES
 
 
 def _state(value: int) -> str:
@@ -42,7 +42,7 @@ def asset_summary(source: str, workflow_id: str, result: pipeline_pb2.PipelineRe
             entry["reason"] = stage.reason
         entry["outputs"] = [o.role for o in stage.outputs]
         stages[name] = entry
-    stages["distribution"]["receipts"] = [
+    stages[StageName.DISTRIBUTION]["receipts"] = [
         {"target": r.target, "role": r.role, "location": r.location, "ok": r.ok}
         | ({"error": r.error} if r.error else {})
         for r in result.receipts

@@ -16,16 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from damfleet.policies import ActivityName
+from damfleet.stages import STAGES
 
 __all__ = ["STAGE_OF_ACTIVITY", "LiveProgress", "apply_live_progress", "progress_from_details"]
 
 #: Which pipeline stage an activity type belongs to (only the ones that report progress).
-STAGE_OF_ACTIVITY: dict[str, str] = {
-    ActivityName.INGEST: "ingest",
-    ActivityName.TRANSCODE: "transcode",
-    ActivityName.ENRICH: "ai_enrich",
-}
+STAGE_OF_ACTIVITY: dict[str, str] = {s.progress_activity: s.name for s in STAGES if s.progress_activity}
 
 
 @dataclass(frozen=True)

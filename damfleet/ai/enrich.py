@@ -1,6 +1,6 @@
 """The AI enrichment stage as a plain function: transcribe and/or detect, store sidecars.
 
-:func:`enrich_asset` knows nothing of Temporal (``activities/enrich.py`` wraps it). It
+:func:`enrich_asset` knows nothing of Temporal (``activities/ai_enrich.py`` wraps it). It
 runs what the request asks for on the asset's stored original, through an
 :class:`InferenceBackend` (local models or the inference service), and writes:
 
@@ -38,6 +38,7 @@ from damfleet.ai.backend import InferenceBackend, LocalInference, MediaSource
 from damfleet.ai.transcribe import to_json, to_srt, to_vtt, transcript_text
 from damfleet.errors import IncompleteTranscriptError
 from damfleet.settings import Settings
+from damfleet.stages import StageName
 from damfleet.storage import Storage
 from damfleet.storage.keys import safe_name
 from damfleet.v1 import common_pb2, inference_pb2, stages_pb2
@@ -46,7 +47,7 @@ __all__ = ["STAGE", "backend_from_settings", "check_coverage", "enrich_asset", "
 
 log = logging.getLogger(__name__)
 
-STAGE = "ai_enrich"
+STAGE = StageName.AI_ENRICH
 
 _KINDS = {
     common_pb2.MEDIA_KIND_IMAGE: "image",

@@ -19,6 +19,7 @@ from damfleet.cli._support import exit_now as _exit
 from damfleet.cli._support import failure_line, print_error, run_and_exit
 from damfleet.errors import DamfleetError
 from damfleet.settings import Settings, get_settings
+from damfleet.stages import STAGES
 
 console = Console(stderr=True)
 
@@ -39,7 +40,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=title, box=box.SIMPLE_HEAD)
     table.add_column("asset", no_wrap=True)
     table.add_column("state", no_wrap=True)
-    for header in ("ingest", "transcode", "ai", "deliver"):  # short: fits an 80-column terminal
+    for header in (stage.header for stage in STAGES):  # short: fits an 80-column terminal
         table.add_column(header, justify="right", min_width=max(len(header), 7))
     for asset in summary["assets"]:
         cells = []

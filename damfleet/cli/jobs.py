@@ -24,6 +24,7 @@ from rich.table import Column, Table
 
 from damfleet.cli import app
 from damfleet.cli._support import run_and_exit
+from damfleet.stages import STAGE_NAMES as _STAGES
 
 __all__ = ["batch_summary", "parse_duration", "pipeline_summary"]
 
@@ -32,7 +33,6 @@ schedule_app = typer.Typer(help="Inbox rescans as Temporal Schedules: create, li
                            no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
 
-_STAGES = ("ingest", "transcode", "ai_enrich", "distribution")
 _FINISHED = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELLED"}
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (for scripts).")]
 

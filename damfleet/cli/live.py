@@ -20,6 +20,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from damfleet.stages import STAGE_NAMES as _STAGES
+from damfleet.stages import STAGES
+
 __all__ = [
     "asset_percent",
     "demo_table",
@@ -29,11 +32,10 @@ __all__ = [
     "stage_progress_text",
 ]
 
-_STAGES = ("ingest", "transcode", "ai_enrich", "distribution")
 _FINISHED = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELLED"}
 _STAGE_DONE = {"COMPLETED", "SKIPPED", "FAILED", "CANCELLED", "COMPLETED_WITH_ERRORS"}
 #: Short stage headers: "ai_enrich" and "distribution" cost a narrow terminal 8 columns.
-_STAGE_HEADERS = {"ingest": "ingest", "transcode": "transcode", "ai_enrich": "ai", "distribution": "deliver"}
+_STAGE_HEADERS = {stage.name: stage.header for stage in STAGES}
 
 
 def fit_table(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]], *,

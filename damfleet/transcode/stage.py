@@ -29,6 +29,7 @@ from google.protobuf import json_format
 from damfleet.errors import BadInputError, ChecksumMismatchError, ConfigurationError, UnsupportedMediaError
 from damfleet.profiles import get_profile
 from damfleet.settings import Settings
+from damfleet.stages import StageName
 from damfleet.storage import Storage
 from damfleet.storage.keys import AssetKeys
 from damfleet.transcode.engine import RenditionFile, Transcoder
@@ -42,7 +43,7 @@ __all__ = ["STAGE", "TranscodeProgress", "planned_renditions", "transcode_asset"
 
 log = logging.getLogger(__name__)
 
-STAGE = "transcode"
+STAGE = StageName.TRANSCODE
 
 #: Called with a JSON-able progress record (see :class:`_Tracker.details`).
 TranscodeProgress = Callable[[dict[str, Any]], None]

@@ -21,8 +21,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities import catalog as catalog_activities
+from activities.ai_enrich import build_activities as enrich_activities
 from activities.common import StageContext
-from activities.enrich import build_activities as enrich_activities
 from activities.ingest import build_activities as ingest_activities
 from damfleet import search_attributes as sa
 from damfleet.policies import ActivityName, Queue
