@@ -1,5 +1,5 @@
 """Temporal activity wrappers, one module per stage named after it (``activities/<stage>.py``:
-ingest, transcode, ai_enrich, distribution; see :data:`damfleet.policies.STAGES`), plus the
+ingest, transcode, ai_enrich, distribution; see :data:`damfleet.stages.STAGES`), plus the
 bookkeeping the ingest pool also serves (catalog, fixity).
 
 Each module exposes ``build_activities(ctx)``, returning the bound activity methods its

@@ -178,7 +178,7 @@ STAGES: tuple[Stage, ...] = (
         media_kinds=_ALL_KINDS,  # transcripts for audio and video, labels for images and video
         skippable=True,
         delivers=True,
-        header="ai",  # short: "ai_enrich" costs a narrow terminal columns
+        header="ai",  # short: the full name costs an 80-column table a column
     ),
     Stage(
         name=StageName.DISTRIBUTION,

@@ -28,6 +28,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from damfleet import search_attributes as sa
     from damfleet import stages
+    from damfleet.ai.plan import plan_enrichment, skip_reason
     from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
     from damfleet.profiles import Profile, get_profile
     from damfleet.stages import StageName
@@ -180,13 +181,18 @@ class AssetPipeline:
         if dedup and await self._link_duplicate(asset):
             return self._result
 
-        # Transcode: required. Renditions are what the rest of the pipeline works on.
+        # Transcode: required. Renditions are what the rest of the pipeline works on. The
+        # workflow decides them from the profile, once; runs started before it did left the
+        # list empty for the stage to resolve, and replay with that input.
+        transcode_input = stages_pb2.TranscodeInput(asset=asset, profile=profile.name)
+        if workflow.patched("transcode-renditions-from-workflow"):
+            transcode_input.renditions.extend(profile.renditions.get(_KIND_NAMES.get(asset.media.kind, ""), ()))
         try:
             transcoded = await self._stage(
                 StageName.TRANSCODE,
                 common_pb2.RUNNING,
                 ActivityName.TRANSCODE,
-                stages_pb2.TranscodeInput(asset=asset, profile=profile.name),
+                transcode_input,
                 stages_pb2.TranscodeOutput,
             )
         except ActivityError as err:
@@ -195,15 +201,17 @@ class AssetPipeline:
         self._add_outputs(StageName.TRANSCODE, transcoded.outputs)
 
         # AI enrichment: optional. A failure here leaves a usable asset: COMPLETED_WITH_ERRORS.
-        skip_reason = self._ai_skip_reason(request, profile, asset)
-        if skip_reason:
-            self._skip(StageName.AI_ENRICH, skip_reason)
+        kind = _KIND_NAMES.get(asset.media.kind, "")
+        plan = plan_enrichment(kind, asset.media.has_audio, transcribe=profile.transcribe,
+                               detect=profile.detect_objects)
+        ai_skip = skip_reason(plan, profile=profile.name, profile_transcribes=profile.transcribe,
+                              profile_detects=profile.detect_objects, kind=kind,
+                              has_audio=asset.media.has_audio, requested_skip=request.skip_ai)
+        if ai_skip:
+            self._skip(StageName.AI_ENRICH, ai_skip)
         else:
             enrich_input = stages_pb2.EnrichInput(
-                asset=asset,
-                profile=profile.name,
-                transcribe=profile.transcribe and asset.media.has_audio,
-                detect_objects=profile.detect_objects and asset.media.kind != common_pb2.MEDIA_KIND_AUDIO,
+                asset=asset, profile=profile.name, transcribe=plan.transcribe, detect_objects=plan.detect,
             )
             try:
                 enriched = await self._stage(
@@ -315,22 +323,6 @@ class AssetPipeline:
         )
 
     # ---- helpers ------------------------------------------------------------------------
-
-    def _ai_skip_reason(
-        self, request: pipeline_pb2.PipelineRequest, profile: Profile, asset: common_pb2.AssetRecord
-    ) -> str:
-        if request.skip_ai:
-            return "AI enrichment skipped by request"
-        transcribe = profile.transcribe and asset.media.has_audio
-        detect = profile.detect_objects and asset.media.kind != common_pb2.MEDIA_KIND_AUDIO
-        if transcribe or detect:
-            return ""
-        kind = _KIND_NAMES.get(asset.media.kind, "media")
-        if not profile.transcribe and not profile.detect_objects:
-            return f"profile {profile.name!r} disables AI enrichment"
-        if not asset.media.has_audio and not profile.detect_objects:
-            return f"{kind} has no audio to transcribe and profile {profile.name!r} does not detect objects"
-        return f"nothing to enrich for this {kind}"
 
     async def _activity(self, name: str, arg: Any, result_type: type[M]) -> M:
         policy = policy_for(name)

@@ -35,6 +35,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from damfleet.ai.backend import InferenceBackend, LocalInference, MediaSource
+from damfleet.ai.plan import plan_enrichment
 from damfleet.ai.transcribe import to_json, to_srt, to_vtt, transcript_text
 from damfleet.errors import IncompleteTranscriptError
 from damfleet.settings import Settings
@@ -147,13 +148,9 @@ async def enrich_asset(
         if progress is not None:
             progress({"asset_id": asset.asset_id, **fields})
 
-    want_transcript = request.transcribe
-    if want_transcript and kind == "image":
-        want_transcript = False
-        skipped.append("transcription skipped: an image has no audio")
-    want_detection = request.detect_objects and kind in ("image", "video")
-    if request.detect_objects and kind == "audio":
-        skipped.append("object detection skipped: audio has no pictures")
+    plan = plan_enrichment(kind, asset.media.has_audio, transcribe=request.transcribe, detect=request.detect_objects)
+    want_transcript, want_detection = plan.transcribe, plan.detect
+    skipped.extend(plan.skipped)
     if want_detection and not await backend.detection_available():
         want_detection = False
         skipped.append("object detection skipped: no YOLO weights configured (DAMFLEET_AI_YOLO_WEIGHTS)")

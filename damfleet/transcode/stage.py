@@ -56,7 +56,11 @@ _KIND_NAMES = {
 
 
 def planned_renditions(request: stages_pb2.TranscodeInput) -> tuple[str, list[RenditionSpec]]:
-    """The media kind and the rendition specs a request asks for (explicit list, else the profile's)."""
+    """The media kind and the rendition specs a request asks for.
+
+    The workflow sets ``request.renditions`` from the profile; the profile is read here only
+    when the list is empty: runs started before the workflow set it (their retries carry
+    the old input) and direct callers such as bench/pipeline.py."""
     kind = _KIND_NAMES.get(request.asset.media.kind)
     if kind is None:
         raise UnsupportedMediaError(
