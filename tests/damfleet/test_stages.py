@@ -135,3 +135,17 @@ def test_dockerfile_and_extras_build_each_pool() -> None:
         if pool.extra:
             assert pool.extra in extras, f"pool {pool.name}: no pyproject extra {pool.extra!r}"
             assert pool.extra in extras["all"][0], "the all extra installs every pool's"
+
+
+def test_architecture_doc_shows_the_table() -> None:
+    """docs/architecture.md's stage table is a copy for readers: held to the real one."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("| `")]
+    assert [row[0].strip("`") for row in rows] == list(STAGE_NAMES)
+    for stage, row in zip(STAGES, rows, strict=True):
+        assert row[1] == f"`{stage.queue}`"
+        assert [a.strip("` ") for a in row[2].split(",")] == list(stage.activities)
+        assert row[3] == f"`python -m {stage.pool.entry_point}`"
+        assert row[4] == f"`{stage.pool.image}` / `{stage.pool.extra}`"
+        assert row[6].startswith("yes" if stage.skippable else "no")
