@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from damfleet.stages import STAGES
+from damfleet.v1 import stages_pb2
 
 __all__ = ["STAGE_OF_ACTIVITY", "LiveProgress", "apply_live_progress", "progress_from_details"]
 
@@ -34,6 +35,11 @@ class LiveProgress:
 
 def progress_from_details(details: Any) -> LiveProgress:
     """A heartbeat record as percent + detail; anything unrecognised gives an empty result."""
+    if isinstance(details, stages_pb2.TranscodeHeartbeat):
+        current = details.current
+        if current:
+            current = f"{current} {details.rendition_percent:.0f}%"
+        return LiveProgress(max(0.0, min(100.0, details.percent)), current)
     if not isinstance(details, dict):
         return LiveProgress()
     if isinstance(details.get("percent"), int | float):
