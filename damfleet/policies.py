@@ -1,9 +1,9 @@
 """The one place for timeouts, retry policies and concurrency, over the stage table.
 
 Stages, pools, task queues and activity names are defined once in :mod:`damfleet.stages`
-(re-exported here, so ``from damfleet.policies import Queue`` keeps working); this module
-adds how each activity is scheduled. No stage, queue or activity name is written as a
-string anywhere else. The numbers start from
+(``Queue``, ``ActivityName`` and ``ALL_QUEUES`` are re-exported here, where callers have
+always imported them); this module adds how each activity is scheduled. No stage, queue
+or activity name is written as a string anywhere else. The numbers start from
 ../shared/ARCHITECTURE.md (Immich, Enduro, AWS VOD anchors) and are tuned by measurement;
 each queue's reasoning is in its policy's docstring.
 
@@ -20,41 +20,19 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 
 from damfleet.errors import PERMANENT_ERROR_TYPES
-from damfleet.stages import (
-    ALL_QUEUES,
-    PIPELINE_POOL,
-    POOLS,
-    STAGE_NAMES,
-    STAGE_OF_ACTIVITY,
-    STAGES,
-    ActivityName,
-    Pool,
-    Queue,
-    Stage,
-    StageName,
-    stage_named,
-)
+from damfleet.stages import ALL_QUEUES, POOLS, ActivityName, Queue
 
 __all__ = [
     "ACTIVITY_POLICIES",
     "ALL_QUEUES",
-    "PIPELINE_POOL",
-    "POOLS",
-    "STAGES",
-    "STAGE_NAMES",
-    "STAGE_OF_ACTIVITY",
     "ActivityName",
     "ActivityPolicy",
-    "Pool",
     "Queue",
-    "Stage",
-    "StageName",
     "WorkflowName",
     "default_concurrency",
     "lane_of",
     "policy_for",
     "retry_window",
-    "stage_named",
 ]
 
 
