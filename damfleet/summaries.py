@@ -18,6 +18,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from damfleet.stages import STAGE_NAMES
 from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2
 
 __all__ = [
@@ -32,8 +33,8 @@ __all__ = [
     "summary_json",
 ]
 
-#: The pipeline's stages in the order every summary lists them.
-STAGES = ("ingest", "transcode", "ai_enrich", "distribution")
+#: The pipeline's stages in the order every summary lists them (the stage table's order).
+STAGES = STAGE_NAMES
 FINISHED_STATES = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELLED"})
 _STAGE_DONE = {"COMPLETED", "SKIPPED", "FAILED", "CANCELLED", "COMPLETED_WITH_ERRORS"}
 

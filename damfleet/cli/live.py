@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from damfleet.stages import STAGES as STAGE_TABLE
 from damfleet.summaries import FINISHED_STATES, STAGES, asset_percent
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 #: Short stage headers: "ai_enrich" and "distribution" cost a narrow terminal 8 columns.
-_STAGE_HEADERS = {"ingest": "ingest", "transcode": "transcode", "ai_enrich": "ai", "distribution": "deliver"}
+_STAGE_HEADERS = {stage.name: stage.header for stage in STAGE_TABLE}
 
 
 def fit_table(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]], *,

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from damfleet.cli.live import stage_progress_text
+from damfleet.stages import STAGES as STAGE_TABLE
 
 __all__ = ["print_assets", "print_status"]
 
@@ -28,7 +29,7 @@ def print_assets(summary: dict[str, Any]) -> None:
     table = Table(title=title, box=box.SIMPLE_HEAD)
     table.add_column("asset", no_wrap=True)
     table.add_column("state", no_wrap=True)
-    for header in ("ingest", "transcode", "ai", "deliver"):  # short: fits an 80-column terminal
+    for header in (stage.header for stage in STAGE_TABLE):  # short: fits an 80-column terminal
         table.add_column(header, justify="right", min_width=max(len(header), 7))
     for asset in summary["assets"]:
         cells = []

@@ -20,7 +20,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.common import StageContext
-from activities.distribute import DistributionActivities, build_activities
+from activities.distribution import DistributionActivities, build_activities
 from damfleet.delivery import verify_request
 from damfleet.policies import Queue
 from damfleet.settings import Settings

@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 
 from activities import catalog as catalog_activities
 from activities.common import StageContext
-from activities.distribute import DistributionActivities
+from activities.distribution import DistributionActivities
 from activities.ingest import build_activities as ingest_activities
 from damfleet.binaries import temporal_test_server
 from damfleet.policies import ActivityName, Queue
