@@ -15,9 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from damfleet import launcher, progress, retries, stages
-from damfleet.cli import jobs, live
-from damfleet.demo import STAGE_ORDER
+from damfleet import launcher, progress, retries, stages, summaries
+from damfleet.cli import live
 from damfleet.policies import ACTIVITY_POLICIES, ALL_QUEUES, default_concurrency
 from damfleet.stages import POOLS, STAGE_NAMES, STAGES, ActivityName, Queue, StageName, stage_named
 from damfleet.v1 import pipeline_pb2
@@ -61,7 +60,7 @@ def test_python_consumers_walk_the_table() -> None:
     assert list(WORKER_POOLS) == POOL_NAMES
     assert list(launcher.POOLS) == POOL_NAMES
     assert launcher.QUEUE_OF_POOL == {pool.name: pool.queue for pool in POOLS}
-    assert WORKFLOW_STAGES == STAGE_NAMES == STAGE_ORDER
+    assert WORKFLOW_STAGES == STAGE_NAMES == summaries.STAGES
     assert retries.STAGE_OF_ACTIVITY == stages.STAGE_OF_ACTIVITY
     assert progress.STAGE_OF_ACTIVITY == {s.progress_activity: s.name for s in STAGES if s.progress_activity}
     for pool in POOLS:
@@ -72,7 +71,7 @@ def test_cli_shows_every_stage_in_table_order() -> None:
     result = pipeline_pb2.PipelineResult(workflow_id="wf")
     for name in reversed(STAGE_NAMES):  # map order must not leak into the output
         result.stages[name].stage = name
-    summary = jobs.pipeline_summary(result)
+    summary = summaries.pipeline_summary(result)
     assert list(summary["stages"]) == list(STAGE_NAMES)
     assert summary["progress"]["stages_total"] == len(STAGES)
     assert live._STAGE_HEADERS == {s.name: s.header for s in STAGES}
