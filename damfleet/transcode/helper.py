@@ -25,8 +25,8 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 from damfleet import errors as core_errors

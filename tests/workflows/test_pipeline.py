@@ -255,12 +255,12 @@ def _transcode_events(history: Any) -> tuple[str, Any, Any]:
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name == ActivityName.TRANSCODE:
                 scheduled_id, queue = event.event_id, attrs.task_queue.name
-        elif event.HasField("activity_task_started_event_attributes"):
-            if event.activity_task_started_event_attributes.scheduled_event_id == scheduled_id:
-                started = event
-        elif event.HasField("activity_task_completed_event_attributes"):
-            if event.activity_task_completed_event_attributes.scheduled_event_id == scheduled_id:
-                closed = event
+        elif not scheduled_id:
+            continue
+        elif event.activity_task_started_event_attributes.scheduled_event_id == scheduled_id:
+            started = event
+        elif event.activity_task_completed_event_attributes.scheduled_event_id == scheduled_id:
+            closed = event
     return queue, started, closed
 
 
