@@ -9,7 +9,7 @@
    ``damfleet.transcode.stage``, ``damfleet.ai.enrich``, ``damfleet.delivery.Distributor``),
    called sequentially in this one process, asset after asset: what a hand-rolled chain does
    with no broker at all. The whisper model is loaded before the clock starts.
-3. **Fleet**: a Temporal dev server and the five worker pools as separate processes
+3. **Fleet**: a Temporal dev server and every worker pool as a separate process
    (:class:`damfleet.launcher.Fleet`, as ``damfleet demo`` starts them). One warm-up asset
    first (the AI worker loads its model); then the whole set submitted at once; at the end
    ``--singles`` single-asset runs of the MP3 (all four stages) for the orchestration overhead.
@@ -250,7 +250,7 @@ async def _single(client: Any, source: Path, task_queue: str) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def started_fleet(settings: Any, single_source: Path) -> AsyncIterator[Any]:
-    """The dev server and the five pools as processes, warmed up by one run; yields a client."""
+    """The dev server and every pool as a process, warmed up by one run; yields a client."""
     from damfleet.client import FleetClient
     from damfleet.launcher import Fleet
     from damfleet.v1 import common_pb2
