@@ -25,6 +25,9 @@ Figures:
   intervals from the run's history); median over the singles.
 - per-stage seconds: direct = the stage function's own time; fleet = the workflow's stage
   time (scheduled to completed, queue waits included), both summed over the set (last round).
+  ``fleet_transcode_seconds_by_kind`` splits the fleet's transcode seconds by media kind:
+  images queued behind video encodes (one transcode slot) show there, and images on the
+  light pool (``q-transcode-light``) do not.
 - ``outputs_identical``: every transcode and enrichment output of the fleet run has the same
   sha256 as the direct run's output for the same source and role. ``--hashes-out`` saves them,
   ``--hashes-in`` compares with a saved file (same inputs before and after a change).
@@ -285,16 +288,21 @@ async def run_fleet(client: Any, sources: list[Path], settings: Any) -> dict[str
     results = [(src, await handle.wait()) for src, handle in handles]
     wall = time.perf_counter() - started
     stage_seconds = dict.fromkeys(STAGES, 0.0)
+    #: transcode stage seconds (queue wait included) per media kind: images waiting behind videos show here
+    transcode_by_kind: dict[str, float] = {}
     hashes: dict[str, str] = {}
     for src, result in results:
         if result.state != common_pb2.COMPLETED:
             raise RuntimeError(f"{src.name} ended {common_pb2.JobState.Name(result.state)}: {result.error}")
         for stage in STAGES:
             stage_seconds[stage] += result.stages[stage].seconds
+        kind = common_pb2.MediaKind.Name(result.asset.media.kind).removeprefix("MEDIA_KIND_").lower()
+        transcode_by_kind[kind] = transcode_by_kind.get(kind, 0.0) + result.stages[StageName.TRANSCODE].seconds
         for output in result.outputs:
             if output.stage in DELIVERED_STAGES:
                 hashes[_hash_key(str(src), output)] = output.sha256
-    return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes}
+    return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes,
+            "transcode_by_kind": transcode_by_kind}
 
 
 def _compare(a: dict[str, str], b: dict[str, str]) -> list[str]:
@@ -381,6 +389,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "direct_wall_seconds": round(direct["wall_seconds"], 2),
         "fleet_stage_seconds": {k: round(v, 2) for k, v in fleet["stage_seconds"].items()},
         "direct_stage_seconds": {k: round(v, 2) for k, v in direct["stage_seconds"].items()},
+        "fleet_transcode_seconds_by_kind": {k: round(v, 2) for k, v in sorted(fleet["transcode_by_kind"].items())},
         "single_asset_overheads_ms": [round(x, 1) for x in overheads],
         "single_asset_overhead_parts_ms": {
             k: round(statistics.median(r["parts"][k] for r in fleet["singles"]), 1)
