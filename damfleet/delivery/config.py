@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic import Discriminator, SecretStr, Tag, TypeAdapter, ValidationError
 
 from damfleet.delivery.base import TargetConfig
 from damfleet.delivery.local import LocalTargetConfig
@@ -57,7 +57,7 @@ __all__ = [
 BUILTIN_LOCAL_TARGET = "local"
 
 #: What each JSON type must be, in the words a validation error uses.
-_EXPECTED = {str: "a string", int: "a non-negative integer", float: "a non-negative number", bool: "true or false"}
+_EXPECTED = {str: "a string", SecretStr: "a string", int: "a non-negative integer", float: "a non-negative number", bool: "true or false"}
 
 
 def _type_of(raw: Any) -> Any:

@@ -50,7 +50,7 @@ def test_file_and_inline_definitions_merge_inline_winning(tmp_path: Path) -> Non
 def test_secrets_come_from_env_and_never_show_in_repr() -> None:
     config = parse_target("p", {"type": "http", "url": "https://x.example.com/{filename}",
                                 "bearer_token_env": "PARTNER_TOKEN"}, env={"PARTNER_TOKEN": "tok-123"})
-    assert isinstance(config, HttpTargetConfig) and config.bearer_token == "tok-123"
+    assert isinstance(config, HttpTargetConfig) and config.bearer_token.get_secret_value() == "tok-123"
     assert "tok-123" not in repr(config)
     s3 = parse_target("c", {"type": "s3", "bucket": "b", "secret_access_key": "very-secret"})
     assert "very-secret" not in repr(s3)
