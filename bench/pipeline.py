@@ -317,10 +317,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "DAMFLEET_INGEST_SOURCE_ROOTS": (work / "state" / "samples").as_uri(),
     })
     os.environ.pop("DAMFLEET_STORAGE_ROOT", None)
-    from damfleet.settings import get_settings, reset_settings
+    from damfleet.settings import load_settings
 
-    reset_settings()
-    settings = get_settings()
+    settings = load_settings()   # the environment just set; the fleet's workers read the same
     settings.state_path.mkdir(parents=True, exist_ok=True)
     sources = make_set(settings.state_path / "samples", quick=args.quick, seed=args.seed)
     single_source = next(s for s in sources if s.suffix == ".mp3")

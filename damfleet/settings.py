@@ -48,7 +48,6 @@ __all__ = [
     "WorkerSettings",
     "get_settings",
     "load_settings",
-    "reset_settings",
     "setting_names",
 ]
 
@@ -92,9 +91,3 @@ def get_settings() -> Settings:
     if _cached is None:
         _cached = load_settings()
     return _cached
-
-
-def reset_settings() -> None:
-    """Forget the cached settings (tests and the dev launcher change the environment)."""
-    global _cached
-    _cached = None

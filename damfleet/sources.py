@@ -67,7 +67,6 @@ __all__ = [
 
 SOURCE_ROOTS_SETTING = "DAMFLEET_INGEST_SOURCE_ROOTS"
 FOLLOW_SYMLINKS_SETTING = "DAMFLEET_INGEST_FOLLOW_SYMLINKS"
-_LEGACY_SETTING = "DAMFLEET_INGEST_ALLOWED_SOURCE_PREFIXES"
 
 
 # ---- names as bytes ---------------------------------------------------------------------------

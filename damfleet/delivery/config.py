@@ -186,13 +186,3 @@ class TargetRegistry:
             config = config.model_copy(update={"path": str(self._default_local_path)})
         self._parsed[name] = config
         return config
-
-    def validate_all(self) -> dict[str, str]:
-        """Every target's problem (name -> message), for a startup check or a CLI; empty when all are fine."""
-        problems: dict[str, str] = {}
-        for name in self.names():
-            try:
-                self.get(name)
-            except ConfigurationError as exc:
-                problems[name] = str(exc)
-        return problems
