@@ -1,0 +1,34 @@
+"""What every benchmark needs and none should write again: a free loopback port, ffmpeg
+for generated inputs, progress lines on stderr (stdout carries only the final JSON line).
+
+Benchmarks run as scripts (``python bench/<topic>.py``) after putting the repository on
+``sys.path``, then import this module as ``bench._support``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+__all__ = ["ffmpeg", "free_port", "log"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the servers a benchmark starts bind it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ffmpeg(*args: str) -> None:
+    """Run the fleet's own ffmpeg (the one the workers find) to make an input; fails loudly."""
+    from damfleet.media.tools import find_tool
+
+    subprocess.run([find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-y", *args],
+                   check=True, timeout=600)
+
+
+def log(message: str) -> None:
+    """A progress line on stderr."""
+    print(message, file=sys.stderr, flush=True)
