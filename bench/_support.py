@@ -10,8 +10,9 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
-__all__ = ["ffmpeg", "free_port", "log"]
+__all__ = ["ffmpeg", "fleet_env", "free_port", "log"]
 
 
 def free_port() -> int:
@@ -19,6 +20,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def fleet_env(state: Path) -> dict[str, str]:
+    """The variables that give a benchmark's fleet its own state folder, a Temporal dev server
+    (and UI) on free loopback ports, and workers whose metrics ports pick themselves."""
+    return {
+        "DAMFLEET_STATE_DIR": str(state),
+        "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "DAMFLEET_TEMPORAL_DEV_UI_PORT": str(free_port()),
+        "DAMFLEET_WORKER_METRICS_PORT": "0",
+    }
 
 
 def ffmpeg(*args: str) -> None:

@@ -48,7 +48,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
 
-from bench._support import ffmpeg, free_port
+from bench._support import ffmpeg, fleet_env, free_port
 from damfleet import samples
 from damfleet.settings import Settings, load_settings
 from tests.faults import TcpRelay
@@ -312,11 +312,8 @@ async def run_batch(root: Path, good: list[Path], bad: list[Path], *, chaos: boo
     boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", aws_access_key_id="testing",
                  aws_secret_access_key="testing", region_name="us-east-1").create_bucket(Bucket=bucket)
     env = {
-        "DAMFLEET_STATE_DIR": str(root / "state"),
-        "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-        "DAMFLEET_TEMPORAL_DEV_UI_PORT": str(free_port()),
+        **fleet_env(root / "state"),
         "DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS": "120",
-        "DAMFLEET_WORKER_METRICS_PORT": "0",
         "DAMFLEET_WORKER_SCRATCH_SWEEP_SECONDS": "10",
         "DAMFLEET_INGEST_SOURCE_ROOTS": json.dumps([str(p.parent) for p in {*good, *bad}]),
         "DAMFLEET_STORAGE_ROOT": f"s3://{bucket}/dam",

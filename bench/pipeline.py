@@ -52,7 +52,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._support import ffmpeg, free_port
+from bench._support import ffmpeg, fleet_env
 from damfleet.stages import STAGE_NAMES, StageName
 from damfleet.stages import STAGES as _STAGE_TABLE
 
@@ -290,10 +290,7 @@ def _compare(a: dict[str, str], b: dict[str, str]) -> list[str]:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="damfleet-bench-pipeline-"))
     os.environ.update({
-        "DAMFLEET_STATE_DIR": str(work / "state"),
-        "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-        "DAMFLEET_TEMPORAL_DEV_UI_PORT": str(free_port()),
-        "DAMFLEET_WORKER_METRICS_PORT": "0",
+        **fleet_env(work / "state"),
         "DAMFLEET_LOG_LEVEL": "WARNING",
         "YOLO_OFFLINE": "1",
         "YOLO_CONFIG_DIR": str(work / "state" / "ultralytics"),
