@@ -97,7 +97,7 @@ def local_path_bytes(uri: str) -> bytes:
         raise BadInputError(f"file:// URI with a remote host is not supported: {display_text(uri)}")
     raw = unquote_to_bytes(parts.path)
     if b"\0" in raw:
-        raise SourceRefusedError(f"source URI contains a NUL byte, which no file name can hold: {display_text(uri)}")
+        raise SourceRefusedError(f"file:// URI contains a NUL byte, which no file name can hold: {display_text(uri)}")
     if not raw.startswith(b"/"):
         raise SourceRefusedError(f"file:// URI without an absolute path: {display_text(uri)}")
     return raw
