@@ -469,30 +469,18 @@ class DeliveredCopySource:
             async for chunk in self._storage.read(where):
                 yield chunk
             return
-        from botocore.exceptions import ClientError
-
         from damfleet.delivery.s3 import S3TargetClient
+        from damfleet.storage.s3_io import STORAGE_WORDS, S3ErrorMap, read_object
 
         if self._client is None:
             self._client = S3TargetClient(self.config, max_pool_connections=4)
         client = await self._client.get()
         bucket, key = split_s3_uri(where)
-        try:
-            response = await client.get_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise SourceNotFoundError(f"{self.name} holds no {where}") from exc
-            raise BadInputError(f"{self.name}: {code} reading {where}") from exc
-        body = response["Body"]
-        try:
-            while True:
-                chunk = await body.read(1024 * 1024)
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            body.close()
+        # A copy the target lacks is SourceNotFoundError (the next source is tried); an
+        # outage or refusal is noted and the next source tried as well.
+        errors = S3ErrorMap(STORAGE_WORDS, {"where": f"{where} on {self.name}"})
+        async for chunk in read_object(client, bucket, key, errors=errors):
+            yield chunk
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -247,6 +247,7 @@ class Settings:
     log_file: str = ""                       # also write to this file, rotated (damfleet dev sets it per pool)
     log_file_max_bytes: int = 20 * 1024 * 1024
     log_file_backups: int = 5
+    tracing: str = "off"                     # "otlp": OpenTelemetry spans over OTLP/HTTP (damfleet.tracing; OTEL_* vars)
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -369,6 +370,7 @@ class _TopLevel:
     log_file: str = ""
     log_file_max_bytes: int = 20 * 1024 * 1024
     log_file_backups: int = 5
+    tracing: str = "off"
 
 
 def _group_type(name: str) -> type:
@@ -381,6 +383,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"DAMFLEET_STORAGE_ROOT must be a file:// or s3:// URI, got {root!r}")
     if settings.log_format not in ("text", "json"):
         raise SettingsError(f"DAMFLEET_LOG_FORMAT must be text or json, got {settings.log_format!r}")
+    if settings.tracing not in ("off", "otlp"):
+        raise SettingsError(f"DAMFLEET_TRACING must be off or otlp, got {settings.tracing!r}")
     if settings.transcode.hwaccel not in ("none", "nvenc", "vaapi", "qsv"):
         raise SettingsError(
             f"DAMFLEET_TRANSCODE_HWACCEL must be none, nvenc, vaapi or qsv, got {settings.transcode.hwaccel!r}"

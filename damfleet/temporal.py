@@ -66,6 +66,10 @@ async def connect(
     codec = EncryptionCodec.from_settings(t)
     if codec is not None:  # payloads encrypted before they reach the server (DAMFLEET_TEMPORAL_CODEC_KEYS)
         kwargs["data_converter"] = dataclasses.replace(DataConverter.default, payload_codec=codec)
+    if settings.tracing != "off":  # OpenTelemetry only when asked for (DAMFLEET_TRACING): no import otherwise
+        from damfleet import tracing
+
+        kwargs["interceptors"] = tracing.client_interceptors(settings)
     # A frontend restarting (a dev server restart, a rolling upgrade) refuses connections
     # for seconds: wait for it, within DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS, rather
     # than fail a submit or a worker start.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate the pinned lock files from pyproject.toml (Linux x86_64, CPython 3.11).
 #   requirements/all.lock       every extra + dev tools: what scripts/bootstrap.sh installs
-#   requirements/<pool>.lock    one per worker pool image (pipeline needs no media libraries)
+#   requirements/<pool>.lock    one per worker pool image (pipeline needs no media libraries); each
+#                               carries the small 'tracing' extra so DAMFLEET_TRACING=otlp works in
+#                               every image (OpenTelemetry is not imported while tracing is off)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV=${UV:-.venv/bin/uv}
@@ -13,9 +15,9 @@ compile() {  # name, extras...
     --constraint requirements/constraints.txt --no-header --quiet -o "requirements/$name.lock"
 }
 compile all all dev
-compile pipeline
-compile ingest ingest
-compile transcode transcode
-compile ai ai
-compile distribution distribution
+compile pipeline tracing
+compile ingest ingest tracing
+compile transcode transcode tracing
+compile ai ai tracing
+compile distribution distribution tracing
 echo "locks written: $(ls requirements)"

@@ -218,6 +218,15 @@ async def run_worker(
         log.info("metrics on :%d/metrics", metrics.port)
 
     identity = settings.worker.identity or f"{task_queue}@{socket.gethostname()}:{os.getpid()}"
+    if settings.tracing != "off":  # name this process in traces (damfleet-<pool>) before connect() wires spans
+        from damfleet import tracing
+        from damfleet.errors import ConfigurationError
+
+        try:
+            tracing.configure(settings, service=_pool_name(task_queue))
+        except ConfigurationError as exc:  # the 'tracing' extra is missing: one line, not a traceback
+            log.error("%s", exc)
+            raise SystemExit(2) from None
     client = await connect(settings, runtime=runtime, identity=identity)
     kwargs: dict[str, Any] = {
         "task_queue": task_queue,
@@ -271,4 +280,8 @@ async def run_worker(
                 await result
         if metrics is not None:
             metrics.stop()
+        if settings.tracing != "off":
+            from damfleet import tracing
+
+            tracing.flush()
         log.info("worker %s stopped", identity)

@@ -38,6 +38,7 @@ from damfleet.errors import (
     UnsafeMediaError,
     UnsupportedMediaError,
 )
+from damfleet.media.supervisor import DEVNULL, BlockingSupervised
 from damfleet.media.tools import ToolTimeoutError, find_tool, safe_input_args
 from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2, stages_pb2
@@ -196,8 +197,6 @@ def _image_frame(path: Path, options: DetectOptions) -> np.ndarray:
 
 def _sample_video_frames(path: Path, frames_dir: Path, options: DetectOptions) -> list[tuple[float, Path]]:
     """Extract at most ``max_frames`` frames with ffmpeg; (seconds, PNG path) in time order."""
-    import subprocess
-
     if options.sampling == "scene":
         select = f"eq(n\\,0)+gt(scene\\,{options.scene_threshold:g})"
     else:
@@ -211,23 +210,19 @@ def _sample_video_frames(path: Path, frames_dir: Path, options: DetectOptions) -
         "-fps_mode", "passthrough", "-enc_time_base:v", "1:1000", "-frame_pts", "1",
         "-frames:v", str(options.max_frames), "-y", str(frames_dir / "frame-%d.png"),
     ]
-    try:
-        done = subprocess.run(
-            args, stdin=subprocess.DEVNULL, capture_output=True, timeout=options.timeout_seconds,
-            start_new_session=True, check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ToolTimeoutError(
-            f"sampling frames of {path.name} ran longer than {options.timeout_seconds:.0f}s"
-        ) from exc
-    messages = done.stderr.decode("utf-8", "replace").replace(str(path), path.name).strip()[-600:]
+    # Supervised like every tool: a parent-death signal, and the whole group killed at the deadline.
+    with BlockingSupervised(args, timeout_seconds=options.timeout_seconds, stdout=DEVNULL) as tool:
+        returncode = tool.wait()
+    if tool.timed_out:
+        raise ToolTimeoutError(f"sampling frames of {path.name} ran longer than {options.timeout_seconds:.0f}s")
+    messages = tool.stderr_tail.replace(str(path), path.name)
     found = sorted(
         (int(m.group(1)) / 1000.0, p) for p in frames_dir.iterdir() if (m := _FRAME_NAME.match(p.name))
     )
-    if done.returncode != 0:
+    if returncode != 0:
         if "matches no streams" in messages:
             raise UnsupportedMediaError(f"{path.name} has no video stream to sample")
-        raise CorruptMediaError(f"cannot decode video frames of {path.name}: {messages or done.returncode}")
+        raise CorruptMediaError(f"cannot decode video frames of {path.name}: {messages or returncode}")
     if not found:
         raise CorruptMediaError(f"no decodable video frames in {path.name}" + (f": {messages}" if messages else ""))
     return found

@@ -34,6 +34,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from damfleet import tracing
 from damfleet.ai.backend import InferenceBackend, LocalInference, MediaSource
 from damfleet.ai.transcribe import to_json, to_srt, to_vtt, transcript_text
 from damfleet.errors import IncompleteTranscriptError
@@ -173,12 +174,13 @@ async def enrich_asset(
     if want_transcript:
         started = time.perf_counter()
         report(phase="transcribe", transcribed_seconds=0.0, total_seconds=total)
-        transcript = await backend.transcribe(
-            media,
-            progress=lambda seconds: report(
-                phase="transcribe", transcribed_seconds=round(seconds, 2), total_seconds=total
-            ),
-        )
+        with tracing.span("whisper.transcribe", media_seconds=total):
+            transcript = await backend.transcribe(
+                media,
+                progress=lambda seconds: report(
+                    phase="transcribe", transcribed_seconds=round(seconds, 2), total_seconds=total
+                ),
+            )
         out.timings_seconds["transcribe"] = round(time.perf_counter() - started, 3)
         transcript_keys = [keys.enrichment("transcript", ext) for ext in ("json", "vtt", "srt")]
         try:
@@ -199,7 +201,8 @@ async def enrich_asset(
     if want_detection:
         started = time.perf_counter()
         report(phase="detect")
-        detections = await backend.detect(media, scratch=scratch)
+        with tracing.span("yolo.detect", kind=kind):
+            detections = await backend.detect(media, scratch=scratch)
         out.timings_seconds["detect"] = round(time.perf_counter() - started, 3)
         body = json_format.MessageToJson(detections, preserving_proto_field_name=True, indent=1)
         out.outputs.append(

@@ -19,13 +19,10 @@ sidecars stored next to the asset.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import os
 import re
-import signal
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,7 +34,8 @@ from google.protobuf import json_format
 
 from damfleet.ai.models import InferenceModel, ModelRegistry, get_registry
 from damfleet.errors import Cancelled, ConfigurationError, CorruptMediaError, NoAudioStreamError
-from damfleet.media.tools import ToolTimeoutError, confined, find_tool, safe_input_args
+from damfleet.media.supervisor import BlockingSupervised
+from damfleet.media.tools import ToolTimeoutError, find_tool, safe_input_args
 from damfleet.settings import AISettings
 from damfleet.v1 import inference_pb2
 
@@ -180,53 +178,25 @@ class TranscribeOptions:
         return min(30.0, self.chunk_seconds / 4)
 
 
-class _PcmStream:
+class _PcmStream(BlockingSupervised):
     """ffmpeg decoding a file's first audio stream to 16 kHz mono s16le on a pipe.
 
-    The process runs in its own session so a kill reaches it whole; a watchdog kills it
-    after ``timeout_seconds``; stderr is drained by a thread into a bounded buffer (an
-    undrained pipe would block ffmpeg).
+    Read from a worker thread (whisper decodes there), so it runs under the supervisor's
+    blocking flavour: its own process group, killed whole after ``timeout_seconds`` or on
+    :meth:`close`, stderr drained into a bounded tail (an undrained pipe would block ffmpeg).
     """
 
     def __init__(self, path: Path, timeout_seconds: float) -> None:
-        args = [
+        super().__init__([
             find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error",
             *safe_input_args(), "-i", str(path),
             "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(SAMPLE_RATE),
             "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1",
-        ]
-        self.proc = subprocess.Popen(
-            confined(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        self.stderr: collections.deque[bytes] = collections.deque(maxlen=64)
-        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
-        self._drain.start()
-        self.timed_out = False
-        self._timer = threading.Timer(timeout_seconds, self._on_timeout)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line)
-
-    def _on_timeout(self) -> None:
-        self.timed_out = True
-        self.kill()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        ], timeout_seconds=timeout_seconds)
 
     def read(self, samples: int) -> np.ndarray:
         """Up to ``samples`` float32 samples; fewer only at the end of the stream."""
-        assert self.proc.stdout is not None
-        data = self.proc.stdout.read(samples * _BYTES_PER_SAMPLE) if samples > 0 else b""
+        data = self.stdout.read(samples * _BYTES_PER_SAMPLE) if samples > 0 else b""
         usable = len(data) - len(data) % _BYTES_PER_SAMPLE
         return np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
 
@@ -253,18 +223,7 @@ class _PcmStream:
 
     def finish(self) -> tuple[int, str]:
         """Wait for ffmpeg; its exit code and the tail of its messages."""
-        returncode = self.proc.wait()
-        self._timer.cancel()
-        self._drain.join(timeout=5)
-        return returncode, b"".join(self.stderr).decode("utf-8", "replace").strip()[-600:]
-
-    def close(self) -> None:
-        self._timer.cancel()
-        self.kill()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-        self.proc.wait()
+        return self.wait(), self.stderr_tail
 
 
 # ---- speech regions, pauses and coverage -------------------------------------------------

@@ -22,6 +22,9 @@ __all__ = ["connection_hint", "exit_now", "failure_line", "print_error", "run_an
 def exit_now(code: int) -> None:
     """Exit without interpreter teardown: the Temporal SDK's runtime can abort at exit
     (temporalio issue 300), and a CLI must not report failure for work that succeeded."""
+    tracing = sys.modules.get("damfleet.tracing")
+    if tracing is not None:  # the command's spans (its StartWorkflow) go out first: os._exit skips atexit
+        tracing.flush()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -14,14 +14,14 @@
   records ``idempotency-key`` and ``sha256`` metadata; a retry that finds the same
   rendition already there sends nothing, and one that does not overwrites the same key,
   so there is never a second copy.
+
+The writer and the botocore error map are storage's (:mod:`damfleet.storage.s3_io`),
+read with the target's words: an outage is TargetUnavailableError, a refusal
+TargetRejectedError, both naming the target.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import hashlib
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -36,13 +36,9 @@ from damfleet.delivery.base import (
     check_url,
     secret,
 )
-from damfleet.errors import (
-    ConfigurationError,
-    DamfleetError,
-    TargetRejectedError,
-    TargetUnavailableError,
-)
+from damfleet.errors import TargetUnavailableError
 from damfleet.storage.s3 import S3ClientCache, S3ClientOptions
+from damfleet.storage.s3_io import TARGET_WORDS, S3ErrorMap, s3_status, upload_stream
 
 __all__ = ["TARGET_TYPE", "S3TargetClient", "S3TargetConfig", "deliver_s3", "object_key"]
 
@@ -86,63 +82,14 @@ class S3TargetConfig(TargetConfig):
 IDEMPOTENCY_METADATA_KEY = "idempotency-key"
 SHA256_METADATA_KEY = "sha256"
 
-_CREDENTIAL_CODES = frozenset({
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
-    "AuthorizationHeaderMalformed", "InvalidSecurity",
-})
-_TRANSIENT_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
-    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "OperationAborted",
-})
-
-
 def object_key(config: S3TargetConfig, item: DeliveryItem) -> str:
     prefix = config.prefix.strip("/")
     return "/".join(p for p in (prefix, item.asset_id, item.filename) if p)
 
 
-def _translate(exc: BaseException, config: S3TargetConfig, action: str) -> DamfleetError:
-    """Map botocore/aiohttp errors to retryable or permanent damfleet errors naming the target."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        NoCredentialsError,
-        ParamValidationError,
-    )
-
-    name = config.name
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code == "NoSuchBucket":
-            return ConfigurationError(f"target {name!r}: bucket {config.bucket!r} does not exist")
-        if code == "InvalidBucketName":
-            return ConfigurationError(f"target {name!r}: {config.bucket!r} is not a valid bucket name")
-        if code in _CREDENTIAL_CODES:
-            return ConfigurationError(f"target {name!r}: the store rejected the credentials ({code}) on {action}")
-        if status >= 500 or status in (408, 425, 429) or code in _TRANSIENT_CODES:
-            return TargetUnavailableError(f"target {name!r}: {action} failed with {status} {code}")
-        if status in (401, 403) or code == "AccessDenied":
-            return TargetRejectedError(
-                f"target {name!r} answered {status or 403} {code or 'AccessDenied'} to {action}: "
-                f"the credentials may not write to bucket {config.bucket!r}"
-            )
-        return TargetRejectedError(f"target {name!r} answered {status} {code} to {action}: {error.get('Message', '')}")
-    if isinstance(exc, NoCredentialsError):
-        return ConfigurationError(f"target {name!r}: no S3 credentials (set access_key_id/secret_access_key)")
-    if isinstance(exc, ParamValidationError):
-        return ConfigurationError(f"target {name!r}: invalid S3 request on {action}: {exc}")
-    if isinstance(exc, (BotoCoreError, OSError, asyncio.TimeoutError)):
-        return TargetUnavailableError(f"target {name!r}: {action} failed: {type(exc).__name__}: {exc}")
-    try:
-        import aiohttp
-
-        if isinstance(exc, aiohttp.ClientError):
-            return TargetUnavailableError(f"target {name!r}: {action} failed: {type(exc).__name__}: {exc}")
-    except ImportError:  # pragma: no cover - aiobotocore depends on aiohttp
-        pass
-    return TargetUnavailableError(f"target {name!r}: {action} failed: {type(exc).__name__}: {exc}")
+def _errors(config: S3TargetConfig) -> S3ErrorMap:
+    """Delivery's reading of S3 faults, naming the target and its bucket."""
+    return S3ErrorMap(TARGET_WORDS, {"name": config.name, "bucket": config.bucket})
 
 
 class S3TargetClient(S3ClientCache):
@@ -162,10 +109,6 @@ class S3TargetClient(S3ClientCache):
                 max_attempts=2,  # Temporal does the long retries
             )
         )
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
 
 
 def _metadata(config: S3TargetConfig, item: DeliveryItem) -> dict[str, str]:
@@ -195,15 +138,14 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
     location = (
         f"{config.public_url_base.rstrip('/')}/{quote(key)}" if config.public_url_base else f"s3://{config.bucket}/{key}"
     )
-    use_sha256 = config.checksum_algorithm.upper() == "SHA256"
 
+    errors = _errors(config)
     # A retry after a lost response finds its own object: nothing to send again.
     try:
         head = await client.head_object(Bucket=config.bucket, Key=key)
     except Exception as exc:
-        translated = _translate(exc, config, f"HEAD s3://{config.bucket}/{key}")
-        status = int(getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if isinstance(translated, TargetUnavailableError) or status not in (403, 404):
+        translated = errors.translate(exc, f"HEAD s3://{config.bucket}/{key}")
+        if isinstance(translated, TargetUnavailableError) or s3_status(exc) not in (403, 404):
             raise translated from exc
         head = None      # 404: not there yet; 403: HEAD may be denied without ListBucket, try the upload
     if head is not None:
@@ -218,90 +160,26 @@ async def deliver_s3(config: S3TargetConfig, item: DeliveryItem, ctx: DeliveryCo
             return DeliveryResult(location=location, size_bytes=item.size_bytes, sha256=item.sha256,
                                   already_present=True, verified_checksum="none")
 
-    extra: dict[str, Any] = {"ContentType": item.mime_type or "application/octet-stream",
-                             "Metadata": _metadata(config, item)}
+    headers: dict[str, Any] = {"ContentType": item.mime_type or "application/octet-stream",
+                               "Metadata": _metadata(config, item)}
     if config.cache_control:
-        extra["CacheControl"] = config.cache_control
+        headers["CacheControl"] = config.cache_control
     if config.content_disposition:
-        extra["ContentDisposition"] = config.content_disposition
+        headers["ContentDisposition"] = config.content_disposition
     if config.storage_class:
-        extra["StorageClass"] = config.storage_class
+        headers["StorageClass"] = config.storage_class
 
     stream = ctx.stream(item)
-    action = f"upload to s3://{config.bucket}/{key}"
-    upload_id: str | None = None
-    parts: list[dict[str, Any]] = []
-
-    def checksums(data: bytes | bytearray) -> dict[str, str]:
-        sums = {"ContentMD5": _b64(hashlib.md5(data, usedforsecurity=False).digest())}
-        if use_sha256:
-            sums["ChecksumSHA256"] = _b64(hashlib.sha256(data).digest())
-        return sums
-
-    sha256_echoes: list[bool] = []  # per request: did the store echo (so check) the sha256?
-
-    def check_echo(response: dict[str, Any], sums: dict[str, str], what: str) -> None:
-        """Compare the store's SHA256 echo with what was sent; remember whether it echoed."""
-        if not use_sha256:
-            return
-        echoed = response.get("ChecksumSHA256")
-        sha256_echoes.append(bool(echoed))
-        if echoed and echoed != sums["ChecksumSHA256"]:
-            raise TargetUnavailableError(
-                f"target {config.name!r}: {what} arrived corrupted (sha256 {echoed} != {sums['ChecksumSHA256']})"
-            )
-
-    async def send_part(data: bytes | bytearray) -> None:
-        nonlocal upload_id
-        if upload_id is None:
-            created = await client.create_multipart_upload(
-                Bucket=config.bucket, Key=key, **extra, **({"ChecksumAlgorithm": "SHA256"} if use_sha256 else {})
-            )
-            upload_id = created["UploadId"]
-        number = len(parts) + 1
-        sums = checksums(data)
-        response = await client.upload_part(
-            Bucket=config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **sums
-        )
-        part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
-        check_echo(response, sums, f"part {number} of {key}")
-        if use_sha256:
-            part["ChecksumSHA256"] = sums["ChecksumSHA256"]
-        parts.append(part)
-
-    try:
-        # One growing buffer per upload, sent as is: about one part in memory, not two.
-        data = bytearray()
-        async for chunk in stream:
-            data += chunk
-            if len(data) >= config.part_size_bytes and stream.size < item.size_bytes:
-                await send_part(data)
-                data = bytearray()
-        stream.verify()
-        if upload_id is None:
-            sums = checksums(data)
-            response = await client.put_object(Bucket=config.bucket, Key=key, Body=data, **sums, **extra)
-            check_echo(response, sums, key)
-        else:
-            if data:
-                await send_part(data)
-            await client.complete_multipart_upload(
-                Bucket=config.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
-            upload_id = None
-    except BaseException as exc:
-        if upload_id is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    client.abort_multipart_upload(Bucket=config.bucket, Key=key, UploadId=upload_id)
-                )
-        if isinstance(exc, (DamfleetError, asyncio.CancelledError)) or not isinstance(exc, Exception):
-            raise
-        raise _translate(exc, config, action) from exc
+    # The whole stream's size and sha256 are checked before the upload is completed.
+    upload = await upload_stream(
+        client, config.bucket, key, stream, errors=errors, headers=headers,
+        part_size=config.part_size_bytes, sha256_parts=config.checksum_algorithm.upper() == "SHA256",
+        before_commit=lambda _headers: stream.verify(),
+    )
     await _apply_tags(client, config, key)
     # Content-MD5 on every request is checked by every S3-compatible store; SHA256 counts as
     # verified only when the store echoed it for every request (Ceph RGW 16 echoes nothing).
-    verified = "sha256" if sha256_echoes and all(sha256_echoes) else "md5"
+    verified = "sha256" if upload.sha256_verified else "md5"
     return DeliveryResult(location=location, size_bytes=stream.size, sha256=stream.sha256, verified_checksum=verified)
 
 
@@ -315,14 +193,12 @@ async def _apply_tags(client: Any, config: S3TargetConfig, key: str) -> None:
     if not config.tags:
         return
     action = f"tag s3://{config.bucket}/{key}"
-    try:
+    with _errors(config).mapping(action):
         await client.put_object_tagging(
             Bucket=config.bucket, Key=key,
             Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in sorted(config.tags.items())]},
         )
         answer = await client.get_object_tagging(Bucket=config.bucket, Key=key)
-    except Exception as exc:
-        raise _translate(exc, config, action) from exc
     kept = {t["Key"]: t["Value"] for t in answer.get("TagSet", [])}
     if kept != dict(config.tags):
         raise TargetUnavailableError(

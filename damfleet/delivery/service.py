@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import PurePosixPath
 
+from damfleet import tracing
 from damfleet.delivery.base import (
     AsyncCloseable,
     DeliveryContext,
@@ -217,7 +218,9 @@ class Distributor:
             item = _with_size(item, info.size_bytes, item.sha256 or info.sha256)
         async with self._slot(config):
             ctx = self._context(config, kind, progress=progress, resume_hint=resume_hint)
-            result = await kind.deliver(config, item, ctx)
+            with tracing.span("deliver", target=target_name, target_type=config.type, role=item.role,
+                              size_bytes=item.size_bytes):
+                result = await kind.deliver(config, item, ctx)
         log.info("delivered %s of %s to %s at %s (%d bytes%s%s)", item.role, item.asset_id, config.describe(),
                  result.location, result.size_bytes, ", already present" if result.already_present else "",
                  f", resumed from byte {result.resumed_from}" if result.resumed_from else "")

@@ -3,32 +3,27 @@
 Small objects go up in one PUT; larger streams use multipart upload with a Content-MD5
 per part, completed only when every part is in, and aborted on any failure, so a
 half-written object never becomes visible. botocore's newest default checksum headers
-are switched to "when required", which Ceph RGW and MinIO accept.
+are switched to "when required", which Ceph RGW and MinIO accept. The writer, the reader
+and the botocore error map are shared with S3 delivery (:mod:`damfleet.storage.s3_io`);
+this module adds what only storage needs: the sha256 recorded in each object's metadata,
+aborting an earlier attempt's open upload, and the sweep of stale uploads.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
-import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from damfleet.errors import (
-    BadInputError,
-    ConfigurationError,
-    DamfleetError,
-    SourceNotFoundError,
-    StorageUnavailableError,
-    TransientError,
-)
+from damfleet.errors import BadInputError, TransientError
 from damfleet.settings import StorageSettings
 from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, WriteResult
+from damfleet.storage.s3_io import STORAGE_WORDS, S3ErrorMap, abort_uploads, read_object, upload_stream
 
 __all__ = ["S3Backend", "S3ClientCache", "S3ClientOptions", "split_s3_uri"]
 
@@ -144,52 +139,20 @@ class S3Backend(StorageBackend):
         await self._cache.aclose()
 
     @staticmethod
-    def _translate(exc: Exception, uri: str) -> Exception:
-        """Map botocore errors to damfleet's permanent/transient classes."""
-        from botocore.exceptions import ClientError, EndpointConnectionError, HTTPClientError, NoCredentialsError
+    def _errors(uri: str) -> S3ErrorMap:
+        """Storage's reading of S3 faults, naming ``uri``."""
+        return S3ErrorMap(STORAGE_WORDS, {"where": uri})
 
-        if isinstance(exc, ClientError):
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            if code in ("NoSuchKey", "404", "NotFound"):
-                return SourceNotFoundError(f"no such object: {uri}")
-            if code == "NoSuchBucket":
-                return ConfigurationError(f"bucket does not exist for {uri}")
-            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
-                return ConfigurationError(f"access denied to {uri} ({code}): check the S3 credentials")
-            if status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"):
-                return StorageUnavailableError(f"S3 error {code} on {uri}")
-            return BadInputError(f"S3 refused {uri}: {code} {exc}")
-        if isinstance(exc, NoCredentialsError):
-            return ConfigurationError("no S3 credentials configured (DAMFLEET_STORAGE_S3_ACCESS_KEY_ID)")
-        if isinstance(exc, (EndpointConnectionError, HTTPClientError, OSError, asyncio.TimeoutError)):
-            # Connection refused, reset mid-stream, DNS, read timeout: the store is down, the
-            # input is fine. Retried for the queue's whole retry window, never a bad input.
-            return StorageUnavailableError(f"S3 endpoint unreachable for {uri}: {exc}")
-        if type(exc).__module__.startswith("aiohttp"):
-            # A body read cut short (server disconnected, payload error) surfaces unwrapped.
-            return StorageUnavailableError(f"S3 connection lost reading {uri}: {type(exc).__name__}: {exc}")
-        return exc
+    @staticmethod
+    def _translate(exc: Exception, uri: str) -> BaseException:
+        """Map a botocore/aiohttp error to damfleet's permanent/transient classes."""
+        return S3Backend._errors(uri).translate(exc)
 
     async def read(self, uri: str, *, chunk_bytes: int = CHUNK_BYTES) -> AsyncIterator[bytes]:  # type: ignore[override]
         bucket, key = split_s3_uri(uri)
         client = await self._client()
-        try:
-            response = await client.get_object(Bucket=bucket, Key=key)
-        except Exception as exc:  # noqa: BLE001 - translated below
-            raise self._translate(exc, uri) from exc
-        body = response["Body"]
-        try:
-            while True:
-                try:
-                    chunk = await body.read(chunk_bytes)
-                except Exception as exc:  # translated below
-                    raise self._translate(exc, uri) from exc
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            body.close()
+        async for chunk in read_object(client, bucket, key, errors=self._errors(uri), chunk_bytes=chunk_bytes):
+            yield chunk
 
     async def write(
         self,
@@ -200,76 +163,41 @@ class S3Backend(StorageBackend):
         metadata: dict[str, str] | None = None,
     ) -> WriteResult:
         bucket, key = split_s3_uri(uri)
+        errors = self._errors(uri)
         client = await self._client()
-        part_size = max(self._settings.multipart_chunk_bytes, 5 * 1024 * 1024)
-        threshold = max(self._settings.multipart_threshold_bytes, part_size)
         digest = hashlib.sha256()
-        size = 0
-        buffer = bytearray()
-        upload_id: str | None = None
-        parts: list[dict[str, Any]] = []
-        extra: dict[str, Any] = {"ContentType": content_type or "application/octet-stream"}
         meta = dict(metadata or {})
-
         expected = meta.get(SHA256_METADATA_KEY, "")
+        headers: dict[str, Any] = {"ContentType": content_type or "application/octet-stream", "Metadata": meta}
 
-        async def flush_part(data: bytes) -> None:
-            nonlocal upload_id
-            if upload_id is None:
-                # An earlier attempt of this write killed mid-upload (worker SIGKILL, outage)
-                # left its upload open on the store: abort it before starting again.
-                await self._abort_uploads(client, bucket, key, exact_key=True)
-                created = await client.create_multipart_upload(
-                    Bucket=bucket, Key=key, Metadata=meta, **extra
-                )
-                upload_id = created["UploadId"]
-            number = len(parts) + 1
-            md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
-            response = await client.upload_part(
-                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ContentMD5=md5
-            )
-            parts.append({"PartNumber": number, "ETag": response["ETag"]})
-
-        try:
+        async def hashed() -> AsyncIterator[bytes]:
             async for chunk in chunks:
                 digest.update(chunk)
-                size += len(chunk)
-                buffer.extend(chunk)
-                # Start multipart only once the object is known to exceed the threshold.
-                while len(buffer) >= part_size and (upload_id is not None or size > threshold):
-                    await flush_part(bytes(buffer[:part_size]))
-                    del buffer[:part_size]
+                yield chunk
+
+        def seal(headers: dict[str, Any]) -> None:
             if expected and expected != digest.hexdigest():
                 raise TransientError(f"{uri}: the data changed while it was uploaded (sha256 "
                                      f"{digest.hexdigest()}, expected {expected}); retrying")
-            meta[SHA256_METADATA_KEY] = digest.hexdigest()
-            if upload_id is None:
-                data = bytes(buffer)
-                md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
-                await client.put_object(Bucket=bucket, Key=key, Body=data, ContentMD5=md5, Metadata=meta, **extra)
-            else:
-                if buffer:
-                    await flush_part(bytes(buffer))
-                    buffer.clear()
-                await client.complete_multipart_upload(
-                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            headers["Metadata"] = {**meta, SHA256_METADATA_KEY: digest.hexdigest()}
+
+        # An earlier attempt of this write killed mid-upload (worker SIGKILL, outage) may
+        # have left its upload open on the store: it is aborted before starting again.
+        upload = await upload_stream(
+            client, bucket, key, hashed(), errors=errors, headers=headers,
+            part_size=self._settings.multipart_chunk_bytes, threshold=self._settings.multipart_threshold_bytes,
+            replace_open_uploads=True, before_commit=seal,
+        )
+        if upload.multipart and not expected and upload.size_bytes <= _MAX_COPY_BYTES:
+            # The hash is known only now; record it with a server-side self-copy so stat()
+            # can report it without reading the object back.
+            with errors.mapping():
+                await client.copy_object(
+                    Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key},
+                    Metadata={**meta, SHA256_METADATA_KEY: digest.hexdigest()}, MetadataDirective="REPLACE",
+                    ContentType=headers["ContentType"],
                 )
-                upload_id = None
-                if not expected and size <= _MAX_COPY_BYTES:
-                    # The hash is known only now; record it with a server-side self-copy so
-                    # stat() can report it without reading the object back.
-                    await client.copy_object(
-                        Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key},
-                        Metadata=meta, MetadataDirective="REPLACE", **extra,
-                    )
-        except BaseException as exc:
-            if upload_id is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id))
-            if isinstance(exc, Exception) and not isinstance(exc, DamfleetError):
-                raise self._translate(exc, uri) from exc
-            raise
-        return WriteResult(uri=f"s3://{bucket}/{key}", size_bytes=size, sha256=digest.hexdigest())
+        return WriteResult(uri=f"s3://{bucket}/{key}", size_bytes=upload.size_bytes, sha256=digest.hexdigest())
 
     async def upload_file(
         self, path: Path, uri: str, *, content_type: str = "", metadata: dict[str, str] | None = None
@@ -281,26 +209,6 @@ class S3Backend(StorageBackend):
         meta[SHA256_METADATA_KEY] = await loop.run_in_executor(None, _file_sha256, path)
         return await super().upload_file(path, uri, content_type=content_type, metadata=meta)
 
-    async def _abort_uploads(
-        self, client: Any, bucket: str, prefix: str, *, exact_key: bool = False, older_than: float | None = None
-    ) -> int:
-        """Abort open multipart uploads under ``prefix`` (only ``prefix`` itself with ``exact_key``)."""
-        from botocore.exceptions import ClientError
-
-        cutoff = time.time() - older_than if older_than is not None else None
-        aborted = 0
-        paginator = client.get_paginator("list_multipart_uploads")
-        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for upload in page.get("Uploads", []):
-                if exact_key and upload["Key"] != prefix:
-                    continue
-                if cutoff is not None and upload["Initiated"].timestamp() > cutoff:
-                    continue
-                with contextlib.suppress(ClientError):  # already completed or aborted
-                    await client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-                    aborted += 1
-        return aborted
-
     async def abort_stale_uploads(self, prefix_uri: str, older_than_seconds: float) -> int:
         """Abort damfleet's multipart uploads under ``prefix_uri`` started over ``older_than_seconds`` ago.
 
@@ -311,21 +219,14 @@ class S3Backend(StorageBackend):
         """
         bucket, prefix = split_s3_uri(prefix_uri)
         client = await self._client()
-        try:
-            return await self._abort_uploads(client, bucket, prefix, older_than=older_than_seconds)
-        except Exception as exc:  # translated below
-            translated = self._translate(exc, prefix_uri)
-            if translated is exc:
-                raise
-            raise translated from exc
+        with self._errors(prefix_uri).mapping():
+            return await abort_uploads(client, bucket, prefix, older_than=older_than_seconds)
 
     async def stat(self, uri: str) -> ObjectInfo:
         bucket, key = split_s3_uri(uri)
         client = await self._client()
-        try:
+        with self._errors(uri).mapping():
             head = await client.head_object(Bucket=bucket, Key=key)
-        except Exception as exc:  # noqa: BLE001
-            raise self._translate(exc, uri) from exc
         return ObjectInfo(
             uri=uri,
             size_bytes=int(head["ContentLength"]),
@@ -338,7 +239,7 @@ class S3Backend(StorageBackend):
         bucket, prefix = split_s3_uri(prefix_uri)
         client = await self._client()
         paginator = client.get_paginator("list_objects_v2")
-        try:
+        with self._errors(prefix_uri).mapping():
             async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield ObjectInfo(
@@ -346,18 +247,11 @@ class S3Backend(StorageBackend):
                         size_bytes=int(item["Size"]),
                         modified_at=item["LastModified"].timestamp(),
                     )
-        except Exception as exc:  # noqa: BLE001
-            translated = self._translate(exc, prefix_uri)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     async def delete(self, uri: str) -> bool:
         bucket, key = split_s3_uri(uri)
         client = await self._client()
         existed = await self.exists(uri)
-        try:
+        with self._errors(uri).mapping():
             await client.delete_object(Bucket=bucket, Key=key)
-        except Exception as exc:  # noqa: BLE001
-            raise self._translate(exc, uri) from exc
         return existed

@@ -61,14 +61,12 @@ def _input(source: SourceInfo, **options: Any) -> Any:
 
 @lru_cache(maxsize=1)
 def _has_zscale() -> bool:
-    import subprocess
-
+    from damfleet.media.supervisor import BlockingSupervised
     from damfleet.media.tools import find_tool
 
-    listing = subprocess.run(
-        [find_tool("ffmpeg"), "-hide_banner", "-filters"], capture_output=True, timeout=30, check=False
-    )
-    return b" zscale " in listing.stdout
+    with BlockingSupervised([find_tool("ffmpeg"), "-hide_banner", "-filters"], timeout_seconds=30) as tool:
+        listing = tool.stdout.read()
+    return b" zscale " in listing
 
 
 def _picture(stream: Any, source: SourceInfo, width: int, height: int, encoder: EncoderChoice | None = None) -> Any:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from damfleet import tracing
 from damfleet.errors import CorruptMediaError
 from damfleet.settings import TranscodeSettings
 from damfleet.transcode import av
@@ -101,7 +102,8 @@ class Transcoder:
         out_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
-            files, details = await self._dispatch(source, spec, out_dir, report)
+            with tracing.span("transcode.rendition", rendition=spec.name, spec=type(spec).__name__):
+                files, details = await self._dispatch(source, spec, out_dir, report)
         except BaseException:
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
@@ -143,13 +145,14 @@ class Transcoder:
             report(low + (high - low) * p.percent / 100.0)
 
         log.debug("ffmpeg %s: %s", job.label, " ".join(job.argv()))
-        return await run_ffmpeg(
-            job,
-            stall_seconds=self.settings.stall_seconds,
-            timeout_seconds=self.settings.tool_timeout_seconds,
-            memory_bytes=self.settings.tool_memory_bytes,
-            on_progress=on_progress,
-        )
+        with tracing.span("ffmpeg", job=job.label):
+            return await run_ffmpeg(
+                job,
+                stall_seconds=self.settings.stall_seconds,
+                timeout_seconds=self.settings.tool_timeout_seconds,
+                memory_bytes=self.settings.tool_memory_bytes,
+                on_progress=on_progress,
+            )
 
     async def helper(self, request: dict[str, object]) -> dict[str, object]:
         return await run_helper(

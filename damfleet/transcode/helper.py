@@ -24,14 +24,14 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from dataclasses import asdict
 from typing import Any
 
 from damfleet import errors as core_errors
 from damfleet.errors import DamfleetError
-from damfleet.media.tools import ToolTimeoutError, confined, kill_process_group
+from damfleet.media.supervisor import StderrTail, Supervised
+from damfleet.media.tools import ToolTimeoutError
 from damfleet.transcode import errors as transcode_errors
 from damfleet.transcode.errors import (
     ToolCrashedError,
@@ -63,64 +63,48 @@ class WarmHelper:
 
     def __init__(self, memory_bytes: int = 0) -> None:
         self.memory_bytes = memory_bytes
-        self.proc: asyncio.subprocess.Process | None = None
+        self.tool: Supervised | None = None
         self.starts = 0
         self._lock = asyncio.Lock()
-        self._stderr = bytearray()
-        self._drain: asyncio.Task[None] | None = None
+        #: The last child's stderr tail; kept after it died, for the error message.
+        self._stderr = StderrTail(_STDERR_TAIL)
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+        return self.tool.pid if self.tool is not None and self.tool.returncode is None else None
 
-    async def _start(self) -> asyncio.subprocess.Process:
+    async def _start(self) -> Supervised:
         env = dict(os.environ)
         env["VIPS_BLOCK_UNTRUSTED"] = "1"
-        self.proc = await asyncio.create_subprocess_exec(
-            *confined(helper_command(), self.memory_bytes),  # parent-death signal, memory limit
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            env=env,
-            limit=1 << 20,
+        self.tool = await Supervised.start(
+            helper_command(), name="libvips helper", memory_bytes=self.memory_bytes,
+            stdin=asyncio.subprocess.PIPE, env=env, limit=1 << 20, kill_grace_seconds=1.0,
+            stderr_bytes=_STDERR_TAIL,
         )
         self.starts += 1
-        self._stderr.clear()
-        self._drain = asyncio.create_task(self._keep_stderr_tail(self.proc))
-        return self.proc
-
-    async def _keep_stderr_tail(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stderr is not None
-        while chunk := await proc.stderr.read(65536):
-            self._stderr.extend(chunk)
-            del self._stderr[:-_STDERR_TAIL]
+        self._stderr = self.tool.stderr
+        return self.tool
 
     @property
     def stderr_tail(self) -> str:
-        return self._stderr.decode("utf-8", "replace").strip()[-600:]
+        return self._stderr.text()
 
     def abandon(self) -> None:
         """Kill the child without waiting (its event loop is gone)."""
-        pid, self.proc = self.pid, None
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        tool, self.tool = self.tool, None
+        if tool is not None:
+            tool.abandon()
 
     async def close(self) -> None:
         """Stop the child (its process group), if one is running."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            await kill_process_group(proc, grace_seconds=1.0)
-        if self._drain is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._drain, 1.0)
-            self._drain = None
+        tool, self.tool = self.tool, None
+        if tool is not None:
+            await tool.kill()
 
     async def request(self, request: dict[str, Any], *, timeout_seconds: float) -> tuple[dict[str, Any] | None, int]:
         """Send one request; its reply (None when the child died without one) and the child's exit code."""
         async with self._lock:
-            reused = self.proc is not None and self.proc.returncode is None
+            reused = self.tool is not None and self.tool.returncode is None
             reply, code = await self._exchange(request, timeout_seconds)
             if reply is None and reused:
                 # The idle child had died since its last request (killed from outside, say):
@@ -130,7 +114,8 @@ class WarmHelper:
             return reply, code
 
     async def _exchange(self, request: dict[str, Any], timeout_seconds: float) -> tuple[dict[str, Any] | None, int]:
-        proc = self.proc if self.proc is not None and self.proc.returncode is None else await self._start()
+        tool = self.tool if self.tool is not None and self.tool.returncode is None else await self._start()
+        proc = tool.proc
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(json.dumps(request).encode() + b"\n")
@@ -157,11 +142,8 @@ class WarmHelper:
         if line:
             await self.close()
             return None, proc.returncode or 0
-        code = await proc.wait()
-        if self._drain is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._drain, 1.0)
-        self.proc = None
+        code = await tool.wait()
+        self.tool = None
         return None, code
 
 

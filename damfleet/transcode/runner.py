@@ -16,14 +16,14 @@ import asyncio
 import logging
 import shutil
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from damfleet.errors import ConfigurationError, CorruptMediaError, ToolStalledError, UnsafeMediaError
-from damfleet.media.tools import ToolTimeoutError, confined, find_tool, kill_process_group
+from damfleet.media.supervisor import Supervised
+from damfleet.media.tools import find_tool
 from damfleet.transcode.errors import (
     ScratchSpaceError,
     ToolCrashedError,
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 #: error messages); ``-nostdin`` stops ffmpeg from reading the worker's terminal.
 _GLOBAL_ARGS: tuple[str, ...] = ("-hide_banner", "-nostdin", "-nostats", "-v", "error", "-y")
 _PROGRESS_ARGS: tuple[str, ...] = ("-progress", "pipe:1", "-stats_period", "0.5")
+#: How much of ffmpeg's stderr tail goes into a failure's message (about 30 lines).
+_STDERR_CHARS = 3000
 
 
 @dataclass(frozen=True)
@@ -181,20 +183,15 @@ async def run_ffmpeg(
         ToolCrashedError / CorruptMediaError / UnsafeMediaError: see :func:`classify_failure`.
     """
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *confined(job.argv(), memory_bytes),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
+    tool = await Supervised.start(
+        job.argv(), name=f"ffmpeg ({job.label})", memory_bytes=memory_bytes, kill_grace_seconds=kill_grace_seconds
     )
     progress = FfmpegProgress()
-    stderr_lines: deque[str] = deque(maxlen=30)
 
     async def read_progress() -> None:
-        assert proc.stdout is not None
+        assert tool.proc.stdout is not None
         block: dict[str, str] = {}
-        async for raw in proc.stdout:
+        async for raw in tool.proc.stdout:
             key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
             if not key:
                 continue
@@ -206,13 +203,6 @@ async def run_ffmpeg(
                     on_progress(progress)
                 block = {}
 
-    async def read_stderr() -> None:
-        assert proc.stderr is not None
-        async for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            if line:
-                stderr_lines.append(line)
-
     async def watchdog() -> None:
         tick = max(0.1, min(1.0, stall_seconds / 4))
         while True:
@@ -220,46 +210,42 @@ async def run_ffmpeg(
             if time.monotonic() - progress.last_advance > stall_seconds:
                 return
 
-    readers = [asyncio.create_task(read_progress()), asyncio.create_task(read_stderr())]
-    exited = asyncio.create_task(proc.wait())
+    reader = asyncio.create_task(read_progress())
+    exited = asyncio.create_task(tool.proc.wait())
     stalled = asyncio.create_task(watchdog())
     failure: Exception | None = None
     try:
-        done, _ = await asyncio.wait({exited, stalled}, timeout=timeout_seconds, return_when=asyncio.FIRST_COMPLETED)
-        if exited not in done:
-            await kill_process_group(proc, kill_grace_seconds)
-            remove_outputs(job.outputs)
-            if stalled in done:
-                failure = ToolStalledError(
-                    f"ffmpeg ({job.label}) made no progress for {stall_seconds:.0f}s "
-                    f"(at {progress.out_time_seconds:.1f}s of {job.duration_seconds:.1f}s) and was killed"
-                )
+        async with tool:  # cancellation included: no ffmpeg survives its activity
+            done, _ = await asyncio.wait(
+                {exited, stalled}, timeout=timeout_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if exited not in done:
+                await tool.kill()
+                if stalled in done:
+                    failure = ToolStalledError(
+                        f"ffmpeg ({job.label}) made no progress for {stall_seconds:.0f}s "
+                        f"(at {progress.out_time_seconds:.1f}s of {job.duration_seconds:.1f}s) and was killed"
+                    )
+                else:
+                    failure = tool.timeout_error(timeout_seconds)
             else:
-                failure = ToolTimeoutError(
-                    f"ffmpeg ({job.label}) ran longer than {timeout_seconds:.0f}s and was killed"
-                )
-        else:
-            await asyncio.wait(readers, timeout=5.0)
+                await asyncio.wait([reader], timeout=5.0)
+                await tool.settle()
     except BaseException:
-        # Cancellation included: no ffmpeg survives its activity, no partial file remains.
-        await asyncio.shield(_abandon(proc, job, kill_grace_seconds))
+        remove_outputs(job.outputs)  # no partial file remains
         raise
     finally:
         stalled.cancel()
-        for task in (*readers, exited):
-            task.cancel()
+        reader.cancel()
+        exited.cancel()
     if failure is not None:
+        remove_outputs(job.outputs)
         log.warning("%s", failure)
         raise failure
-    returncode = proc.returncode if proc.returncode is not None else -1
+    returncode = tool.returncode if tool.returncode is not None else -1
     if returncode != 0:
         remove_outputs(job.outputs)
-        raise classify_failure(job.label, returncode, "\n".join(stderr_lines), memory_bytes=memory_bytes)
+        raise classify_failure(job.label, returncode, tool.stderr.text(_STDERR_CHARS), memory_bytes=memory_bytes)
     return FfmpegResult(
         job.label, progress.out_time_seconds, progress.frame, progress.total_size, time.monotonic() - started
     )
-
-
-async def _abandon(proc: asyncio.subprocess.Process, job: FfmpegJob, grace: float) -> None:
-    await kill_process_group(proc, grace)
-    remove_outputs(job.outputs)

@@ -74,11 +74,12 @@ def pool_queues() -> dict[str, str]:
 
 def setting_names() -> set[str]:
     """Every DAMFLEET_* variable damfleet.settings reads."""
-    names = {f"{PREFIX}STATE_DIR", f"{PREFIX}LOG_LEVEL"}
+    names = set()
     for group in dataclasses.fields(Settings):
         cls = group.default_factory
         if cls is dataclasses.MISSING or not dataclasses.is_dataclass(cls):
-            continue  # a top-level scalar (state_dir, log_level), named above
+            names.add(f"{PREFIX}{group.name.upper()}")  # a top-level scalar (state_dir, log_level, tracing)
+            continue
         names |= {f"{PREFIX}{group.name.upper()}_{f.name.upper()}" for f in dataclasses.fields(cls)}
     return names
 

@@ -441,3 +441,29 @@ async def test_rendered_pipeline_pod_passes_its_probe_and_stops_within_its_grace
             proc.kill()
             pytest.fail(f"still running {grace}s after SIGTERM: Kubernetes would SIGKILL it\n{log.read_text()[-3000:]}")
     assert code == 0, log.read_text()[-3000:]
+
+
+def test_tracing_is_off_by_default_and_sets_otel_variables_on_every_pool_when_on(render: Render) -> None:
+    """``tracing.enabled`` turns DAMFLEET_TRACING on for every pool (all read the one ConfigMap) with
+    the standard OTEL_* variables; an endpoint is required, the service name is left per pool."""
+    data = config(render())["data"]
+    assert data["DAMFLEET_TRACING"] == "off"
+    assert not [k for k in data if k.startswith("OTEL_")]
+    with pytest.raises(helm.HelmError, match="tracing.endpoint is required"):
+        render({"tracing": {"enabled": True}})
+    objects = render({"tracing": {"enabled": True, "endpoint": "http://tempo.monitoring:4318", "samplerArg": "0.25",
+                                  "resourceAttributes": "deployment.environment=prod"}})
+    validate_objects(objects)
+    cm = config(objects)
+    assert {k: v for k, v in cm["data"].items() if k.startswith(("OTEL_", "DAMFLEET_TRACING"))} == {
+        "DAMFLEET_TRACING": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://tempo.monitoring:4318",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.25",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod",
+    }
+    for deployment in by_kind(objects, "Deployment").values():
+        refs = [s["configMapRef"]["name"] for s in container(deployment)["envFrom"] if "configMapRef" in s]
+        assert cm["metadata"]["name"] in refs
+        assert "OTEL_SERVICE_NAME" not in plain_env(deployment), "damfleet-<pool> by default"
+        assert check_settings_env(cm, deployment).tracing == "otlp"

@@ -6,12 +6,17 @@ deployment paths cannot drift apart."""
 from __future__ import annotations
 
 import functools
+import json
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import pytest
+import yaml
 
 from tests.deploy.deploy_checks import (
     REPO,
@@ -217,3 +222,69 @@ def test_dev_overlay_runs_a_temporal_dev_server_and_file_storage() -> None:
         mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
         assert mounts["storage"] == root
         assert volumes["storage"]["persistentVolumeClaim"]["claimName"] in claims
+
+
+def build_with_components(tmp_path: Path, *components: str) -> list[dict[str, Any]]:
+    """The base plus optional components, through an overlay written in ``tmp_path`` as a user would."""
+    here = os.path.relpath(K8S, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "damfleet",
+        "resources": [f"{here}/base"], "components": [f"{here}/components/{c}" for c in components],
+    }))
+    result = subprocess.run([KUBECTL or "kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return load_all(result.stdout)
+
+
+def test_monitoring_component_ships_the_charts_rules_and_dashboard(tmp_path: Path) -> None:
+    """The PrometheusRule and the dashboard ConfigMap carry exactly the Helm chart's files: the
+    component's copies are generated (scripts/sync_k8s_monitoring.py) and must be current."""
+    sync = subprocess.run([sys.executable, str(REPO / "scripts" / "sync_k8s_monitoring.py"), "--check"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert sync.returncode == 0, sync.stderr
+    objects = build_with_components(tmp_path, "monitoring")
+    validate_objects(objects)
+    files = REPO / "helm" / "damfleet" / "files"
+    chart = helm_render({"metrics": {"prometheusRule": {"enabled": True},
+                                     "grafanaDashboard": {"enabled": True}}})
+    (rule,) = by_kind(objects, "PrometheusRule").values()
+    (chart_rule,) = by_kind(chart, "PrometheusRule").values()
+    assert rule["spec"] == yaml.safe_load((files / "damfleet-rules.yaml").read_text()) == chart_rule["spec"]
+    assert rule["metadata"]["name"] == chart_rule["metadata"]["name"]
+    dashboard = by_kind(objects, "ConfigMap")["damfleet-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["data"]["damfleet.json"] == (files / "damfleet-dashboard.json").read_text()
+    chart_dashboard = by_kind(chart, "ConfigMap")["damfleet-dashboard"]
+    assert json.loads(dashboard["data"]["damfleet.json"]) == json.loads(chart_dashboard["data"]["damfleet.json"])
+    # Off unless the component is added: the base ships neither.
+    assert not by_kind(objects_of("base"), "PrometheusRule")
+    assert "damfleet-dashboard" not in by_kind(objects_of("base"), "ConfigMap")
+
+
+def test_sync_script_reports_a_stale_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import sync_k8s_monitoring as sync
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    copy = tmp_path / "monitoring"
+    copy.mkdir()
+    monkeypatch.setattr(sync, "COMPONENT", copy)
+    assert sync.main(["--check"]) == 1
+    assert sync.main([]) == 0 and sync.main(["--check"]) == 0
+    (copy / "prometheusrule.yaml").write_text("edited by hand\n")
+    assert sync.main(["--check"]) == 1
+
+
+def test_tracing_component_matches_the_helm_chart(tmp_path: Path) -> None:
+    """Base: DAMFLEET_TRACING=off on every pool. The tracing component sets what the chart's
+    ``tracing.enabled`` sets, in the one ConfigMap every pool reads."""
+    assert the_configmap(objects_of("base"))["data"]["DAMFLEET_TRACING"] == "off"
+    objects = build_with_components(tmp_path, "tracing")
+    validate_objects(objects)
+    cm = the_configmap(objects)
+    chart = helm_render({"tracing": {"enabled": True, "endpoint": "http://tempo.monitoring:4318"}})
+    assert cm["data"] == by_kind(chart, "ConfigMap")["damfleet-config"]["data"]
+    for d in by_kind(objects, "Deployment").values():
+        assert check_settings_env(cm, d).tracing == "otlp"

@@ -20,13 +20,15 @@ import pytest
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 
-# Starts the three kinds of tool run a worker makes, each the way the worker starts it:
+# Starts the four kinds of tool run a worker makes, each the way the worker starts it:
 # run_tool (ffprobe/exiftool/libvips helper) and run_ffmpeg on the event loop's thread,
-# the transcription PCM stream from a thread pool thread. Prints their pids, then waits.
+# the transcription PCM stream and YOLO's frame sampler (blocked opening a FIFO nobody
+# writes) from thread pool threads. Prints the PCM stream's pid, then waits.
 _WORKER = textwrap.dedent(
     """
     import asyncio, concurrent.futures, sys
     from pathlib import Path
+    from damfleet.ai.detect import DetectOptions, _sample_video_frames
     from damfleet.ai.transcribe import _PcmStream
     from damfleet.media.tools import find_tool, run_tool
     from damfleet.transcode.runner import FfmpegJob, run_ffmpeg
@@ -39,6 +41,9 @@ _WORKER = textwrap.dedent(
         loop = asyncio.get_running_loop()
         pool = concurrent.futures.ThreadPoolExecutor(1)
         pcm = await loop.run_in_executor(pool, _PcmStream, Path(sys.argv[1]), 600.0)
+        frames = Path(sys.argv[2])
+        loop.run_in_executor(concurrent.futures.ThreadPoolExecutor(1), _sample_video_frames,
+                             frames / "never.mp4", frames / "out", DetectOptions())
         asyncio.create_task(run_tool([*endless, "-f", "null", "-"], timeout_seconds=600))
         job = FfmpegJob("proxy", (*endless, "-f", "null", "-"), 600.0, ())
         asyncio.create_task(run_ffmpeg(job, stall_seconds=600, timeout_seconds=600))
@@ -80,18 +85,20 @@ def test_tools_die_with_a_sigkilled_worker(tmp_path: Path) -> None:
         ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=20", str(audio)],
         check=True, timeout=120,
     )
+    os.mkfifo(tmp_path / "never.mp4")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(audio)], stdout=subprocess.PIPE, text=True, env=env)
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(audio), str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True, env=env)
     try:
         assert worker.stdout is not None
         line = worker.stdout.readline()
         assert line.startswith("pcm"), f"worker did not start its tools: {line!r}"
         deadline = time.monotonic() + 60
         tools = _children(worker.pid)
-        while len(tools) < 3 and time.monotonic() < deadline:
+        while len(tools) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
             tools = _children(worker.pid)
-        assert len(tools) >= 3, f"expected three running tools, found {tools}"
+        assert len(tools) >= 4, f"expected four running tools, found {tools}"
         assert int(line.split()[1]) in tools
 
         worker.send_signal(signal.SIGKILL)
