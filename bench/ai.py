@@ -43,7 +43,6 @@ Ends with one JSON line, ratios first.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -122,8 +121,8 @@ def bench_whisper(seconds: float, threads: int, device: str, work: Path) -> dict
     # The settings before the WER table chose the defaults: int8, greedy, nothing re-decoded.
     baseline_ai = AISettings(whisper_device=device, whisper_compute_type="int8", whisper_cpu_threads=threads)
     baseline_model = whisper_model(baseline_ai, ModelRegistry())
-    baseline_options = dataclasses.replace(
-        TranscribeOptions.from_settings(baseline_ai), beam_size=1, redecode_gap_seconds=0.0
+    baseline_options = TranscribeOptions(
+        baseline_ai.model_copy(update={"whisper_beam_size": 1, "whisper_redecode_gap_seconds": 0.0})
     )
 
     # First vs warm call: what an activity pays when the worker has not loaded the model yet
@@ -228,7 +227,7 @@ def wer_worker(manifest: Path, threads: int) -> None:
         model = whisper_model(ai, ModelRegistry())
         model.load()
         for beam in BEAMS:
-            options = dataclasses.replace(TranscribeOptions.from_settings(ai), beam_size=beam)
+            options = TranscribeOptions(ai.model_copy(update={"whisper_beam_size": beam}))
             for clip in job["clips"]:
                 if clip["set"] == "long" and not job["long"]:
                     continue
@@ -342,11 +341,12 @@ def bench_yolo(frames: int, threads: int, work: Path) -> dict[str, float]:
     import torch
 
     from damfleet.ai.detect import DetectOptions, YoloModel, detect_file, predict_frame
+    from damfleet.settings import AISettings
 
     torch.set_num_threads(threads)
     weights = REPO / "tests" / "fixtures" / "yolo" / "shapes.pt"
     model = YoloModel(str(weights), device="cpu")
-    options = DetectOptions(image_size=640)
+    options = DetectOptions(AISettings(yolo_image_size=640))
     rng = np.random.default_rng(0)
     batch = [rng.integers(0, 255, size=(360, 640, 3), dtype=np.uint8) for _ in range(frames)]
 
@@ -361,7 +361,9 @@ def bench_yolo(frames: int, threads: int, work: Path) -> dict[str, float]:
     video = work / "pattern.mp4"
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=20", "-pix_fmt", "yuv420p",
             "-c:v", "libx264", "-preset", "veryfast", str(video))
-    video_options = DetectOptions(image_size=640, interval_seconds=1.0, max_frames=20)
+    video_options = DetectOptions(
+        AISettings(yolo_image_size=640, yolo_frame_interval_seconds=1.0, yolo_max_frames=20)
+    )
     started = time.perf_counter()
     detections = detect_file(video, "video", model, video_options, scratch=work)
     video_per_frame = (time.perf_counter() - started) / max(1, len(detections.frames))

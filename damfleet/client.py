@@ -684,7 +684,7 @@ class FleetClient:
         (the run then reports why); unused when the request names its checksum."""
         if request.expected_sha256:
             return ""
-        if request.source_uri.startswith("s3://") and not self.settings.storage.s3_access_key_id:
+        if request.source_uri.startswith("s3://") and not self.settings.storage.s3_access_key_id.get_secret_value():
             return ""  # no credentials here: botocore would go looking on the metadata address
         from damfleet.errors import DamfleetError
         from damfleet.storage import Storage

@@ -87,7 +87,7 @@ class EncryptionCodec(PayloadCodec):
     @classmethod
     def from_settings(cls, temporal: TemporalSettings) -> EncryptionCodec | None:
         """The codec the settings ask for, or ``None`` when payloads stay clear text."""
-        keys = parse_keys(temporal.codec_keys)
+        keys = parse_keys(temporal.codec_keys.get_secret_value())
         return cls(keys) if keys else None
 
     def encode_one(self, payload: Payload) -> Payload:

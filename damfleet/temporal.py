@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def tls_config(t: TemporalSettings) -> TLSConfig | bool:
     """TLS settings for the client: mTLS when a cert/key pair is set, plain TLS when asked."""
-    if not (t.tls or t.tls_cert_path or t.api_key):
+    if not (t.tls or t.tls_cert_path or t.api_key.get_secret_value()):
         return False
 
     def read(path: str, what: str) -> bytes | None:
@@ -57,8 +57,8 @@ async def connect(
     """
     t = settings.temporal
     kwargs: dict[str, object] = {"namespace": t.namespace, "tls": tls_config(t)}
-    if t.api_key:
-        kwargs["api_key"] = t.api_key
+    if t.api_key.get_secret_value():
+        kwargs["api_key"] = t.api_key.get_secret_value()
     if runtime is not None:
         kwargs["runtime"] = runtime
     if identity:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import os
 import uuid
@@ -199,8 +198,8 @@ async def run_fleet(
             # Stand-in ingests read nothing, so their sources may be fictional paths ("/inbox/a.mov"): the
             # client leaves the roots to the workers and skips its local-file check (tested in
             # tests/damfleet/test_validation.py). The real catalog activities still check manifests.
-            client_settings = settings if real_ingest else dataclasses.replace(
-                settings, ingest=dataclasses.replace(settings.ingest, source_roots=()))
+            client_settings = settings if real_ingest else settings.model_copy(
+                update={"ingest": settings.ingest.model_copy(update={"source_roots": ()})})
             fleet_client = FleetClient(client, client_settings, check_local_sources=real_ingest)
             yield Fleet(client, fleet_client, settings, lane, stand_ins, ctx.storage)
         finally:

@@ -24,7 +24,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -127,33 +127,59 @@ def yolo_model(ai: AISettings, registry: ModelRegistry | None = None, config_dir
 
 @dataclass(frozen=True)
 class DetectOptions:
-    confidence: float = 0.25
-    iou: float = 0.45
-    image_size: int = 640
-    max_frames: int = 32
-    sampling: str = "interval"            # interval | scene
-    interval_seconds: float = 2.0
-    scene_threshold: float = 0.3
-    agnostic_nms: bool = True              # suppress a second class's box on the same object
-    max_frame_side: int = 1920
-    max_image_pixels: int = 268_402_689
-    timeout_seconds: float = 3600.0
+    """The detector's view of the AI settings (``DAMFLEET_AI_YOLO_*``): each option reads its
+    setting, clamped to what the sampler can use, so every default is written once, in
+    :class:`~damfleet.settings.AISettings`. Tests and benchmarks vary ``AISettings(...)``."""
+
+    ai: AISettings = field(default_factory=AISettings)
 
     @classmethod
     def from_settings(cls, ai: AISettings) -> DetectOptions:
-        return cls(
-            confidence=ai.yolo_confidence,
-            iou=ai.yolo_iou,
-            image_size=ai.yolo_image_size,
-            max_frames=max(1, ai.yolo_max_frames),
-            sampling=ai.yolo_sampling,
-            interval_seconds=max(0.04, ai.yolo_frame_interval_seconds),
-            scene_threshold=ai.yolo_scene_threshold,
-            agnostic_nms=ai.yolo_agnostic_nms,
-            max_frame_side=max(64, ai.yolo_max_frame_side),
-            max_image_pixels=ai.max_image_pixels,
-            timeout_seconds=ai.tool_timeout_seconds,
-        )
+        return cls(ai)
+
+    @property
+    def confidence(self) -> float:
+        return self.ai.yolo_confidence
+
+    @property
+    def iou(self) -> float:
+        return self.ai.yolo_iou
+
+    @property
+    def image_size(self) -> int:
+        return self.ai.yolo_image_size
+
+    @property
+    def max_frames(self) -> int:
+        return max(1, self.ai.yolo_max_frames)
+
+    @property
+    def sampling(self) -> str:  # interval | scene
+        return self.ai.yolo_sampling
+
+    @property
+    def interval_seconds(self) -> float:
+        return max(0.04, self.ai.yolo_frame_interval_seconds)
+
+    @property
+    def scene_threshold(self) -> float:
+        return self.ai.yolo_scene_threshold
+
+    @property
+    def agnostic_nms(self) -> bool:  # one box per object across classes
+        return self.ai.yolo_agnostic_nms
+
+    @property
+    def max_frame_side(self) -> int:
+        return max(64, self.ai.yolo_max_frame_side)
+
+    @property
+    def max_image_pixels(self) -> int:
+        return self.ai.max_image_pixels
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self.ai.tool_timeout_seconds
 
     @property
     def sampling_label(self) -> str:

@@ -100,7 +100,8 @@ def channel_options(ai: AISettings) -> list[tuple[str, Any]]:
 
 def call_metadata(ai: AISettings) -> tuple[tuple[str, str], ...]:
     """Per-call metadata: the bearer token, when one is configured."""
-    return (("authorization", f"Bearer {ai.inference_token}"),) if ai.inference_token else ()
+    token = ai.inference_token.get_secret_value()
+    return (("authorization", f"Bearer {token}"),) if token else ()
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):

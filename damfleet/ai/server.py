@@ -221,7 +221,8 @@ async def start_server(
     # by InferenceService._model_slot (health checks are never counted); the transport bound only stops
     # a flood of connections from piling up here.
     credentials = server_credentials(settings.ai)
-    interceptors = [BearerTokenInterceptor(settings.ai.inference_token)] if settings.ai.inference_token else []
+    token = settings.ai.inference_token.get_secret_value()
+    interceptors = [BearerTokenInterceptor(token)] if token else []
     server = grpc.aio.server(
         options=[("grpc.max_send_message_length", 64 * 1024 * 1024)],
         maximum_concurrent_rpcs=max(1, settings.ai.inference_max_workers) + _HEALTH_RPC_HEADROOM,

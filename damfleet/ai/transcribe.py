@@ -25,7 +25,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -143,34 +143,53 @@ def whisper_model(ai: AISettings, registry: ModelRegistry | None = None) -> Whis
 
 @dataclass(frozen=True)
 class TranscribeOptions:
-    """Decoding options, usually :meth:`from_settings`."""
+    """The transcriber's view of the AI settings (``DAMFLEET_AI_WHISPER_*``): each option reads
+    its setting, clamped to what decoding can use, so every default is written once, in
+    :class:`~damfleet.settings.AISettings`. Tests and benchmarks vary ``AISettings(...)``."""
 
-    language: str = ""              # "" = detect on the first chunk
-    beam_size: int = 5
-    vad: bool = True
-    word_timestamps: bool = True
-    chunk_seconds: float = 600.0
-    timeout_seconds: float = 3600.0
-    #: Speech without text for this long after the first pass is decoded again with the safe
-    #: settings below; 0 turns the re-decode off (coverage is still measured and reported).
-    redecode_gap_seconds: float = 2.0
+    ai: AISettings = field(default_factory=AISettings)
+    #: Beam of the re-decode pass (speech the first pass left without text); not a setting.
     redecode_beam_size: int = 5
-    #: Cap on tokens per 30 s window in the first pass (0: the model's own limit). The
-    #: re-decode never applies it.
-    max_new_tokens: int = 0
 
     @classmethod
     def from_settings(cls, ai: AISettings) -> TranscribeOptions:
-        return cls(
-            language=ai.whisper_language,
-            beam_size=max(1, ai.whisper_beam_size),
-            vad=ai.whisper_vad,
-            word_timestamps=ai.whisper_word_timestamps,
-            chunk_seconds=max(5.0, ai.whisper_chunk_seconds),
-            timeout_seconds=ai.tool_timeout_seconds,
-            redecode_gap_seconds=max(0.0, ai.whisper_redecode_gap_seconds),
-            max_new_tokens=max(0, ai.whisper_max_new_tokens),
-        )
+        return cls(ai)
+
+    @property
+    def language(self) -> str:  # "" = detect on the first chunk
+        return self.ai.whisper_language
+
+    @property
+    def beam_size(self) -> int:
+        return max(1, self.ai.whisper_beam_size)
+
+    @property
+    def vad(self) -> bool:
+        return self.ai.whisper_vad
+
+    @property
+    def word_timestamps(self) -> bool:
+        return self.ai.whisper_word_timestamps
+
+    @property
+    def chunk_seconds(self) -> float:
+        return max(5.0, self.ai.whisper_chunk_seconds)
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self.ai.tool_timeout_seconds
+
+    @property
+    def redecode_gap_seconds(self) -> float:
+        """Speech without text for this long after the first pass is decoded again with the safe
+        settings; 0 turns the re-decode off (coverage is still measured and reported)."""
+        return max(0.0, self.ai.whisper_redecode_gap_seconds)
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Cap on tokens per 30 s window in the first pass (0: the model's own limit); the
+        re-decode never applies it."""
+        return max(0, self.ai.whisper_max_new_tokens)
 
     @property
     def cut_window_seconds(self) -> float:

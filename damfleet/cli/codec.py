@@ -40,11 +40,12 @@ def codec_server(
     if codec is None:
         typer.echo(f"error: {KEYS_SETTING} is not set: there is nothing to decode with", err=True)
         raise typer.Exit(2)
-    if not settings.codec_server_token:
+    token = settings.codec_server_token.get_secret_value()
+    if not token:
         typer.echo("warning: DAMFLEET_TEMPORAL_CODEC_SERVER_TOKEN is not set: anyone who reaches this port can "
                    "decode", err=True)
     host, _, port = (listen or settings.codec_server_listen).rpartition(":")
-    server = make_codec_server(codec, host or "127.0.0.1", int(port), token=settings.codec_server_token,
+    server = make_codec_server(codec, host or "127.0.0.1", int(port), token=token,
                                allow_origin=settings.codec_server_allow_origin)
     typer.echo(f"codec server on http://{server.server_address[0]}:{server.server_address[1]} "
                "(POST /encode, /decode)", err=True)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -18,7 +18,10 @@ from damfleet.cli import app
 from damfleet.cli._support import exit_now as _exit
 from damfleet.cli._support import failure_line, print_error, run_and_exit
 from damfleet.errors import DamfleetError
-from damfleet.settings import Settings, get_settings
+from damfleet.settings import get_settings
+
+if TYPE_CHECKING:   # the models load on first use; --help never needs them
+    from damfleet.settings import Settings
 
 console = Console(stderr=True)
 

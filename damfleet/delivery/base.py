@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import os
 import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from damfleet.delivery.netguard import OutboundPolicy
 from damfleet.errors import ChecksumMismatchError, TargetRejectedError, TargetUnavailableError
@@ -101,6 +102,36 @@ class TargetConfig(BaseModel):
     name: str
     type: str
     concurrency: int = Field(default=0, ge=0)   # 0: DAMFLEET_DISTRIBUTION_PER_TARGET_CONCURRENCY
+
+    @classmethod
+    def secret_fields(cls) -> frozenset[str]:
+        """The fields made with :func:`secret`: hidden from repr, settable as ``<field>_env``."""
+        return frozenset(
+            name for name, info in cls.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_env(cls, data: Any, info: ValidationInfo) -> Any:
+        """``<secret>_env: "VAR"`` becomes ``<secret>: $VAR``; the environment comes in the
+        validation context (``{"env": mapping}``), else ``os.environ``."""
+        if not isinstance(data, dict):
+            return data
+        env = (info.context or {}).get("env")
+        env = os.environ if env is None else env
+        secrets = cls.secret_fields()
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            base = key.removesuffix("_env") if key.endswith("_env") else ""
+            if base not in secrets:
+                values[key] = value
+                continue
+            variable = value if isinstance(value, str) else ""
+            if not variable or variable not in env:
+                raise ValueError(f"{key} names environment variable {variable!r}, which is not set")
+            values[base] = env[variable]
+        return values
 
     def describe(self) -> str:
         """A loggable one-liner (no secrets)."""

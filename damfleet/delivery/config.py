@@ -26,19 +26,20 @@ A broken definition fails only deliveries to that target, each with a
 :class:`~damfleet.errors.ConfigurationError` naming it; other targets keep working.
 
 Each type's fields, defaults and checks live in its own module's pydantic model (listed
-in :mod:`damfleet.delivery.targets`); this module only finds the model by ``type``,
-resolves ``*_env`` secrets and turns validation errors into one clear sentence.
+in :mod:`damfleet.delivery.targets`); a definition is validated as one pydantic
+discriminated union on ``type`` (:data:`TargetDefinition`), ``*_env`` secrets are resolved
+by :class:`~damfleet.delivery.base.TargetConfig` itself, and this module turns validation
+errors into one clear sentence.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
-from pydantic import ValidationError
+from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
 from damfleet.delivery.base import TargetConfig
 from damfleet.delivery.local import LocalTargetConfig
@@ -48,6 +49,7 @@ from damfleet.settings import Settings
 
 __all__ = [
     "BUILTIN_LOCAL_TARGET",
+    "TargetDefinition",
     "TargetRegistry",
     "parse_target",
 ]
@@ -58,21 +60,34 @@ BUILTIN_LOCAL_TARGET = "local"
 _EXPECTED = {str: "a string", int: "a non-negative integer", float: "a non-negative number", bool: "true or false"}
 
 
-def _secret_fields(model: type[TargetConfig]) -> set[str]:
-    return {
-        name for name, info in model.model_fields.items()
-        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
-    }
+def _type_of(raw: Any) -> Any:
+    return raw.get("type") if isinstance(raw, dict) else getattr(raw, "type", None)
 
 
-def _explain(name: str, kind: str, model: type[TargetConfig], exc: ValidationError) -> ConfigurationError:
+#: One target definition: a pydantic discriminated union on ``type`` over every config model
+#: in :data:`~damfleet.delivery.targets.TARGET_TYPES` (a callable discriminator, so the models
+#: keep ``type: str`` and a new type is one line in that table).
+TargetDefinition = TypeAdapter(
+    Annotated[
+        Union[tuple(Annotated[t.config, Tag(name)] for name, t in TARGET_TYPES.items())],  # noqa: UP007
+        Discriminator(_type_of, custom_error_type="unknown_target_type", custom_error_message="unknown target type"),
+    ]
+)
+
+
+def _explain(name: str, kind: Any, exc: ValidationError) -> ConfigurationError:
     """One sentence naming the target and every field that is wrong."""
-    fields = model.model_fields
+    target_type = TARGET_TYPES.get(kind) if isinstance(kind, str) else None
+    if target_type is None:
+        return ConfigurationError(
+            f"target {name!r}: unknown target type {kind!r}; known types: {', '.join(sorted(TARGET_TYPES))}"
+        )
+    fields = target_type.config.model_fields
     missing: list[str] = []
     unknown: list[str] = []
     problems: list[str] = []
     for error in exc.errors(include_url=False):
-        loc = [str(part) for part in error["loc"]]
+        loc = [str(part) for part in error["loc"][1:]]   # [0] is the union's tag (the type)
         field_name = loc[0] if loc else ""
         if error["type"] == "missing":
             missing.append(field_name)
@@ -97,37 +112,18 @@ def _explain(name: str, kind: str, model: type[TargetConfig], exc: ValidationErr
 
 
 def parse_target(name: str, raw: Any, env: Mapping[str, str] | None = None) -> TargetConfig:
-    """Build and validate one target definition; ConfigurationError names the target."""
-    env = os.environ if env is None else env
+    """Build and validate one target definition; ConfigurationError names the target.
+
+    ``env`` is where ``<secret>_env`` names are looked up (default: ``os.environ``).
+    """
     if not isinstance(raw, dict):
         raise ConfigurationError(f"target {name!r}: definition must be a JSON object")
-    kind = raw.get("type")
-    target_type = TARGET_TYPES.get(kind) if isinstance(kind, str) else None
-    if target_type is None:
-        raise ConfigurationError(
-            f"target {name!r}: unknown target type {kind!r}; known types: {', '.join(sorted(TARGET_TYPES))}"
-        )
-    model = target_type.config
-    secrets = _secret_fields(model)
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "name":
-            raise ConfigurationError(f"target {name!r}: \"name\" is the key of the definition, not a setting")
-        base = key[: -len("_env")] if key.endswith("_env") else ""
-        if base in secrets:
-            variable = value if isinstance(value, str) else ""
-            if not variable or variable not in env:
-                raise ConfigurationError(
-                    f"target {name!r}: {key} names environment variable {variable!r}, which is not set"
-                )
-            values[base] = env[variable]
-        else:
-            values[key] = value
-    values["name"] = name
+    if "name" in raw:
+        raise ConfigurationError(f"target {name!r}: \"name\" is the key of the definition, not a setting")
     try:
-        return model.model_validate(values)
+        return TargetDefinition.validate_python({**raw, "name": name}, context={"env": env})
     except ValidationError as exc:
-        raise _explain(name, kind, model, exc) from None
+        raise _explain(name, raw.get("type"), exc) from None
 
 
 class TargetRegistry:

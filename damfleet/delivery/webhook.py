@@ -170,7 +170,7 @@ def build_notification(notify: stages_pb2.NotifyInput) -> bytes:
 async def send_webhook(config: WebhookTargetConfig, body: bytes, idempotency_key: str, ctx: DeliveryContext
                        ) -> DeliveryResult:
     """POST a signed notification; each attempt is signed with a fresh timestamp."""
-    signing_secret = config.secret or ctx.settings.webhook_secret
+    signing_secret = config.secret or ctx.settings.webhook_secret.get_secret_value()
     if not signing_secret:
         raise ConfigurationError(
             f"target {config.name!r}: webhook has no signing secret; set its \"secret\" (or secret_env) "

@@ -49,15 +49,17 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class S3ClientOptions:
-    """How to reach one S3-compatible endpoint (AWS, Ceph RGW, MinIO)."""
+    """How to reach one S3-compatible endpoint (AWS, Ceph RGW, MinIO): made from the storage
+    settings (:class:`S3Backend`) or from an S3 target definition (delivery), which own the
+    defaults; the two that both always set have none here, so no default is written twice."""
 
+    addressing_style: str
+    max_pool_connections: int
     access_key_id: str = ""
     secret_access_key: str = ""
     session_token: str = ""
     region: str = ""
     endpoint_url: str = ""
-    addressing_style: str = "path"
-    max_pool_connections: int = 64
     max_attempts: int = 3
 
 
@@ -123,8 +125,8 @@ class S3Backend(StorageBackend):
         self._settings = settings
         self._cache = S3ClientCache(
             S3ClientOptions(
-                access_key_id=settings.s3_access_key_id,
-                secret_access_key=settings.s3_secret_access_key,
+                access_key_id=settings.s3_access_key_id.get_secret_value(),
+                secret_access_key=settings.s3_secret_access_key.get_secret_value(),
                 region=settings.s3_region,
                 endpoint_url=settings.s3_endpoint_url,
                 addressing_style=settings.s3_addressing_style,

@@ -8,12 +8,11 @@ ServiceMonitor API, plus cross-reference checks against the rendered objects.
 
 The expectations come from the code, not from copies of it: pool names from
 ``workers.POOLS``, each pool's task queue from the ``Queue.<NAME>`` its entry point polls,
-setting names from the dataclasses in ``damfleet/settings.py``.
+setting names from ``damfleet.settings.setting_names()`` (the settings models).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 import yaml
 
 from damfleet import policies
-from damfleet.settings import PREFIX, Settings
+from damfleet.settings import PREFIX, Settings, setting_names
 from workers import POOLS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,18 +69,6 @@ def pool_queues() -> dict[str, str]:
         assert len(names) == 1, f"workers/{pool}.py: expected one task_queue=Queue.X, found {names}"
         queues[pool] = getattr(policies.Queue, names.pop())
     return queues
-
-
-def setting_names() -> set[str]:
-    """Every DAMFLEET_* variable damfleet.settings reads."""
-    names = set()
-    for group in dataclasses.fields(Settings):
-        cls = group.default_factory
-        if cls is dataclasses.MISSING or not dataclasses.is_dataclass(cls):
-            names.add(f"{PREFIX}{group.name.upper()}")  # a top-level scalar (state_dir, log_level, tracing)
-            continue
-        names |= {f"{PREFIX}{group.name.upper()}_{f.name.upper()}" for f in dataclasses.fields(cls)}
-    return names
 
 
 def is_secret_setting(name: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -126,7 +125,7 @@ async def test_media_by_path_only_under_the_shared_dir(service: Service, tmp_pat
 
 
 async def test_unreachable_service_is_transient(service_settings: Settings) -> None:
-    ai = dataclasses.replace(service_settings.ai, inference_connect_seconds=1.0)
+    ai = service_settings.ai.model_copy(update={"inference_connect_seconds": 1.0})
     client = RemoteInference(f"127.0.0.1:{free_port()}", ai)
     with pytest.raises(TransientError, match="unreachable"):
         await client.transcribe(MediaSource(uri="file:///nothing.wav", kind="audio"))
@@ -186,7 +185,8 @@ async def test_a_busy_service_refuses_model_calls_but_stays_healthy(
         return inference_pb2.Transcript(duration_seconds=1.0)
 
     monkeypatch.setattr(LocalInference, "transcribe_blocking", held_transcription)
-    settings = dataclasses.replace(service_settings, ai=dataclasses.replace(service_settings.ai, inference_max_workers=1))
+    settings = service_settings.model_copy(
+        update={"ai": service_settings.ai.model_copy(update={"inference_max_workers": 1})})
     server, port, _health = await start_server(settings, listen="127.0.0.1:0", preload=False)
     address = f"127.0.0.1:{port}"
     client = RemoteInference(address, settings.ai)

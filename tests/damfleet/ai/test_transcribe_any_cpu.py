@@ -37,7 +37,7 @@ from damfleet.settings import AISettings
 ai = AISettings(whisper_device="cpu", whisper_cpu_threads=2)
 model = whisper_model(ai, ModelRegistry())
 out = {}
-for name, options in (("default", TranscribeOptions.from_settings(ai)), ("greedy", TranscribeOptions(beam_size=1))):
+for name, options in (("default", TranscribeOptions.from_settings(ai)), ("greedy", TranscribeOptions(ai.model_copy(update={"whisper_beam_size": 1})))):
     t = transcribe_file(samples.speech_path(), model, options)
     out[name] = {
         "text": transcript_text(t), "speech_seconds": t.speech_seconds, "transcribed_seconds": t.transcribed_seconds,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 import re
@@ -79,13 +78,14 @@ def test_speech_clip_transcript_contains_the_spoken_words(whisper: WhisperModel)
 def test_speech_the_first_pass_drops_is_re_decoded_and_recorded(whisper: WhisperModel) -> None:
     """A first pass that stops after 3 tokens per window (as a timestamp jump does) loses most of
     the clip; the guard sees speech without text, decodes it again with beam search and says so."""
-    truncating = TranscribeOptions(beam_size=1, max_new_tokens=3, redecode_gap_seconds=0)
-    lossy = transcribe_file(samples.speech_path(), whisper, truncating)
+    truncating = AISettings(whisper_beam_size=1, whisper_max_new_tokens=3, whisper_redecode_gap_seconds=0)
+    lossy = transcribe_file(samples.speech_path(), whisper, TranscribeOptions(truncating))
     assert lossy.speech_seconds > 8.0
     assert lossy.transcribed_seconds < 0.5 * lossy.speech_seconds, "the hook must really drop speech"
     assert not lossy.redecodes
 
-    guarded = transcribe_file(samples.speech_path(), whisper, dataclasses.replace(truncating, redecode_gap_seconds=2))
+    guarded = transcribe_file(samples.speech_path(), whisper, TranscribeOptions(
+        truncating.model_copy(update={"whisper_redecode_gap_seconds": 2.0})))
     print(f"\nfirst pass: {transcript_text(lossy)!r}; guarded: {transcript_text(guarded)!r}; "
           f"re-decodes: {[(r.start, r.end, r.missing_seconds, r.recovered_seconds) for r in guarded.redecodes]}")
     assert_covers_the_clip(guarded)
@@ -148,7 +148,8 @@ def test_long_media_is_streamed_in_chunks_with_offset_timestamps(whisper: Whispe
     doubled = tmp_path / "twice.flac"
     _ffmpeg("-stream_loop", "1", "-i", str(samples.speech_path()), "-ac", "1", str(doubled))
     seen: list[float] = []
-    transcript = transcribe_file(doubled, whisper, TranscribeOptions(chunk_seconds=8.0), progress=seen.append)
+    options = TranscribeOptions(AISettings(whisper_chunk_seconds=8.0))
+    transcript = transcribe_file(doubled, whisper, options, progress=seen.append)
     assert transcript.chunk_count == len(transcript.chunk_starts) >= 3
     starts = list(transcript.chunk_starts)
     assert starts[0] == 0.0 and all(0 < b - a <= 8.0 for a, b in itertools.pairwise(starts))
@@ -171,7 +172,7 @@ def test_a_chunk_boundary_in_mid_speech_moves_to_the_pause_before_it(whisper: Wh
             "[a][1:a][c]concat=n=3:v=0:a=1", "-ac", "1", str(media))
     regions = speech_regions(_pcm(media))
     assert any(a < 14.0 < b for a, b in regions), "the nominal boundary must fall mid-speech for this test"
-    transcript = transcribe_file(media, whisper, TranscribeOptions(chunk_seconds=14.0))
+    transcript = transcribe_file(media, whisper, TranscribeOptions(AISettings(whisper_chunk_seconds=14.0)))
     print(f"\nchunk starts {list(transcript.chunk_starts)}; speech {regions}")
     assert transcript.chunk_count == 2
     assert 11.0 < transcript.chunk_starts[1] < 13.0, "cut in the 1.5 s pause between the takes"
@@ -240,7 +241,7 @@ def test_memory_does_not_grow_with_duration(whisper: WhisperModel, tmp_path: Pat
     _ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "3600", "-c:a", "flac", str(hour))
     tracemalloc.start()
     try:
-        transcript = transcribe_file(hour, whisper, TranscribeOptions(chunk_seconds=60.0))
+        transcript = transcribe_file(hour, whisper, TranscribeOptions(AISettings(whisper_chunk_seconds=60.0)))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -21,7 +21,7 @@ from damfleet.errors import BadInputError, ConfigurationError, UnsafeMediaError
 from damfleet.settings import AISettings
 from tests.ai_support import SHAPES_WEIGHTS, shapes_script
 
-OPTIONS = DetectOptions(image_size=320, confidence=0.25)
+OPTIONS = DetectOptions(AISettings(yolo_image_size=320, yolo_confidence=0.25))
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,8 @@ def _scene_video(shapes: ModuleType, folder: Path, seed: int) -> tuple[Path, lis
 def test_video_frames_carry_timestamps_and_boxes(detector: YoloModel, tmp_path: Path, sampling: str) -> None:
     shapes = shapes_script()
     video, truths = _scene_video(shapes, tmp_path, seed=9001)
-    options = DetectOptions(image_size=320, sampling=sampling, interval_seconds=2.0, scene_threshold=0.2)
+    options = DetectOptions(AISettings(
+        yolo_image_size=320, yolo_sampling=sampling, yolo_frame_interval_seconds=2.0, yolo_scene_threshold=0.2))
     detections = detect_file(video, "video", detector, options, scratch=tmp_path)
     times = [round(frame.timestamp_seconds, 1) for frame in detections.frames]
     print(f"\n{detections.sampling}: frames at {times}")
@@ -88,7 +89,7 @@ def test_video_frames_carry_timestamps_and_boxes(detector: YoloModel, tmp_path: 
 
 def test_frame_count_is_bounded(detector: YoloModel, tmp_path: Path) -> None:
     video, _ = _scene_video(shapes_script(), tmp_path, seed=5)
-    options = DetectOptions(image_size=320, interval_seconds=0.5, max_frames=3)
+    options = DetectOptions(AISettings(yolo_image_size=320, yolo_frame_interval_seconds=0.5, yolo_max_frames=3))
     detections = detect_file(video, "video", detector, options, scratch=tmp_path)
     assert [round(f.timestamp_seconds, 1) for f in detections.frames] == [0.0, 0.5, 1.0]
     assert not list((tmp_path / "frames").iterdir()), "frame files are removed once analysed"
@@ -109,7 +110,7 @@ def test_unreadable_and_oversized_images_are_bad_input(detector: YoloModel, tmp_
     big = tmp_path / "big.png"
     shapes_script().draw_scene(np.random.default_rng(1))[0].save(big)
     with pytest.raises(UnsafeMediaError, match="over the limit"):
-        detect_file(big, "image", detector, DetectOptions(max_image_pixels=10_000), scratch=tmp_path)
+        detect_file(big, "image", detector, DetectOptions(AISettings(max_image_pixels=10_000)), scratch=tmp_path)
     corrupt_video = tmp_path / "corrupt.mp4"
     corrupt_video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(4000))
     with pytest.raises(BadInputError):

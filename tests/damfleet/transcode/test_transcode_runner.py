@@ -147,16 +147,14 @@ def test_quality_args_per_encoder_family() -> None:
 
 
 def test_scratch_check_names_the_shortfall(settings: Settings, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     ok = check_scratch_space(tmp_path, 1000, settings.transcode)
     assert ok == settings.transcode.min_free_scratch_bytes
-    huge = replace(settings.transcode, scratch_size_factor=1e9)
+    huge = settings.transcode.model_copy(update={"scratch_size_factor": 1e9})
     with pytest.raises(ScratchTooSmallError, match="holds .* in total; this transcode needs"):
         check_scratch_space(tmp_path, 10**9, huge)
     free = psutil.disk_usage(str(tmp_path)).free
-    tight = replace(
-        settings.transcode, min_free_scratch_bytes=free + (psutil.disk_usage(str(tmp_path)).total - free) // 2
+    tight = settings.transcode.model_copy(
+        update={"min_free_scratch_bytes": free + (psutil.disk_usage(str(tmp_path)).total - free) // 2}
     )
     if tight.min_free_scratch_bytes > free:
         with pytest.raises(ScratchSpaceError, match="free; this transcode needs"):
