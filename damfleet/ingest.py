@@ -170,7 +170,8 @@ async def ingest_asset(
                 try:
                     if await asyncio.to_thread(_identity, local.fd) != before or stream.done != before[2]:
                         raise BadInputError(f"source changed while it was being ingested: {shown}")
-                    return await _finish(request, storage, source, shown, filename, expected, stream, stored,
+                    _check_sha256(stream, expected, shown)
+                    return await _finish(request, storage, source, shown, filename, stream, stored,
                                          sniffed, media, tool_report, report)
                 except BaseException:
                     await asyncio.shield(_forget(storage, stored.uri))
@@ -196,7 +197,7 @@ async def ingest_asset(
         local_copy, target, content_type=media.mime_type, metadata={"asset-id": request.asset_id}
     )
     try:
-        return await _finish(request, storage, source, shown, filename, expected, stream, stored,
+        return await _finish(request, storage, source, shown, filename, stream, stored,
                              sniffed, media, tool_report, report)
     except BaseException:
         await asyncio.shield(_forget(storage, stored.uri))
@@ -248,14 +249,11 @@ async def _forget(storage: Storage, uri: str) -> None:
 
 
 async def _finish(
-    request: stages_pb2.IngestInput, storage: Storage, source: str, shown: str, filename: str, expected: str,
+    request: stages_pb2.IngestInput, storage: Storage, source: str, shown: str, filename: str,
     stream: _Hashing, stored: WriteResult, sniffed: Sniffed, media: common_pb2.MediaInfo,
     tool_report: dict[str, Any], report: IngestProgress,
 ) -> stages_pb2.IngestOutput:
     """Verify what was stored against what was read, write the sidecar, build the record."""
-    if stream.done == 0:
-        raise EmptySourceError(f"source is empty (0 bytes): {shown}")
-    _check_sha256(stream, expected, shown)
     sha256 = stream.digest.hexdigest()
     if stored.sha256 != sha256:
         raise BadInputError(f"source changed while it was being ingested: {shown}")

@@ -28,11 +28,11 @@ __all__ = [
     "clean_metadata",
     "configure_vips",
     "declared_canvas",
-    "scan_metadata",
     "probe_av",
     "probe_file",
     "probe_image",
     "read_image_header",
+    "scan_metadata",
 ]
 
 ProbeReport = tuple[common_pb2.MediaInfo, dict[str, Any]]

@@ -56,6 +56,19 @@ async def test_a_local_source_is_probed_in_place_and_stored_in_one_pass(tmp_path
     assert list((settings.scratch_path / "asset-once-1").iterdir()) == [], "no scratch copy of a local source"
 
 
+async def test_without_proc_a_local_source_goes_through_scratch(
+    tmp_path: Path, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no /proc path can hand the descriptor to the tools, the old scratch copy is made."""
+    monkeypatch.setattr(ingest, "_descriptor_path", lambda fd: None)
+    settings = make_settings(tmp_path)
+    source = media_dir / "short.mp4"
+    phases: list[str] = []
+    result = await _ingest(settings, source.as_uri(), "asset-noproc", lambda phase, done, total: phases.append(phase))
+    assert result.asset.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert list(dict.fromkeys(phases)) == ["reading", "probing", "storing", "done"]
+
+
 async def test_a_source_changed_while_it_is_stored_is_refused_and_nothing_is_kept(
     tmp_path: Path, media_dir: Path
 ) -> None:
