@@ -27,12 +27,10 @@ __all__ = ["TranscodeActivities", "build_activities"]
 log = logging.getLogger(__name__)
 
 
-def _resume_details() -> dict[str, Any] | None:
+def _resume_details() -> stages_pb2.TranscodeHeartbeat | None:
     """The last progress record an earlier attempt heartbeated, if any."""
     details = activity.info().heartbeat_details
-    if details and isinstance(details[-1], dict):
-        return details[-1]
-    return None
+    return stage.as_heartbeat(details[-1]) if details else None
 
 
 class TranscodeActivities:
@@ -48,15 +46,15 @@ class TranscodeActivities:
         asset_id = input.asset.asset_id
         resume = _resume_details()
         async with Heartbeater() as beat, scratch_dir(self.ctx.settings, f"transcode-{asset_id}") as scratch:
-            finished = len((resume or {}).get("done", []) or [])
+            finished = len(resume.done) if resume is not None else 0
 
-            def progress(details: dict[str, Any]) -> None:
+            def progress(details: stages_pb2.TranscodeHeartbeat) -> None:
                 nonlocal finished
                 beat.update(details)
-                if len(details["done"]) != finished:
+                if len(details.done) != finished:
                     # A rendition just finished: record it now, not at the next timer beat,
                     # so a worker lost a moment later does not redo it.
-                    finished = len(details["done"])
+                    finished = len(details.done)
                     activity.heartbeat(details)
 
             result = await stage.transcode_asset(

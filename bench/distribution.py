@@ -8,7 +8,7 @@ plain httpx loop doing the same uploads, in the same run.
 What it does:
 - stores ``--distinct`` renditions of ``--size-mb`` each (default 20 distinct, each
   delivered for 10 assets: 200 uploads, 4 GB sent per phase) under a file:// storage root;
-- starts a receiver in a separate process (:mod:`damfleet.delivery.testing`), which
+- starts a receiver in a separate process (:mod:`tests.delivery_receiver`), which
   hashes every upload as it streams in, so neither side keeps bodies in memory and the
   receiver's memory is not counted against the sender;
 - runs each phase in its own child process so peak RSS belongs to that phase alone:
@@ -394,7 +394,7 @@ def main() -> None:
         sshd = None
         command: list[str] = []
         if args.target == "http":
-            command = [sys.executable, "-m", "damfleet.delivery.testing", "--port", str(port)]
+            command = [sys.executable, "-m", "tests.delivery_receiver", "--port", str(port)]
         elif args.target == "s3":
             command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
         else:

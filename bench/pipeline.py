@@ -53,7 +53,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STAGES = ("ingest", "transcode", "ai_enrich", "distribution")
+from damfleet.stages import STAGE_NAMES, StageName
+from damfleet.stages import STAGES as _STAGE_TABLE
+
+STAGES = STAGE_NAMES
+#: Stages whose outputs are delivered (the outputs compared between direct calls and the fleet).
+DELIVERED_STAGES = tuple(stage.name for stage in _STAGE_TABLE if stage.delivers)
 
 
 def _free_port() -> int:
@@ -131,7 +136,7 @@ async def run_direct(sources: list[Path], settings: Any) -> dict[str, Any]:
             stages_pb2.IngestInput(asset_id=asset_id, source_uri=src.as_uri(), profile=profile.name),
             storage=storage, settings=settings, scratch=scratch,
         )
-        stage_seconds["ingest"] += time.perf_counter() - t
+        stage_seconds[StageName.INGEST] += time.perf_counter() - t
         asset = ingested.asset
         scratch = Path(tempfile.mkdtemp(dir=scratch_root))
         t = time.perf_counter()
@@ -139,7 +144,7 @@ async def run_direct(sources: list[Path], settings: Any) -> dict[str, Any]:
             stages_pb2.TranscodeInput(asset=asset, profile=profile.name),
             storage=storage, settings=settings, scratch=scratch,
         )
-        stage_seconds["transcode"] += time.perf_counter() - t
+        stage_seconds[StageName.TRANSCODE] += time.perf_counter() - t
         outputs = list(transcoded.outputs)
         if asset.media.has_audio:
             scratch = Path(tempfile.mkdtemp(dir=scratch_root))
@@ -148,7 +153,7 @@ async def run_direct(sources: list[Path], settings: Any) -> dict[str, Any]:
                 stages_pb2.EnrichInput(asset=asset, profile=profile.name, transcribe=True),
                 storage=storage, settings=settings, backend=backend, scratch=scratch,
             )
-            stage_seconds["ai_enrich"] += time.perf_counter() - t
+            stage_seconds[StageName.AI_ENRICH] += time.perf_counter() - t
             outputs.extend(enriched.outputs)
         t = time.perf_counter()
         for target in profile.targets:
@@ -159,7 +164,7 @@ async def run_direct(sources: list[Path], settings: Any) -> dict[str, Any]:
                 ))
                 if not receipt.ok:
                     raise RuntimeError(f"direct delivery failed: {receipt.error}")
-        stage_seconds["distribution"] += time.perf_counter() - t
+        stage_seconds[StageName.DISTRIBUTION] += time.perf_counter() - t
         for output in outputs:
             hashes[_hash_key(str(src), output)] = output.sha256
         assert asset.media.kind != common_pb2.MEDIA_KIND_UNSPECIFIED
@@ -287,7 +292,7 @@ async def run_fleet(client: Any, sources: list[Path], settings: Any) -> dict[str
         for stage in STAGES:
             stage_seconds[stage] += result.stages[stage].seconds
         for output in result.outputs:
-            if output.stage in ("transcode", "ai_enrich"):
+            if output.stage in DELIVERED_STAGES:
                 hashes[_hash_key(str(src), output)] = output.sha256
     return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes}
 

@@ -6,4 +6,6 @@ proto/ (:mod:`damfleet.v1`), storage (:mod:`damfleet.storage`), media and model
 functions, the client SDK (:mod:`damfleet.client`) and the CLI (:mod:`damfleet.cli`).
 """
 
+__all__ = ["__version__"]
+
 __version__ = "0.1.0"

@@ -24,21 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from damfleet import search_attributes
+from damfleet import search_attributes, stages
 from damfleet.binaries import temporal_cli
 from damfleet.errors import ConfigurationError
-from damfleet.policies import ALL_QUEUES
 from damfleet.settings import Settings
 
 __all__ = ["POOLS", "QUEUE_OF_POOL", "DevServer", "Fleet", "WorkerProcess", "dev_source_roots"]
 
 log = logging.getLogger("damfleet.launcher")
 
-#: Worker pools in start order, each ``python -m workers.<pool>``.
-POOLS: tuple[str, ...] = ("pipeline", "ingest", "transcode", "ai_enrich", "distribution")
+#: Worker pools in start order, each ``python -m workers.<pool>`` (:data:`damfleet.stages.POOLS`).
+POOLS: tuple[str, ...] = tuple(pool.name for pool in stages.POOLS)
 
 #: The task queue each pool polls (without the lane suffix).
-QUEUE_OF_POOL: dict[str, str] = dict(zip(POOLS, ALL_QUEUES, strict=True))
+QUEUE_OF_POOL: dict[str, str] = {pool.name: pool.queue for pool in stages.POOLS}
 
 
 def dev_source_roots(settings: Settings) -> tuple[str, ...]:

@@ -1,7 +1,9 @@
-"""The one place that names task queues, activities, timeouts, retry policies and concurrency.
+"""The one place for timeouts, retry policies and concurrency, over the stage table.
 
-Workflows, workers, the client and the Helm chart's documentation all import from here;
-no queue or activity name is written as a string anywhere else. The numbers start from
+Stages, pools, task queues and activity names are defined once in :mod:`damfleet.stages`
+(``Queue``, ``ActivityName`` and ``ALL_QUEUES`` are re-exported here, where callers have
+always imported them); this module adds how each activity is scheduled. No stage, queue
+or activity name is written as a string anywhere else. The numbers start from
 ../shared/ARCHITECTURE.md (Immich, Enduro, AWS VOD anchors) and are tuned by measurement;
 each queue's reasoning is in its policy's docstring.
 
@@ -18,6 +20,7 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 
 from damfleet.errors import PERMANENT_ERROR_TYPES
+from damfleet.stages import ALL_QUEUES, POOLS, ActivityName, Queue
 
 __all__ = [
     "ACTIVITY_POLICIES",
@@ -33,53 +36,12 @@ __all__ = [
 ]
 
 
-class Queue:
-    """Task queue names: one per deployable worker pool."""
-
-    PIPELINE = "q-pipeline"          # workflows only
-    INGEST = "q-ingest"
-    TRANSCODE = "q-transcode"
-    AI_ENRICH = "q-ai-enrich"
-    DISTRIBUTION = "q-distribution"
-
-
-ALL_QUEUES: tuple[str, ...] = (
-    Queue.PIPELINE,
-    Queue.INGEST,
-    Queue.TRANSCODE,
-    Queue.AI_ENRICH,
-    Queue.DISTRIBUTION,
-)
-
-
 class WorkflowName:
     ASSET_PIPELINE = "AssetPipeline"
     BATCH_INGEST = "BatchIngest"
     RESCAN_INBOX = "RescanInbox"
     REDELIVER_ASSET = "RedeliverAsset"       # retry failed deliveries of a finished run
     FIXITY_AUDIT = "FixityAudit"             # re-verify stored originals (scheduled), repair damage
-
-
-class ActivityName:
-    """Activity type names: the contract a worker in another language implements."""
-
-    INGEST = "ingest_asset"
-    DISCARD_ASSET = "discard_asset"          # remove an asset's outputs (cancel)
-    DISCARD_FAILED_ASSET = "discard_failed_asset"  # a failed run's: remove, or quarantine the original
-    TRANSCODE = "transcode_asset"
-    ENRICH = "enrich_asset"
-    DELIVER = "deliver_output"
-    DELIVER_BATCH = "deliver_outputs"        # every output of one asset for one target, one task hop
-    NOTIFY = "notify_webhook"
-    LOAD_FAILED_DELIVERIES = "load_failed_deliveries"   # a finished run's failed receipts, for redelivery
-    READ_MANIFEST = "read_manifest"
-    LIST_NEW_SOURCES = "list_new_sources"
-    READ_MANIFEST_PAGE = "read_manifest_page"  # one page of a prepared batch
-    CLAIM_CONTENT = "claim_content"            # dedup: first asset with this content in a collection
-    RELEASE_CONTENT = "release_content"        # dedup: a failed or cancelled run gives its claim up
-    PLAN_FIXITY_AUDIT = "plan_fixity_audit"    # list stored assets into pages, one sampling bucket
-    VERIFY_FIXITY_PAGE = "verify_fixity_page"  # re-hash one page of originals; repair or quarantine
-    WRITE_FIXITY_REPORT = "write_fixity_report"  # merge page findings into report.json, advance the cycle
 
 
 @dataclass(frozen=True)
@@ -260,14 +222,8 @@ ACTIVITY_POLICIES: dict[str, ActivityPolicy] = {
     ActivityName.WRITE_FIXITY_REPORT: SHORT_POLICY_INGEST,
 }
 
-#: Activities each worker pool serves, and the default number in flight per process.
-_DEFAULT_CONCURRENCY: dict[str, int] = {
-    Queue.PIPELINE: 200,      # workflow tasks are cheap
-    Queue.INGEST: 32,         # I/O bound: streaming hashes and copies
-    Queue.TRANSCODE: 1,       # one ffmpeg per pod; scale pods, not threads
-    Queue.AI_ENRICH: 1,       # one model run per GPU (or CPU)
-    Queue.DISTRIBUTION: 128,  # async network I/O
-}
+#: Default number of activities (or workflow tasks) in flight per process, per queue.
+_DEFAULT_CONCURRENCY: dict[str, int] = {pool.queue: pool.concurrency for pool in POOLS}
 
 
 def lane_of(workflow_task_queue: str) -> str:

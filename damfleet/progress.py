@@ -16,16 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from damfleet.policies import ActivityName
+from damfleet.stages import STAGES
+from damfleet.v1 import stages_pb2
 
 __all__ = ["STAGE_OF_ACTIVITY", "LiveProgress", "apply_live_progress", "progress_from_details"]
 
 #: Which pipeline stage an activity type belongs to (only the ones that report progress).
-STAGE_OF_ACTIVITY: dict[str, str] = {
-    ActivityName.INGEST: "ingest",
-    ActivityName.TRANSCODE: "transcode",
-    ActivityName.ENRICH: "ai_enrich",
-}
+STAGE_OF_ACTIVITY: dict[str, str] = {s.progress_activity: s.name for s in STAGES if s.progress_activity}
 
 
 @dataclass(frozen=True)
@@ -38,6 +35,11 @@ class LiveProgress:
 
 def progress_from_details(details: Any) -> LiveProgress:
     """A heartbeat record as percent + detail; anything unrecognised gives an empty result."""
+    if isinstance(details, stages_pb2.TranscodeHeartbeat):
+        current = details.current
+        if current:
+            current = f"{current} {details.rendition_percent:.0f}%"
+        return LiveProgress(max(0.0, min(100.0, details.percent)), current)
     if not isinstance(details, dict):
         return LiveProgress()
     if isinstance(details.get("percent"), int | float):

@@ -18,21 +18,10 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflow.v1 import PendingActivityInfo
 
 from damfleet.errors import all_error_classes
-from damfleet.policies import ActivityName
+from damfleet.stages import STAGE_OF_ACTIVITY
 from damfleet.v1 import pipeline_pb2
 
 __all__ = ["StageAttempts", "apply_attempts", "stage_attempts", "waiting_reason"]
-
-#: The pipeline stage each activity type belongs to.
-STAGE_OF_ACTIVITY: dict[str, str] = {
-    ActivityName.INGEST: "ingest",
-    ActivityName.CLAIM_CONTENT: "ingest",
-    ActivityName.TRANSCODE: "transcode",
-    ActivityName.ENRICH: "ai_enrich",
-    ActivityName.DELIVER: "distribution",
-    ActivityName.DELIVER_BATCH: "distribution",
-    ActivityName.NOTIFY: "distribution",
-}
 
 _REASONS: dict[str, str] = {}
 for _cls in all_error_classes():  # parents first: a subclass sharing a type keeps its parent's words

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 from activities import catalog as catalog_activities
 from activities import fixity as fixity_activities
 from activities.common import StageContext
-from activities.distribute import DistributionActivities
+from activities.distribution import DistributionActivities
 from activities.ingest import build_activities as ingest_activities
 from damfleet import ingest
 from damfleet.client import FleetClient

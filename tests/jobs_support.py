@@ -84,8 +84,9 @@ class StandIns:
         try:
             if self.hold_when(uri):
                 while not self.gate.is_set():
-                    # The real transcode's heartbeat record shape (damfleet.transcode.stage).
-                    activity.heartbeat({"percent": 40.0, "current": "proxy", "rendition_percent": 80.0})
+                    # The real transcode's heartbeat message (damfleet.transcode.stage).
+                    activity.heartbeat(stages_pb2.TranscodeHeartbeat(percent=40.0, current="proxy",
+                                                                     rendition_percent=80.0))
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self.gate.wait(), 0.3)
             if self.ffmpeg_seconds:

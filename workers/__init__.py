@@ -1,6 +1,9 @@
 """One entry point per deployable worker pool: ``python -m workers.<pool>``.
 
-Pools: pipeline (workflows), ingest, transcode, ai_enrich, distribution.
+The pools are :data:`damfleet.stages.POOLS`: the pipeline pool (workflows), then one per
+stage of :data:`damfleet.stages.STAGES`.
 """
 
-POOLS: tuple[str, ...] = ("pipeline", "ingest", "transcode", "ai_enrich", "distribution")
+from damfleet.stages import POOLS as _POOLS
+
+POOLS: tuple[str, ...] = tuple(pool.name for pool in _POOLS)

@@ -1,11 +1,11 @@
-"""ai_enrich worker: the activities of activities/enrich.py on their own task queue."""
+"""ai_enrich worker: the activities of activities/ai_enrich.py on their own task queue."""
 
 from __future__ import annotations
 
 import asyncio
 
+from activities.ai_enrich import build_activities
 from activities.common import StageContext
-from activities.enrich import build_activities
 from damfleet.policies import Queue
 from workers.common import run_worker
 

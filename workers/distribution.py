@@ -1,11 +1,11 @@
-"""distribution worker: the activities of activities/distribute.py on their own task queue."""
+"""distribution worker: the activities of activities/distribution.py on their own task queue."""
 
 from __future__ import annotations
 
 import asyncio
 
 from activities.common import StageContext
-from activities.distribute import DistributionActivities
+from activities.distribution import DistributionActivities
 from damfleet.policies import Queue
 from workers.common import run_worker
 

@@ -27,15 +27,21 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from damfleet import search_attributes as sa
+    from damfleet import stages
+    from damfleet.ai.plan import plan_enrichment, skip_reason
     from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
     from damfleet.profiles import Profile, get_profile
+    from damfleet.stages import StageName
     from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2, stages_pb2
     from damfleet.validation import dedup_enabled, request_problem
     from workflows.common import deliver_all, deliver_per_target, failure_message, notify
 
 __all__ = ["STAGES", "AssetPipeline", "asset_id_for", "failure_message"]
 
-STAGES = ("ingest", "transcode", "ai_enrich", "distribution")
+#: Stage names in order (:data:`damfleet.stages.STAGES`): the keys of ``PipelineResult.stages``.
+STAGES = stages.STAGE_NAMES
+#: Stages whose outputs go to delivery targets unless a profile names roles.
+_DELIVERED_STAGES = tuple(stage.name for stage in stages.STAGES if stage.delivers)
 
 M = TypeVar("M")
 
@@ -160,14 +166,14 @@ class AssetPipeline:
         )
         try:
             ingested = await self._stage(
-                "ingest", common_pb2.VALIDATING, ActivityName.INGEST, ingest_input, stages_pb2.IngestOutput
+                StageName.INGEST, common_pb2.VALIDATING, ActivityName.INGEST, ingest_input, stages_pb2.IngestOutput
             )
         except ActivityError as err:
             await self._discard_failed(asset_id, failure_message(err)[0])
-            return self._fail("ingest", *failure_message(err))
+            return self._fail(StageName.INGEST, *failure_message(err))
         asset = ingested.asset
         self._result.asset.CopyFrom(asset)
-        self._add_outputs("ingest", ingested.outputs)
+        self._add_outputs(StageName.INGEST, ingested.outputs)
         self._upsert(sa.MEDIA_KIND.value_set(_KIND_NAMES.get(asset.media.kind, "unknown")))
         # Runs started before dedup became the default read an unset field as "no dedup";
         # the patch keeps their histories replaying (tests/workflows/test_replay.py).
@@ -175,49 +181,56 @@ class AssetPipeline:
         if dedup and await self._link_duplicate(asset):
             return self._result
 
-        # Transcode: required. Renditions are what the rest of the pipeline works on.
+        # Transcode: required. Renditions are what the rest of the pipeline works on. The
+        # workflow decides them from the profile, once; runs started before it did left the
+        # list empty for the stage to resolve, and replay with that input.
+        transcode_input = stages_pb2.TranscodeInput(asset=asset, profile=profile.name)
+        if workflow.patched("transcode-renditions-from-workflow"):
+            transcode_input.renditions.extend(profile.renditions.get(_KIND_NAMES.get(asset.media.kind, ""), ()))
         try:
             transcoded = await self._stage(
-                "transcode",
+                StageName.TRANSCODE,
                 common_pb2.RUNNING,
                 ActivityName.TRANSCODE,
-                stages_pb2.TranscodeInput(asset=asset, profile=profile.name),
+                transcode_input,
                 stages_pb2.TranscodeOutput,
             )
         except ActivityError as err:
             await self._discard_failed(asset_id, failure_message(err)[0])
-            return self._fail("transcode", *failure_message(err))
-        self._add_outputs("transcode", transcoded.outputs)
+            return self._fail(StageName.TRANSCODE, *failure_message(err))
+        self._add_outputs(StageName.TRANSCODE, transcoded.outputs)
 
         # AI enrichment: optional. A failure here leaves a usable asset: COMPLETED_WITH_ERRORS.
-        skip_reason = self._ai_skip_reason(request, profile, asset)
-        if skip_reason:
-            self._skip("ai_enrich", skip_reason)
+        kind = _KIND_NAMES.get(asset.media.kind, "")
+        plan = plan_enrichment(kind, asset.media.has_audio, transcribe=profile.transcribe,
+                               detect=profile.detect_objects)
+        ai_skip = skip_reason(plan, profile=profile.name, profile_transcribes=profile.transcribe,
+                              profile_detects=profile.detect_objects, kind=kind,
+                              has_audio=asset.media.has_audio, requested_skip=request.skip_ai)
+        if ai_skip:
+            self._skip(StageName.AI_ENRICH, ai_skip)
         else:
             enrich_input = stages_pb2.EnrichInput(
-                asset=asset,
-                profile=profile.name,
-                transcribe=profile.transcribe and asset.media.has_audio,
-                detect_objects=profile.detect_objects and asset.media.kind != common_pb2.MEDIA_KIND_AUDIO,
+                asset=asset, profile=profile.name, transcribe=plan.transcribe, detect_objects=plan.detect,
             )
             try:
                 enriched = await self._stage(
-                    "ai_enrich", common_pb2.RUNNING, ActivityName.ENRICH, enrich_input, stages_pb2.EnrichOutput
+                    StageName.AI_ENRICH, common_pb2.RUNNING, ActivityName.ENRICH, enrich_input, stages_pb2.EnrichOutput
                 )
             except ActivityError as err:
                 message, _ = failure_message(err)
-                self._stage_failed("ai_enrich", message)
+                self._stage_failed(StageName.AI_ENRICH, message)
             else:
-                self._add_outputs("ai_enrich", enriched.outputs)
+                self._add_outputs(StageName.AI_ENRICH, enriched.outputs)
                 if enriched.HasField("transcript"):
                     self._result.transcript.CopyFrom(enriched.transcript)
                 self._result.labels.extend(enriched.labels)
                 if enriched.labels:
                     self._upsert(sa.LABELS.value_set([label.label for label in enriched.labels][:50]))
                 if enriched.skipped_reason and not enriched.outputs:
-                    self._skip("ai_enrich", enriched.skipped_reason)
+                    self._skip(StageName.AI_ENRICH, enriched.skipped_reason)
                 elif enriched.skipped_reason:
-                    self._result.stages["ai_enrich"].reason = enriched.skipped_reason
+                    self._result.stages[StageName.AI_ENRICH].reason = enriched.skipped_reason
 
         await self._distribute(request, profile, asset_id)
 
@@ -247,8 +260,8 @@ class AssetPipeline:
         self._result.duplicate_of = claim.existing.asset_id
         self._result.asset.CopyFrom(claim.existing)
         del self._result.outputs[:]
-        del self._result.stages["ingest"].outputs[:]
-        for stage in ("transcode", "ai_enrich", "distribution"):
+        del self._result.stages[StageName.INGEST].outputs[:]
+        for stage in STAGES[1:]:  # every stage after ingest
             self._skip(stage, reason)
         self._result.current_stage = ""
         self._set_state(common_pb2.COMPLETED)
@@ -260,15 +273,15 @@ class AssetPipeline:
         targets = list(request.targets) or list(profile.targets)
         webhooks = list(profile.webhooks)
         if not targets and not webhooks:
-            self._skip("distribution", f"profile {profile.name!r} has no delivery targets")
+            self._skip(StageName.DISTRIBUTION, f"profile {profile.name!r} has no delivery targets")
             return
-        await self._gate("distribution")
-        stage = self._begin("distribution", common_pb2.RUNNING)
+        await self._gate(StageName.DISTRIBUTION)
+        stage = self._begin(StageName.DISTRIBUTION, common_pb2.RUNNING)
         deliverable = [
             o for o in self._result.outputs
             # The original goes out only when a profile names it (a preservation copy, which
             # fixity audits can repair from); renditions and enrichments by default.
-            if (o.stage in ("transcode", "ai_enrich") and not profile.deliver_roles) or o.role in profile.deliver_roles
+            if (o.stage in _DELIVERED_STAGES and not profile.deliver_roles) or o.role in profile.deliver_roles
         ]
         jobs = [
             stages_pb2.DeliverInput(
@@ -310,22 +323,6 @@ class AssetPipeline:
         )
 
     # ---- helpers ------------------------------------------------------------------------
-
-    def _ai_skip_reason(
-        self, request: pipeline_pb2.PipelineRequest, profile: Profile, asset: common_pb2.AssetRecord
-    ) -> str:
-        if request.skip_ai:
-            return "AI enrichment skipped by request"
-        transcribe = profile.transcribe and asset.media.has_audio
-        detect = profile.detect_objects and asset.media.kind != common_pb2.MEDIA_KIND_AUDIO
-        if transcribe or detect:
-            return ""
-        kind = _KIND_NAMES.get(asset.media.kind, "media")
-        if not profile.transcribe and not profile.detect_objects:
-            return f"profile {profile.name!r} disables AI enrichment"
-        if not asset.media.has_audio and not profile.detect_objects:
-            return f"{kind} has no audio to transcribe and profile {profile.name!r} does not detect objects"
-        return f"nothing to enrich for this {kind}"
 
     async def _activity(self, name: str, arg: Any, result_type: type[M]) -> M:
         policy = policy_for(name)
@@ -469,7 +466,7 @@ class AssetPipeline:
         self._set_state(common_pb2.CANCELLED)
         # The running activity has acknowledged cancellation (WAIT_CANCELLATION_COMPLETED);
         # now remove everything stored for the asset so nothing looks complete.
-        if self._result.stages["ingest"].status != common_pb2.STAGE_STATUS_PENDING:
+        if self._result.stages[StageName.INGEST].status != common_pb2.STAGE_STATUS_PENDING:
             await self._discard(asset_id, release_claim=workflow.patched("discard-failed-runs"))
 
     def _set_state(self, state: int) -> None:

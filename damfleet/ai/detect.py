@@ -110,10 +110,6 @@ class YoloModel(InferenceModel[Any]):
         except Exception as exc:
             raise ConfigurationError(f"cannot load YOLO weights {self.weights!r}: {exc}") from exc
 
-    @property
-    def class_names(self) -> dict[int, str]:
-        return dict(self.model.names)
-
 
 def yolo_model(ai: AISettings, registry: ModelRegistry | None = None, config_dir: Path | None = None) -> YoloModel:
     """The process's detector for these settings; ConfigurationError when none is configured."""

@@ -1,6 +1,6 @@
 """The AI enrichment stage as a plain function: transcribe and/or detect, store sidecars.
 
-:func:`enrich_asset` knows nothing of Temporal (``activities/enrich.py`` wraps it). It
+:func:`enrich_asset` knows nothing of Temporal (``activities/ai_enrich.py`` wraps it). It
 runs what the request asks for on the asset's stored original, through an
 :class:`InferenceBackend` (local models or the inference service), and writes:
 
@@ -36,9 +36,11 @@ from google.protobuf import json_format
 
 from damfleet import tracing
 from damfleet.ai.backend import InferenceBackend, LocalInference, MediaSource
+from damfleet.ai.plan import plan_enrichment
 from damfleet.ai.transcribe import to_json, to_srt, to_vtt, transcript_text
 from damfleet.errors import IncompleteTranscriptError
 from damfleet.settings import Settings
+from damfleet.stages import StageName
 from damfleet.storage import Storage
 from damfleet.storage.keys import safe_name
 from damfleet.v1 import common_pb2, inference_pb2, stages_pb2
@@ -47,7 +49,7 @@ __all__ = ["STAGE", "backend_from_settings", "check_coverage", "enrich_asset", "
 
 log = logging.getLogger(__name__)
 
-STAGE = "ai_enrich"
+STAGE = StageName.AI_ENRICH
 
 _KINDS = {
     common_pb2.MEDIA_KIND_IMAGE: "image",
@@ -147,13 +149,9 @@ async def enrich_asset(
         if progress is not None:
             progress({"asset_id": asset.asset_id, **fields})
 
-    want_transcript = request.transcribe
-    if want_transcript and kind == "image":
-        want_transcript = False
-        skipped.append("transcription skipped: an image has no audio")
-    want_detection = request.detect_objects and kind in ("image", "video")
-    if request.detect_objects and kind == "audio":
-        skipped.append("object detection skipped: audio has no pictures")
+    plan = plan_enrichment(kind, asset.media.has_audio, transcribe=request.transcribe, detect=request.detect_objects)
+    want_transcript, want_detection = plan.transcribe, plan.detect
+    skipped.extend(plan.skipped)
     if want_detection and not await backend.detection_available():
         want_detection = False
         skipped.append("object detection skipped: no YOLO weights configured (DAMFLEET_AI_YOLO_WEIGHTS)")

@@ -2,7 +2,8 @@
 
 Commands live in sub-modules that register themselves on :data:`app`:
 :mod:`damfleet.cli.dev` (dev, demo, submit), :mod:`damfleet.cli.jobs` (status, watch,
-pause, resume, cancel, batch, schedules, queues), :mod:`damfleet.cli.inference`
+pause, resume, cancel, batch, queues), :mod:`damfleet.cli.schedules` (inbox rescan
+schedules), :mod:`damfleet.cli.inference`
 (the gRPC inference service), :mod:`damfleet.cli.fixity` (fixity audits) and
 :mod:`damfleet.cli.codec` (the payload codec server).
 """
@@ -25,7 +26,8 @@ app = typer.Typer(
 )
 
 _COMMAND_MODULES = (
-    "damfleet.cli.dev", "damfleet.cli.jobs", "damfleet.cli.inference", "damfleet.cli.fixity", "damfleet.cli.codec",
+    "damfleet.cli.dev", "damfleet.cli.jobs", "damfleet.cli.schedules", "damfleet.cli.inference", "damfleet.cli.fixity",
+    "damfleet.cli.codec",
 )
 
 

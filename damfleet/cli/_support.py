@@ -5,18 +5,27 @@ already finished, a failed run); 2 a bad request or no connection. A failure is 
 on stderr, never a traceback: an operator reads what is wrong and what to do about it.
 
 This module imports nothing heavy (no temporalio, no protobuf), so ``--help`` stays fast.
+Every command module (jobs, schedules, fixity) runs its work through :func:`run_with_fleet`
+and prints through :func:`emit`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any
 
-__all__ = ["connection_hint", "exit_now", "failure_line", "print_error", "run_and_exit"]
+import typer
+
+__all__ = [
+    "JsonOption", "connection_hint", "emit", "exit_now", "failure_line", "print_error", "run_and_exit", "run_with_fleet",
+]
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (for scripts).")]
 
 
 def exit_now(code: int) -> None:
@@ -92,3 +101,26 @@ def run_and_exit(main: Coroutine[Any, Any, int]) -> None:
         code, line = failure
         print_error(line)
     exit_now(code)
+
+
+def run_with_fleet(work: Callable[[Any], Awaitable[int]], check: Callable[[], None] | None = None) -> None:
+    """Run ``check()`` (request checks that need no server), connect, run ``work(fleet)``,
+    and turn every expected failure into one clear line."""
+
+    async def main() -> int:
+        from damfleet.client import FleetClient
+
+        if check is not None:
+            check()
+        fleet = await FleetClient.connect()
+        return await work(fleet)
+
+    run_and_exit(main())
+
+
+def emit(as_json: bool, data: dict[str, Any], human: Callable[[], None]) -> None:
+    """``data`` as one JSON line on stdout for ``--json``; otherwise ``human()`` prints it for people."""
+    if as_json:
+        print(json.dumps(data, indent=None, sort_keys=False))
+    else:
+        human()

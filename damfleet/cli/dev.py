@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 
 from damfleet.cli import app
 from damfleet.cli._support import exit_now as _exit
@@ -28,48 +25,20 @@ console = Console(stderr=True)
 
 def _status_table(snapshot: list[tuple[str, Any]]) -> Any:
     """The demo's live table, fitted to the terminal (see :func:`damfleet.cli.live.demo_table`)."""
-    from damfleet.cli.jobs import pipeline_summary
     from damfleet.cli.live import demo_table
+    from damfleet.summaries import pipeline_summary
 
     return demo_table(console, [(src, pipeline_summary(status) if status is not None else None)
                                 for src, status in snapshot])
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    """A compact table (one row per asset, one column per stage), then each asset's details."""
-    out = Console()
-    title = "damfleet" + (f": {summary['wall_seconds']:.1f}s wall time" if summary.get("wall_seconds") else "")
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    table.add_column("asset", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    for header in ("ingest", "transcode", "ai", "deliver"):  # short: fits an 80-column terminal
-        table.add_column(header, justify="right", min_width=max(len(header), 7))
-    for asset in summary["assets"]:
-        cells = []
-        for entry in asset["stages"].values():
-            status = entry["status"].lower()
-            cells.append(f"{entry['seconds']:.1f}s" if status == "completed" else status.replace("_", " "))
-        color = "green" if asset["state"] == "COMPLETED" else "yellow" if "ERRORS" in asset["state"] else "red"
-        table.add_row(Path(asset["source"]).name, f"[{color}]{asset['state']}[/]", *cells)
-    out.print(table)
-    for asset in summary["assets"]:
-        out.print(f"[bold]{Path(asset['source']).name}[/] ({asset['workflow_id']})")
-        out.print("  outputs: " + ", ".join(f"{o['role']} ({o['size']:,} B)" for o in asset["outputs"]))
-        for name, entry in asset["stages"].items():
-            if entry["status"] == "SKIPPED":
-                out.print(f"  {name} skipped: {entry.get('reason', '')}")
-        if asset.get("transcript"):
-            out.print(f"  transcript ({asset['transcript']['language']}): {asset['transcript']['excerpt'][:200]}")
-        for line in [asset["error"]] if asset.get("error") else asset.get("failures", []):
-            out.print(f"  [red]{line}[/]")
-
-
 async def _demo(settings: Settings, *, as_json: bool, attach: bool, profile: str, keep_running: bool) -> int:
     from damfleet import samples
     from damfleet.client import FleetClient
-    from damfleet.demo import run_assets, summary_json
+    from damfleet.demo import run_assets
     from damfleet.launcher import Fleet
     from damfleet.policies import Queue
+    from damfleet.summaries import summary_json
 
     started = time.monotonic()
     fleet = Fleet(settings, start_server=not attach)
@@ -103,7 +72,9 @@ async def _demo(settings: Settings, *, as_json: bool, attach: bool, profile: str
         if as_json:
             print(json.dumps(summary, indent=None))
         else:
-            _print_summary(summary)
+            from damfleet.cli.render import print_assets
+
+            print_assets(summary)
         if keep_running and not attach:
             console.print(f"fleet still running (Ctrl-C to stop); UI http://localhost:{settings.temporal.dev_ui_port}")
             await _wait_forever()
@@ -216,8 +187,9 @@ def submit(
 
     async def run() -> int:
         from damfleet.client import FleetClient
-        from damfleet.demo import _final_result, asset_summary
+        from damfleet.demo import final_result
         from damfleet.storage import normalize_uri
+        from damfleet.summaries import asset_summary
         from damfleet.validation import check_local_source, check_priority, check_profile
 
         # Check every source before starting any: a typo in the third path must not leave
@@ -244,11 +216,13 @@ def submit(
             from damfleet.cli.live import follow_runs
 
             await follow_runs(client, [(s, h.workflow_id) for s, h in handles], console)
-        summaries = [asset_summary(s, h.workflow_id, await _final_result(h)) for s, h in handles]
+        summaries = [asset_summary(s, h.workflow_id, await final_result(h)) for s, h in handles]
         if as_json:
             print(json.dumps({"assets": summaries}))
         else:
-            _print_summary({"assets": summaries, "wall_seconds": 0.0})
+            from damfleet.cli.render import print_assets
+
+            print_assets({"assets": summaries, "wall_seconds": 0.0})
         return 0 if all(a["state"] in ("COMPLETED", "COMPLETED_WITH_ERRORS") for a in summaries) else 1
 
     run_and_exit(run())

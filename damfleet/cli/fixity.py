@@ -6,7 +6,7 @@
 
 Exit codes: 0 the audit found nothing wrong (or the command did what it said), 1 damaged
 originals were found (or an unknown id), 2 bad usage or no connection. The shared
-connection and error handling is :mod:`damfleet.cli.jobs`'.
+connection and error handling is :mod:`damfleet.cli._support`'s.
 """
 
 from __future__ import annotations
@@ -15,12 +15,16 @@ import re
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from damfleet.cli import app
-from damfleet.cli.jobs import JsonOption, _emit, _run, console, parse_duration
+from damfleet.cli._support import JsonOption, emit, run_with_fleet
+from damfleet.cli.schedules import parse_duration
 
 __all__ = ["parse_sample"]
+
+console = Console(stderr=True)
 
 fixity_app = typer.Typer(help="Fixity audits: re-verify stored originals, repair or quarantine damage.",
                          no_args_is_help=True)
@@ -90,7 +94,7 @@ def fixity_run(
     as_json: JsonOption = False,
 ) -> None:
     """Audit stored originals now: re-hash, compare with the ingest sha256, repair or quarantine."""
-    from damfleet.fixity_client import audit_request, start_audit
+    from damfleet.client.fixity import audit_request, start_audit
 
     async def work(fleet: Any) -> int:
         request = audit_request(fleet.settings, prefix=prefix, collection=collection,
@@ -98,7 +102,7 @@ def fixity_run(
                                 include_renditions=renditions)
         handle = await start_audit(fleet, request)
         if not wait:
-            _emit(as_json, {"audit_id": handle.id},
+            emit(as_json, {"audit_id": handle.id},
                   lambda: console.print(f"fixity audit [bold]{handle.id}[/] started"))
             return 0
         console.print(f"fixity audit [bold]{handle.id}[/] running ...")
@@ -111,10 +115,10 @@ def fixity_run(
                           f"{c['quarantined']} quarantined; report {summary['report_uri']}")
             _print_failures(summary["failed"])
 
-        _emit(as_json, summary, human)
+        emit(as_json, summary, human)
         return 1 if summary["failures"] else 0
 
-    _run(work)
+    run_with_fleet(work)
 
 
 @fixity_app.command("report")
@@ -123,7 +127,7 @@ def fixity_report(
     as_json: JsonOption = False,
 ) -> None:
     """The stored report of an audit (every failure), or the progress of one still running."""
-    from damfleet.fixity_client import audit_report
+    from damfleet.client.fixity import audit_report
 
     async def work(fleet: Any) -> int:
         report = await audit_report(fleet, audit_id)
@@ -134,10 +138,10 @@ def fixity_report(
             console.print(f"{audit_id} ({state}): " + ", ".join(f"{k} {v}" for k, v in c.items()))
             _print_failures(report.get("failures", []))
 
-        _emit(as_json, report, human)
+        emit(as_json, report, human)
         return 1 if report.get("failures") else 0
 
-    _run(work)
+    run_with_fleet(work)
 
 
 @fixity_schedule_app.command("create")
@@ -153,7 +157,7 @@ def fixity_schedule_create(
     as_json: JsonOption = False,
 ) -> None:
     """Audit on a schedule; with --sample every asset is still checked within every x 100/sample."""
-    from damfleet.fixity_client import audit_request, create_audit_schedule
+    from damfleet.client.fixity import audit_request, create_audit_schedule
 
     async def work(fleet: Any) -> int:
         interval = parse_duration(every)
@@ -164,9 +168,9 @@ def fixity_schedule_create(
         cycle = interval * request.sample_buckets
         data = {"schedule_id": schedule_id, "every_seconds": interval.total_seconds(),
                 "buckets": request.sample_buckets, "cycle_seconds": cycle.total_seconds(), "paused": paused}
-        _emit(as_json, data, lambda: console.print(
+        emit(as_json, data, lambda: console.print(
             f"schedule [bold]{schedule_id}[/] audits 1/{request.sample_buckets} of the assets every {every}: "
             f"every asset within {cycle}"))
         return 0
 
-    _run(work)
+    run_with_fleet(work)

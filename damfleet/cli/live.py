@@ -5,9 +5,8 @@ Layouts are built for the terminal they print on. At 80 columns they drop whole 
 is always printed whole, because an operator greps for it. :func:`fit_table` does the
 dropping for any table; the functions below choose what is essential.
 
-Everything here formats summaries that :mod:`damfleet.cli.jobs` and :mod:`damfleet.demo`
-already build (plain dicts and ``PipelineResult`` messages), so it is tested with a
-fixed-width console and no fleet.
+Everything here formats summaries that :mod:`damfleet.summaries` already builds (plain
+dicts), so it is tested with a fixed-width console and no fleet.
 """
 
 from __future__ import annotations
@@ -20,8 +19,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from damfleet.stages import STAGES as STAGE_TABLE
+from damfleet.summaries import FINISHED_STATES, STAGES, asset_percent
+
 __all__ = [
-    "asset_percent",
     "demo_table",
     "fit_table",
     "follow_runs",
@@ -29,11 +30,8 @@ __all__ = [
     "stage_progress_text",
 ]
 
-_STAGES = ("ingest", "transcode", "ai_enrich", "distribution")
-_FINISHED = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELLED"}
-_STAGE_DONE = {"COMPLETED", "SKIPPED", "FAILED", "CANCELLED", "COMPLETED_WITH_ERRORS"}
 #: Short stage headers: "ai_enrich" and "distribution" cost a narrow terminal 8 columns.
-_STAGE_HEADERS = {"ingest": "ingest", "transcode": "transcode", "ai_enrich": "ai", "distribution": "deliver"}
+_STAGE_HEADERS = {stage.name: stage.header for stage in STAGE_TABLE}
 
 
 def fit_table(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]], *,
@@ -54,17 +52,6 @@ def fit_table(console: Console, headers: Sequence[str], rows: Sequence[Sequence[
         if console.measure(table, options=console.options.update_width(10_000)).maximum <= console.width:
             return table
     return table
-
-
-def asset_percent(summary: dict[str, Any]) -> float:
-    """Overall percent of an asset run: each stage a quarter, the running one by its heartbeat."""
-    stages = summary.get("stages", {})
-    done = sum(1 for s in _STAGES if stages.get(s, {}).get("status") in _STAGE_DONE)
-    running = next((stages[s] for s in _STAGES if stages.get(s, {}).get("status") == "RUNNING"), None)
-    partial = (running.get("percent") or 0.0) / 100.0 if running else 0.0
-    if summary.get("state") in _FINISHED:
-        return 100.0
-    return round(100.0 * (done + partial) / len(_STAGES), 1)
 
 
 def stage_progress_text(summary: dict[str, Any]) -> str:
@@ -89,7 +76,7 @@ def run_line(name: str, summary: dict[str, Any], width: int = 80) -> str:
     The state is never shortened; the name gives way first, then the stage detail.
     """
     state = summary["state"]
-    detail = stage_progress_text(summary) if state not in _FINISHED else ""
+    detail = stage_progress_text(summary) if state not in FINISHED_STATES else ""
     if summary.get("error") and state == "FAILED":
         detail = summary["error"]
     head = f"{state:<13} {asset_percent(summary):5.1f}%"
@@ -106,7 +93,7 @@ def run_line(name: str, summary: dict[str, Any], width: int = 80) -> str:
 
 def demo_table(console: Console, snapshot: list[tuple[str, dict[str, Any] | None]]) -> Table:
     """The demo's live table: asset, state, progress, then per-stage seconds when they fit."""
-    headers = ["asset", "state", "progress", *(_STAGE_HEADERS[s] for s in _STAGES)]
+    headers = ["asset", "state", "progress", *(_STAGE_HEADERS[s] for s in STAGES)]
     rows = []
     for source, summary in snapshot:
         name = Path(source).name
@@ -114,7 +101,7 @@ def demo_table(console: Console, snapshot: list[tuple[str, dict[str, Any] | None
             rows.append([name, "PENDING", "", "", "", "", ""])
             continue
         cells = []
-        for stage in _STAGES:
+        for stage in STAGES:
             entry = summary["stages"].get(stage, {})
             status = entry.get("status", "PENDING")
             if status == "COMPLETED":
@@ -125,7 +112,7 @@ def demo_table(console: Console, snapshot: list[tuple[str, dict[str, Any] | None
                 cells.append(status.lower().replace("_", " "))
         progress = f"{asset_percent(summary):.0f}% {stage_progress_text(summary)}".strip()
         rows.append([name, summary["state"], progress, *cells])
-    optional = [_STAGE_HEADERS[s] for s in reversed(_STAGES)]
+    optional = [_STAGE_HEADERS[s] for s in reversed(STAGES)]
     return fit_table(console, headers, rows, optional=optional, title="damfleet demo")
 
 
@@ -136,7 +123,7 @@ async def follow_runs(client: Any, runs: Sequence[tuple[str, str]], console: Con
     ``submit --wait`` uses this so a long transcode is visibly alive instead of silent
     until every run ends. Lines go to ``console`` (stderr): stdout stays for ``--json``.
     """
-    from damfleet.cli.jobs import pipeline_summary
+    from damfleet.summaries import pipeline_summary
 
     last: dict[str, str] = {}
     pending = {wid: Path(source).name for source, wid in runs}
@@ -147,7 +134,7 @@ async def follow_runs(client: Any, runs: Sequence[tuple[str, str]], console: Con
             if line != last.get(wid):
                 console.print(line, markup=False, highlight=False, soft_wrap=True)
                 last[wid] = line
-            if summary["state"] in _FINISHED:
+            if summary["state"] in FINISHED_STATES:
                 del pending[wid]
         if pending:
             await asyncio.sleep(interval)

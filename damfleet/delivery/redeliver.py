@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from damfleet.stages import StageName
 from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
 
 __all__ = [
@@ -110,10 +111,10 @@ def apply_redelivery(result: pipeline_pb2.PipelineResult, redelivery: pipeline_p
     if any(not r.ok for r in result.receipts):
         return
     # Every delivery has landed: what is left to report is an enrichment failure, if any.
-    kept = [f for f in result.failures if f.startswith("ai_enrich:")]
+    kept = [f for f in result.failures if f.startswith(f"{StageName.AI_ENRICH}:")]
     del result.failures[:]
     result.failures.extend(kept)
-    distribution = result.stages["distribution"]
+    distribution = result.stages[StageName.DISTRIBUTION]
     distribution.status = common_pb2.STAGE_STATUS_COMPLETED
     distribution.reason = f"delivered by {redelivery_id}"
     if result.state == common_pb2.COMPLETED_WITH_ERRORS and not kept:

@@ -24,6 +24,7 @@ from damfleet.storage.local import LocalBackend, path_from_uri
 __all__ = [
     "CHUNK_BYTES",
     "AssetKeys",
+    "LocalBackend",
     "ObjectInfo",
     "Storage",
     "StorageBackend",

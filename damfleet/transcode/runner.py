@@ -37,7 +37,6 @@ __all__ = [
     "FfmpegProgress",
     "FfmpegResult",
     "compile_job",
-    "ffmpeg_global_args",
     "run_ffmpeg",
 ]
 
@@ -86,10 +85,6 @@ class FfmpegResult:
     frames: int
     total_size: int
     wall_seconds: float
-
-
-def ffmpeg_global_args() -> tuple[str, ...]:
-    return _GLOBAL_ARGS
 
 
 def compile_job(label: str, node: Any, *, duration_seconds: float, outputs: Sequence[Path]) -> FfmpegJob:

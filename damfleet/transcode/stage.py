@@ -29,6 +29,7 @@ from google.protobuf import json_format
 from damfleet.errors import BadInputError, ChecksumMismatchError, ConfigurationError, UnsupportedMediaError
 from damfleet.profiles import get_profile
 from damfleet.settings import Settings
+from damfleet.stages import StageName
 from damfleet.storage import Storage
 from damfleet.storage.keys import AssetKeys
 from damfleet.transcode.engine import RenditionFile, Transcoder
@@ -38,14 +39,14 @@ from damfleet.transcode.scratch import check_scratch_space
 from damfleet.transcode.source import inspect_source
 from damfleet.v1 import common_pb2, stages_pb2
 
-__all__ = ["STAGE", "TranscodeProgress", "planned_renditions", "transcode_asset"]
+__all__ = ["STAGE", "TranscodeProgress", "as_heartbeat", "planned_renditions", "transcode_asset"]
 
 log = logging.getLogger(__name__)
 
-STAGE = "transcode"
+STAGE = StageName.TRANSCODE
 
-#: Called with a JSON-able progress record (see :class:`_Tracker.details`).
-TranscodeProgress = Callable[[dict[str, Any]], None]
+#: Called with each progress record (the message the activity heartbeats).
+TranscodeProgress = Callable[[stages_pb2.TranscodeHeartbeat], None]
 
 _KIND_NAMES = {
     common_pb2.MEDIA_KIND_IMAGE: "image",
@@ -55,7 +56,11 @@ _KIND_NAMES = {
 
 
 def planned_renditions(request: stages_pb2.TranscodeInput) -> tuple[str, list[RenditionSpec]]:
-    """The media kind and the rendition specs a request asks for (explicit list, else the profile's)."""
+    """The media kind and the rendition specs a request asks for.
+
+    The workflow sets ``request.renditions`` from the profile; the profile is read here only
+    when the list is empty: runs started before the workflow set it (their retries carry
+    the old input) and direct callers such as bench/pipeline.py."""
     kind = _KIND_NAMES.get(request.asset.media.kind)
     if kind is None:
         raise UnsupportedMediaError(
@@ -81,8 +86,8 @@ class _Done:
     seconds: float = 0.0
     resumed: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "outputs": [json_format.MessageToDict(o) for o in self.outputs]}
+    def to_proto(self) -> stages_pb2.FinishedRendition:
+        return stages_pb2.FinishedRendition(name=self.name, outputs=self.outputs)
 
 
 @dataclass
@@ -104,37 +109,48 @@ class _Tracker:
         running = next((s.weight for s in self.specs if s.name == self.current and s.name not in self.done), 0.0)
         return round(100.0 * (finished + running * self.current_percent / 100.0) / total, 2)
 
-    def details(self) -> dict[str, Any]:
-        return {
-            "asset_id": self.request.asset.asset_id,
-            "sha256": self.request.asset.sha256,
-            "renditions": [s.name for s in self.specs],
-            "done": [self.done[s.name].to_json() for s in self.specs if s.name in self.done],
-            "current": self.current,
-            "rendition_percent": round(self.current_percent, 2),
-            "percent": self.percent,
-            "hw_accel": self.hw_accel,
-        }
+    def details(self) -> stages_pb2.TranscodeHeartbeat:
+        return stages_pb2.TranscodeHeartbeat(
+            asset_id=self.request.asset.asset_id,
+            sha256=self.request.asset.sha256,
+            renditions=[s.name for s in self.specs],
+            done=[self.done[s.name].to_proto() for s in self.specs if s.name in self.done],
+            current=self.current,
+            rendition_percent=round(self.current_percent, 2),
+            percent=self.percent,
+            hw_accel=self.hw_accel,
+        )
 
     def update(self, current: str, percent: float) -> None:
         self.current, self.current_percent = current, max(0.0, min(100.0, percent))
         self.report(self.details())
 
 
-def _resumable(resume: dict[str, Any] | None, request: stages_pb2.TranscodeInput) -> dict[str, list[common_pb2.Output]]:
-    """Finished renditions recorded by an earlier attempt at *this* asset's bytes."""
-    if not isinstance(resume, dict):
-        return {}
-    if resume.get("asset_id") != request.asset.asset_id or resume.get("sha256") != request.asset.sha256:
-        return {}
-    found: dict[str, list[common_pb2.Output]] = {}
-    for entry in resume.get("done", []) or []:
+def as_heartbeat(details: Any) -> stages_pb2.TranscodeHeartbeat | None:
+    """An earlier attempt's last heartbeat as the message, or None when it is not one.
+
+    Workers before the message existed heartbeated the same fields as a JSON dict; an
+    attempt retried across that upgrade still resumes from it.
+    """
+    if isinstance(details, stages_pb2.TranscodeHeartbeat):
+        return details
+    if isinstance(details, dict):
         try:
-            outputs = [json_format.ParseDict(o, common_pb2.Output()) for o in entry["outputs"]]
-            found[str(entry["name"])] = outputs
-        except (KeyError, TypeError, json_format.ParseError):
-            continue
-    return found
+            return json_format.ParseDict(details, stages_pb2.TranscodeHeartbeat(), ignore_unknown_fields=True)
+        except (json_format.ParseError, TypeError, ValueError):
+            return None
+    return None
+
+
+def _resumable(
+    resume: stages_pb2.TranscodeHeartbeat | None, request: stages_pb2.TranscodeInput
+) -> dict[str, list[common_pb2.Output]]:
+    """Finished renditions recorded by an earlier attempt at *this* asset's bytes."""
+    if resume is None:
+        return {}
+    if resume.asset_id != request.asset.asset_id or resume.sha256 != request.asset.sha256:
+        return {}
+    return {entry.name: list(entry.outputs) for entry in resume.done if entry.name}
 
 
 async def _still_stored(storage: Storage, outputs: list[common_pb2.Output]) -> bool:
@@ -178,13 +194,14 @@ async def transcode_asset(
     settings: Settings,
     scratch: Path,
     progress: TranscodeProgress | None = None,
-    resume: dict[str, Any] | None = None,
+    resume: stages_pb2.TranscodeHeartbeat | dict[str, Any] | None = None,
 ) -> stages_pb2.TranscodeOutput:
     """Make every requested rendition of one ingested asset and store it under the asset's keys."""
     asset = request.asset
     if not asset.original_uri:
         raise BadInputError(f"asset {asset.asset_id} has no stored original (original_uri is empty)")
     kind, specs = planned_renditions(request)
+    resume = as_heartbeat(resume)
     keys = storage.keys(asset.asset_id)
     tracker = _Tracker(request, specs, progress or (lambda details: None))
     result = stages_pb2.TranscodeOutput()
@@ -266,8 +283,8 @@ async def transcode_asset(
             result.resumed_renditions.append(spec.name)
         else:
             result.timings_seconds[spec.name] = round(done.seconds, 3)
-    if not todo and isinstance(resume, dict) and resume.get("hw_accel"):
-        result.hw_accel = str(resume["hw_accel"])  # everything reused: report what made it
+    if not todo and resume is not None and resume.hw_accel:
+        result.hw_accel = resume.hw_accel  # everything reused: report what made it
     else:
         result.hw_accel = encoder.family
     result.hw_accel_fallback_reason = encoder.fallback_reason

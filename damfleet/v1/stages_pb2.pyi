@@ -39,6 +39,34 @@ class TranscodeInput(_message.Message):
     renditions: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., profile: _Optional[str] = ..., renditions: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class TranscodeHeartbeat(_message.Message):
+    __slots__ = ("asset_id", "sha256", "renditions", "done", "current", "rendition_percent", "percent", "hw_accel")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    RENDITIONS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    RENDITION_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    HW_ACCEL_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    sha256: str
+    renditions: _containers.RepeatedScalarFieldContainer[str]
+    done: _containers.RepeatedCompositeFieldContainer[FinishedRendition]
+    current: str
+    rendition_percent: float
+    percent: float
+    hw_accel: str
+    def __init__(self, asset_id: _Optional[str] = ..., sha256: _Optional[str] = ..., renditions: _Optional[_Iterable[str]] = ..., done: _Optional[_Iterable[_Union[FinishedRendition, _Mapping]]] = ..., current: _Optional[str] = ..., rendition_percent: _Optional[float] = ..., percent: _Optional[float] = ..., hw_accel: _Optional[str] = ...) -> None: ...
+
+class FinishedRendition(_message.Message):
+    __slots__ = ("name", "outputs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
+    def __init__(self, name: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ...) -> None: ...
+
 class TranscodeOutput(_message.Message):
     __slots__ = ("outputs", "renditions", "hw_accel", "hw_accel_fallback_reason", "timings_seconds", "resumed_renditions")
     class TimingsSecondsEntry(_message.Message):

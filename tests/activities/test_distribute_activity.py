@@ -20,13 +20,13 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.common import StageContext
-from activities.distribute import DistributionActivities, build_activities
+from activities.distribution import DistributionActivities, build_activities
 from damfleet.delivery import verify_request
-from damfleet.delivery.testing import DeliveryReceiver
 from damfleet.policies import Queue
 from damfleet.settings import Settings
 from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
 from tests.conftest import make_settings
+from tests.delivery_receiver import DeliveryReceiver
 from workflows.redeliver import RedeliverAsset
 
 LOOPBACK = "127.0.0.1/32"

@@ -19,8 +19,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.ai_enrich import EnrichActivities, build_activities
 from activities.common import StageContext
-from activities.enrich import EnrichActivities, build_activities
 from damfleet import samples
 from damfleet.ai.backend import LocalInference
 from damfleet.ai.models import ModelRegistry

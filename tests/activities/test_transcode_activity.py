@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from google.protobuf import json_format
 from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import RetryPolicy
@@ -214,18 +215,22 @@ async def test_heartbeats_carry_progress_and_a_retry_resumes(tmp_path: Path) -> 
     env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(seconds=4))
     env.on_heartbeat = lambda *details: beats.extend(details)
     first = await env.run(acts.transcode_asset, request)
-    records = [b for b in beats if isinstance(b, dict)]
-    assert records and records[-1]["percent"] == 100.0
-    assert [d["name"] for d in records[-1]["done"]] == ["poster", "storyboard"]
+    records = [b for b in beats if isinstance(b, stages_pb2.TranscodeHeartbeat)]
+    assert records and len(records) == len(beats), "every beat is the progress message"
+    assert records[-1].percent == 100.0
+    assert [d.name for d in records[-1].done] == ["poster", "storyboard"]
 
     # An attempt that died after the poster: its last heartbeat lists only the poster as done.
-    after_poster = next(r for r in records if [d["name"] for d in r["done"]] == ["poster"])
-    retry = ActivityEnvironment()
-    retry.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[after_poster])
-    second = await retry.run(acts.transcode_asset, request)
-    assert list(second.resumed_renditions) == ["poster"]
-    assert set(second.timings_seconds) == {"storyboard"}
-    assert [o.uri for o in second.outputs] == [o.uri for o in first.outputs]
+    after_poster = next(r for r in records if [d.name for d in r.done] == ["poster"])
+    # ... heartbeated as the message, or as the JSON dict workers wrote before it existed.
+    legacy = json_format.MessageToDict(after_poster, preserving_proto_field_name=True)
+    for details in (after_poster, legacy):
+        retry = ActivityEnvironment()
+        retry.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[details])
+        second = await retry.run(acts.transcode_asset, request)
+        assert list(second.resumed_renditions) == ["poster"]
+        assert set(second.timings_seconds) == {"storyboard"}
+        assert [o.uri for o in second.outputs] == [o.uri for o in first.outputs]
     await ctx.storage.aclose()
 
 

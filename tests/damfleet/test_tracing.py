@@ -23,9 +23,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.worker import Worker
 
 from activities import catalog as catalog_activities
+from activities.ai_enrich import build_activities as enrich_activities
 from activities.common import StageContext
-from activities.distribute import build_activities as distribution_activities
-from activities.enrich import build_activities as enrich_activities
+from activities.distribution import build_activities as distribution_activities
 from activities.ingest import build_activities as ingest_activities
 from activities.transcode import build_activities as transcode_activities
 from damfleet import samples, tracing

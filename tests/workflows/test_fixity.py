@@ -20,8 +20,8 @@ from temporalio.exceptions import ApplicationError
 
 from damfleet import fixity
 from damfleet import search_attributes as sa
+from damfleet.client.fixity import audit_report, audit_request, create_audit_schedule, start_audit
 from damfleet.delivery import Distributor, delivery_item
-from damfleet.fixity_client import audit_report, audit_request, create_audit_schedule, start_audit
 from damfleet.policies import ActivityName
 from damfleet.storage import path_from_uri
 from damfleet.v1 import common_pb2, fixity_pb2

@@ -21,11 +21,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities import catalog as catalog_activities
+from activities.ai_enrich import build_activities as enrich_activities
 from activities.common import StageContext
-from activities.enrich import build_activities as enrich_activities
 from activities.ingest import build_activities as ingest_activities
 from damfleet import search_attributes as sa
 from damfleet.policies import ActivityName, Queue
+from damfleet.profiles import get_profile
 from damfleet.settings import Settings
 from damfleet.storage import Storage
 from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
@@ -40,6 +41,8 @@ class StandIns:
         self.storage = storage
         self.fail_enrich = fail_enrich
         self.calls: list[str] = []
+        self.transcode_inputs: list[stages_pb2.TranscodeInput] = []
+        self.enrich_inputs: list[stages_pb2.EnrichInput] = []
 
     async def _output(self, asset_id: str, role: str, stage: str) -> common_pb2.Output:
         data = f"{role} of {asset_id}".encode()
@@ -50,12 +53,14 @@ class StandIns:
     @activity.defn(name=ActivityName.TRANSCODE)
     async def transcode(self, request: stages_pb2.TranscodeInput) -> stages_pb2.TranscodeOutput:
         self.calls.append(f"transcode:{activity.info().task_queue}")
+        self.transcode_inputs.append(request)
         out = await self._output(request.asset.asset_id, "thumbnail", "transcode")
         return stages_pb2.TranscodeOutput(outputs=[out], renditions=["thumbnail"], hw_accel="software")
 
     @activity.defn(name=ActivityName.ENRICH)
     async def enrich(self, request: stages_pb2.EnrichInput) -> stages_pb2.EnrichOutput:
         self.calls.append(f"enrich:{activity.info().task_queue}")
+        self.enrich_inputs.append(request)
         if self.fail_enrich:
             raise ApplicationError("model file missing", type="ConfigurationError", non_retryable=True)
         out = await self._output(request.asset.asset_id, "transcript_vtt", "ai_enrich")
@@ -149,6 +154,12 @@ async def test_video_runs_all_four_stages_on_their_queues(fleet, media_dir: Path
     assert {r.role for r in result.receipts} == {"thumbnail", "transcript_vtt"}
     assert result.asset.media.kind == common_pb2.MEDIA_KIND_VIDEO
     assert result.transcript.text_excerpt == "welcome to the archive"
+    # The workflow decides once: the profile's renditions for this kind, and the enrichments
+    # that apply to it (damfleet.ai.plan), travel in the stage inputs.
+    [transcode_input] = stand_ins.transcode_inputs
+    assert list(transcode_input.renditions) == list(get_profile("default").renditions["video"])
+    [enrich_input] = stand_ins.enrich_inputs
+    assert enrich_input.transcribe and not enrich_input.detect_objects
 
     status = await handle.query("status", result_type=pipeline_pb2.PipelineResult)
     assert status.state == common_pb2.COMPLETED and status.asset_id == result.asset_id

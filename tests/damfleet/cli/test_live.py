@@ -6,10 +6,10 @@ import io
 
 from rich.console import Console
 
-from damfleet.cli.jobs import pipeline_summary
 from damfleet.cli.live import demo_table, fit_table, run_line
 from damfleet.progress import LiveProgress, apply_live_progress, progress_from_details
-from damfleet.v1 import common_pb2, pipeline_pb2
+from damfleet.summaries import pipeline_summary
+from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
 
 STATES = ("COMPLETED_WITH_ERRORS", "PAUSE_PENDING", "RUNNING", "COMPLETED", "FAILED")
 
@@ -81,6 +81,9 @@ def test_submit_wait_line_keeps_the_state_whole() -> None:
 
 
 def test_progress_from_heartbeat_records() -> None:
+    transcode = stages_pb2.TranscodeHeartbeat(percent=42.5, current="proxy", rendition_percent=80)
+    assert progress_from_details(transcode) == LiveProgress(42.5, "proxy 80%")
+    # the dict a transcode worker heartbeated before the message existed reads the same
     assert progress_from_details({"percent": 42.5, "current": "proxy", "rendition_percent": 80}) == LiveProgress(
         42.5, "proxy 80%")
     assert progress_from_details({"phase": "transcribe", "transcribed_seconds": 3.0, "total_seconds": 12.0}) == (

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from damfleet.delivery import build_notification, verify_request
-from damfleet.delivery.testing import DeliveryReceiver
 from damfleet.errors import (
     ChecksumMismatchError,
     ConfigurationError,
@@ -19,6 +18,7 @@ from damfleet.errors import (
     TargetUnavailableError,
 )
 from damfleet.v1 import common_pb2, stages_pb2
+from tests.delivery_receiver import DeliveryReceiver
 
 LOOPBACK = {"DAMFLEET_DISTRIBUTION_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from damfleet.delivery import OutboundBlockedError, OutboundPolicy, netguard
-from damfleet.delivery.testing import DeliveryReceiver
+from tests.delivery_receiver import DeliveryReceiver
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import transcode_media as tm
 
 from damfleet.settings import Settings
 from damfleet.transcode.source import scaled_size
+from damfleet.v1 import stages_pb2
 
 
 def _video_stream(report: dict) -> dict:
@@ -166,25 +167,27 @@ async def test_audio_proxy_and_waveform(settings: Settings, tmp_path: Path) -> N
 
 async def test_progress_reaches_100_and_lists_finished_renditions(settings: Settings, tmp_path: Path) -> None:
     source = tm.video(tmp_path / "p.mp4", 4.0)
-    seen: list[dict] = []
+    seen: list[stages_pb2.TranscodeHeartbeat] = []
     await tm.run_stage(settings, source, "video", ["poster", "proxy"], progress=seen.append)
-    percents = [d["percent"] for d in seen]
+    percents = [d.percent for d in seen]
     assert percents == sorted(percents) and percents[-1] == 100.0
     assert any(0 < p < 100 for p in percents)
-    assert [d["name"] for d in seen[-1]["done"]] == ["poster", "proxy"]
-    assert seen[-1]["hw_accel"] == "software"
+    assert [d.name for d in seen[-1].done] == ["poster", "proxy"]
+    assert seen[-1].hw_accel == "software"
 
 
 async def test_resume_reuses_finished_renditions(settings: Settings, tmp_path: Path) -> None:
     source = tm.video(tmp_path / "r.mp4", 2.0)
-    seen: list[dict] = []
+    seen: list[stages_pb2.TranscodeHeartbeat] = []
     first = await tm.run_stage(settings, source, "video", ["poster"], progress=seen.append)
     resumed = await tm.run_stage(settings, source, "video", ["poster", "proxy"], resume=seen[-1])
     assert list(resumed.resumed_renditions) == ["poster"]
     assert "poster" not in resumed.timings_seconds and "proxy" in resumed.timings_seconds
     assert resumed.outputs[0] == first.outputs[0]
     # A record for other bytes (sha256 differs) is ignored.
-    stale = dict(seen[-1], sha256="0" * 64)
+    stale = stages_pb2.TranscodeHeartbeat()
+    stale.CopyFrom(seen[-1])
+    stale.sha256 = "0" * 64
     again = await tm.run_stage(settings, source, "video", ["poster"], resume=stale)
     assert list(again.resumed_renditions) == []
 

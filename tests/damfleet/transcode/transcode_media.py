@@ -155,7 +155,7 @@ async def run_stage(
     renditions: list[str],
     *,
     asset_id: str = "asset-test",
-    resume: dict[str, Any] | None = None,
+    resume: Any = None,
     progress: Any = None,
 ) -> Any:
     """Run the plain transcode stage on a local file as an ingested asset of ``kind``."""

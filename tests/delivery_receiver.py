@@ -1,4 +1,4 @@
-"""A real HTTP receiver for trying delivery targets: tests, benchmarks, local demos.
+"""A real HTTP receiver for trying delivery targets: the delivery tests and bench/distribution.py.
 
 :class:`DeliveryReceiver` is an aiohttp server that behaves like a partner endpoint:
 
@@ -13,7 +13,9 @@
 
 Run standalone (the benchmark does, so its memory is not counted with the sender's)::
 
-    python -m damfleet.delivery.testing --port 8099
+    python -m tests.delivery_receiver --port 8099
+
+Test support, not product: it lives under tests/ and its aiohttp is a dev dependency.
 """
 
 from __future__ import annotations

@@ -7,35 +7,31 @@
                                 every=timedelta(days=7))
     report = await audit_report(fleet, result.audit_id)   # the stored report.json as a dict
 
-Kept beside :mod:`damfleet.client` rather than in it, so the fixity feature is one import.
+Functions over a :class:`~damfleet.client.FleetClient` rather than methods on it: the
+fixity feature stays one module, and the client stays the same for a fleet without audits.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from temporalio.client import (
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    ScheduleState,
-    WorkflowHandle,
-)
+from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from damfleet import fixity
-from damfleet.client import FleetClient, JobNotFoundError
+from damfleet.client.errors import JobNotFoundError
+from damfleet.client.schedules import interval_schedule
 from damfleet.errors import SourceNotFoundError
 from damfleet.policies import WorkflowName
 from damfleet.settings import Settings
 from damfleet.storage import Storage
 from damfleet.v1 import fixity_pb2
+
+if TYPE_CHECKING:
+    from damfleet.client import FleetClient
 
 __all__ = ["audit_report", "audit_request", "create_audit_schedule", "start_audit"]
 
@@ -103,18 +99,11 @@ async def create_audit_schedule(
     cycle = every * buckets
     await fleet.client.create_schedule(
         schedule_id,
-        Schedule(
-            action=ScheduleActionStartWorkflow(
-                WorkflowName.FIXITY_AUDIT, request, id=f"fixity-{schedule_id}",
-                task_queue=task_queue or fleet.pipeline_queue,
-            ),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-            state=ScheduleState(
-                paused=paused,
-                note=f"fixity audit of {request.prefix or 'all assets'} every {every}, "
-                     f"1/{buckets} per run: every asset within {cycle}",
-            ),
+        interval_schedule(
+            WorkflowName.FIXITY_AUDIT, request, workflow_id=f"fixity-{schedule_id}",
+            task_queue=task_queue or fleet.pipeline_queue, every=every, paused=paused,
+            note=f"fixity audit of {request.prefix or 'all assets'} every {every}, "
+                 f"1/{buckets} per run: every asset within {cycle}",
         ),
     )
     return schedule_id
