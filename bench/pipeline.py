@@ -163,7 +163,7 @@ async def run_direct(sources: list[Path], settings: Any) -> dict[str, Any]:
     return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes}
 
 
-# ---- fleet: dev server + five worker processes -------------------------------------------
+# ---- fleet: dev server + one process per worker pool ----------------------------------------
 
 
 def _activity_busy_seconds(events: list[Any]) -> tuple[float, dict[str, float]]:
