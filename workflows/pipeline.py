@@ -52,6 +52,12 @@ M = TypeVar("M")
 #: without recording it (:meth:`AssetPipeline._patched`); runs started before replay as
 #: they were recorded. A later change adds its own patch as before.
 CURRENT_PATCH = "one-marker-one-upsert-per-task"
+#: The patches older than :data:`CURRENT_PATCH`, whose new branch every run that has it took.
+#: A later change is not one of them: it calls ``workflow.patched`` itself.
+FOLDED_PATCHES = frozenset({
+    "pause-pending-state", "dedup-by-default", "transcode-renditions-from-workflow",
+    "deliveries-per-target", "discard-failed-runs",
+})
 
 _KIND_NAMES = {
     common_pb2.MEDIA_KIND_IMAGE: "image",
@@ -500,8 +506,14 @@ class AssetPipeline:
             ).add(1, {"state": common_pb2.JobState.Name(state), "profile": self._result.profile})
 
     def _patched(self, patch_id: str) -> bool:
-        """``workflow.patched(patch_id)``, true without a marker of its own in a run that
-        has :data:`CURRENT_PATCH` (whose code always takes the patched branch)."""
+        """``workflow.patched(patch_id)`` for a patch older than :data:`CURRENT_PATCH`: true
+        without a marker of its own in a run that has that one.
+
+        Only for :data:`FOLDED_PATCHES`: a run started before a newer change has
+        CURRENT_PATCH too, and must replay that change's old branch.
+        """
+        if patch_id not in FOLDED_PATCHES:
+            raise ValueError(f"patch {patch_id!r} is newer than {CURRENT_PATCH!r}: use workflow.patched()")
         return workflow.patched(CURRENT_PATCH) or workflow.patched(patch_id)
 
     def _upsert(self, *updates: Any) -> None:
