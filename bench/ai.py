@@ -55,12 +55,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._support import ffmpeg
+
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(tempfile.gettempdir()) / "damfleet-bench-yolo"))
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-v", "error", "-y", *args], check=True, timeout=600)
 
 
 #: A passage without repeats for the RTF: looping one clip makes whisper's compression-ratio
@@ -90,7 +88,7 @@ def _long_speech(work: Path, seconds: float) -> tuple[Path, str]:
     audio = work / "speech-long.flac"
     espeak = shutil.which("espeak-ng")
     if espeak is None:
-        _ffmpeg("-stream_loop", "-1", "-i", str(samples.speech_path()), "-t", str(seconds), "-ac", "1", str(audio))
+        ffmpeg("-stream_loop", "-1", "-i", str(samples.speech_path()), "-t", str(seconds), "-ac", "1", str(audio))
         return audio, ""
     words = PASSAGE.split()
     # espeak-ng speaks ~175 words a minute; repeat with a changed word order only if asked for more.
@@ -98,7 +96,7 @@ def _long_speech(work: Path, seconds: float) -> tuple[Path, str]:
     text = " ".join((words * (wanted // len(words) + 1))[:wanted]) if wanted > len(words) else PASSAGE
     wav = work / "speech-long.wav"
     subprocess.run([espeak, "-v", "en-us", "-s", "165", "-w", str(wav), text], check=True, timeout=300)
-    _ffmpeg("-i", str(wav), "-ac", "1", "-ar", "16000", str(audio))
+    ffmpeg("-i", str(wav), "-ac", "1", "-ar", "16000", str(audio))
     return audio, text
 
 
@@ -359,8 +357,8 @@ def bench_yolo(frames: int, threads: int, work: Path) -> dict[str, float]:
     per_frame = (time.perf_counter() - started) / len(batch)
 
     video = work / "pattern.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=20", "-pix_fmt", "yuv420p",
-            "-c:v", "libx264", "-preset", "veryfast", str(video))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=20", "-pix_fmt", "yuv420p",
+           "-c:v", "libx264", "-preset", "veryfast", str(video))
     video_options = DetectOptions(
         AISettings(yolo_image_size=640, yolo_frame_interval_seconds=1.0, yolo_max_frames=20)
     )

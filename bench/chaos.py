@@ -34,8 +34,6 @@ import logging
 import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,22 +48,13 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
 
+from bench._support import ffmpeg, fleet_env, free_port
 from damfleet import samples
 from damfleet.settings import Settings, load_settings
 from tests.faults import TcpRelay
 
 TOOL_MARKERS = ("ffmpeg", "ffprobe", "exiftool", "damfleet.transcode.vips_child")
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}  # Temporal's closed statuses
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-v", "error", "-y", *args], check=True, timeout=600)
 
 
 def make_batch(folder: Path, count: int) -> tuple[list[Path], list[Path]]:
@@ -77,9 +66,9 @@ def make_batch(folder: Path, count: int) -> tuple[list[Path], list[Path]]:
     big = min(2, max(0, count // 6))
     for i in range(big):
         path = folder / f"big-{i:03d}.mp4"
-        _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={3 + i}",
-                "-vf", "noise=alls=60:allf=t+u", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "24M",
-                "-pix_fmt", "yuv420p", str(path))
+        ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={3 + i}",
+               "-vf", "noise=alls=60:allf=t+u", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "24M",
+               "-pix_fmt", "yuv420p", str(path))
         good.append(path)
     for i in range(count - big):
         kind = i % 4
@@ -92,8 +81,8 @@ def make_batch(folder: Path, count: int) -> tuple[list[Path], list[Path]]:
                                            width=320 + 2 * (i % 5), height=240, speech=False))
         else:
             path = folder / f"tone-{i:03d}.m4a"
-            _ffmpeg("-f", "lavfi", "-i", f"sine=frequency={220 + 7 * i}:sample_rate=44100:duration=2",
-                    "-ac", "1", str(path))
+            ffmpeg("-f", "lavfi", "-i", f"sine=frequency={220 + 7 * i}:sample_rate=44100:duration=2",
+                   "-ac", "1", str(path))
             good.append(path)
     empty = folder / "bad-empty.mov"
     empty.write_bytes(b"")
@@ -315,7 +304,7 @@ async def run_batch(root: Path, good: list[Path], bad: list[Path], *, chaos: boo
     from damfleet.launcher import Fleet
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log
-    moto_port = _free_port()
+    moto_port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     relay = TcpRelay("127.0.0.1", moto_port).start()
@@ -323,11 +312,8 @@ async def run_batch(root: Path, good: list[Path], bad: list[Path], *, chaos: boo
     boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", aws_access_key_id="testing",
                  aws_secret_access_key="testing", region_name="us-east-1").create_bucket(Bucket=bucket)
     env = {
-        "DAMFLEET_STATE_DIR": str(root / "state"),
-        "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
-        "DAMFLEET_TEMPORAL_DEV_UI_PORT": str(_free_port()),
+        **fleet_env(root / "state"),
         "DAMFLEET_TEMPORAL_CONNECT_TIMEOUT_SECONDS": "120",
-        "DAMFLEET_WORKER_METRICS_PORT": "0",
         "DAMFLEET_WORKER_SCRATCH_SWEEP_SECONDS": "10",
         "DAMFLEET_INGEST_SOURCE_ROOTS": json.dumps([str(p.parent) for p in {*good, *bad}]),
         "DAMFLEET_STORAGE_ROOT": f"s3://{bucket}/dam",

@@ -64,18 +64,10 @@ from typing import Any, Self
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._support import free_port, log
+
 MiB = 1024 * 1024
 CHUNK = 256 * 1024
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PeakRss:

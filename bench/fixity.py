@@ -42,11 +42,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._support import log
+
 MiB = 1024 * 1024
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _peak_rss_mb() -> float:
@@ -179,7 +177,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="damfleet-bench-fixity-") as tmp:
         root = Path(tmp)
-        _log(f"storing {args.assets} originals of {args.size_mb} MiB ...")
+        log(f"storing {args.assets} originals of {args.size_mb} MiB ...")
         paths = asyncio.run(_prepare(root, args.assets, args.size_mb * MiB))
         _plain(paths)  # warm the page cache: both phases then read from memory
         ratios, audits, plains = [], [], []
@@ -191,15 +189,15 @@ def main() -> None:
             ratios.append(audit_rate / plain_rate)
             audits.append(got["audit"])
             plains.append(got["plain"])
-            _log(f"round {round_number + 1}: audit {audit_rate:.0f} MiB/s, plain {plain_rate:.0f} MiB/s, "
+            log(f"round {round_number + 1}: audit {audit_rate:.0f} MiB/s, plain {plain_rate:.0f} MiB/s, "
                  f"ratio {ratios[-1]:.3f}")
-        _log(f"throttled audit at {args.throttle_mb:g} MiB/s ...")
+        log(f"throttled audit at {args.throttle_mb:g} MiB/s ...")
         throttled = _phase(root, "throttled", args.throttle_mb)
         throttled_rate = throttled["bytes"] / throttled["seconds"] / MiB
         # The token bucket lets the first second's budget through at once; the sustained
         # rate (after that burst) is what the budget promises.
         sustained_rate = (throttled["bytes"] / MiB - args.throttle_mb) / throttled["seconds"]
-        _log(f"throttled: {throttled_rate:.1f} MiB/s overall, {sustained_rate:.1f} MiB/s after the burst")
+        log(f"throttled: {throttled_rate:.1f} MiB/s overall, {sustained_rate:.1f} MiB/s after the burst")
 
     total_mb = args.assets * args.size_mb
     print(json.dumps({

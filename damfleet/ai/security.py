@@ -29,13 +29,12 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import grpc
 
 from damfleet.errors import ConfigurationError
-from damfleet.settings import AISettings
+from damfleet.settings import AISettings, read_setting_file
 
 __all__ = [
     "ERROR_TYPE_METADATA",
@@ -57,12 +56,7 @@ ERROR_TYPE_METADATA = "damfleet-error-type"
 
 
 def _read(path: str, what: str) -> bytes | None:
-    if not path:
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read the inference service's {what} {path}: {exc.strerror or exc}") from exc
+    return read_setting_file(path, f"the inference service's {what}")
 
 
 def server_credentials(ai: AISettings) -> grpc.ServerCredentials | None:

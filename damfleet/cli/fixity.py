@@ -20,7 +20,7 @@ from rich.table import Table
 
 from damfleet.cli import app
 from damfleet.cli._support import JsonOption, emit, run_with_fleet
-from damfleet.cli.schedules import parse_duration
+from damfleet.cli.schedules import PausedOption, parse_duration
 
 __all__ = ["parse_sample"]
 
@@ -153,7 +153,7 @@ def fixity_schedule_create(
     collection: CollectionOption = "",
     repair: RepairOption = True,
     renditions: RenditionsOption = None,
-    paused: Annotated[bool, typer.Option(help="Create it paused.")] = False,
+    paused: PausedOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Audit on a schedule; with --sample every asset is still checked within every x 100/sample."""

@@ -21,10 +21,11 @@ from damfleet.stages import STAGES as STAGE_TABLE
 __all__ = ["print_assets", "print_status"]
 
 
-def print_assets(summary: dict[str, Any]) -> None:
+def print_assets(summary: dict[str, Any], console: Console | None = None) -> None:
     """Finished assets (the demo, ``submit --wait``) for people: a compact table (one row
-    per asset, one column per stage), then each asset's details."""
-    out = Console()
+    per asset, one column per stage), then each asset's details. ``console`` defaults to
+    stdout at the terminal's width (a test passes a fixed-width one)."""
+    out = console or Console()
     title = "damfleet" + (f": {summary['wall_seconds']:.1f}s wall time" if summary.get("wall_seconds") else "")
     table = Table(title=title, box=box.SIMPLE_HEAD)
     table.add_column("asset", no_wrap=True)

@@ -17,7 +17,10 @@ from rich.table import Table
 from damfleet.cli import app
 from damfleet.cli._support import JsonOption, emit, run_with_fleet
 
-__all__ = ["parse_duration", "schedule_app"]
+__all__ = ["PausedOption", "parse_duration", "schedule_app"]
+
+#: Every schedule-creating command (rescans here, fixity audits) offers it.
+PausedOption = Annotated[bool, typer.Option(help="Create it paused.")]
 
 console = Console(stderr=True)
 schedule_app = typer.Typer(help="Inbox rescans as Temporal Schedules: create, list, pause, delete.",
@@ -47,7 +50,7 @@ def schedule_create(
     tenant: Annotated[str, typer.Option()] = "",
     priority: Annotated[int, typer.Option(help="0 = the batch default (4).")] = 0,
     settle: Annotated[float, typer.Option(help="Skip objects modified in the last N seconds.")] = 30.0,
-    paused: Annotated[bool, typer.Option(help="Create it paused.")] = False,
+    paused: PausedOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Rescan an inbox prefix on a schedule and batch its new objects."""

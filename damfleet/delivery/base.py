@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, model_validator
 
 from damfleet.delivery.netguard import OutboundPolicy
 from damfleet.errors import ChecksumMismatchError, TargetRejectedError, TargetUnavailableError
@@ -45,7 +45,6 @@ __all__ = [
     "parse_retry_after",
     "raise_for_status",
     "redact_url",
-    "secret",
 ]
 
 #: Called with (bytes sent so far, total bytes); feeds heartbeats.
@@ -84,17 +83,16 @@ class DeliveryResult:
     verified_checksum: str = ""
 
 
-def secret(default: str = "") -> Any:
-    """A credential field: hidden from repr, and settable as ``<field>_env`` (an environment
-    variable's name, how Kubernetes Secrets are mounted) so the JSON never holds it."""
-    return Field(default=default, repr=False, json_schema_extra={"secret": True})
-
-
 class TargetConfig(BaseModel):
     """What every target definition has: its name, type and an optional concurrency override.
 
     Strict and closed: a typo (``"buckett"``) or a string where a number belongs fails the
     definition with a message naming the target, instead of being ignored or coerced.
+
+    Credentials are ``SecretStr`` fields (``password: SecretStr = SecretStr("")``): repr,
+    logs, errors and ``model_dump`` show ``**********``; each may be given as ``<field>_env``
+    (an environment variable's name, how Kubernetes Secrets are mounted) so the JSON never
+    holds it, and only the call into the client library reads ``.get_secret_value()``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
@@ -105,11 +103,8 @@ class TargetConfig(BaseModel):
 
     @classmethod
     def secret_fields(cls) -> frozenset[str]:
-        """The fields made with :func:`secret`: hidden from repr, settable as ``<field>_env``."""
-        return frozenset(
-            name for name, info in cls.model_fields.items()
-            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
-        )
+        """The credential fields (typed ``SecretStr``): masked everywhere, settable as ``<field>_env``."""
+        return frozenset(name for name, info in cls.model_fields.items() if info.annotation is SecretStr)
 
     @model_validator(mode="before")
     @classmethod

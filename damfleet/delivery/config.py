@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic import Discriminator, SecretStr, Tag, TypeAdapter, ValidationError
 
 from damfleet.delivery.base import TargetConfig
 from damfleet.delivery.local import LocalTargetConfig
@@ -57,7 +57,7 @@ __all__ = [
 BUILTIN_LOCAL_TARGET = "local"
 
 #: What each JSON type must be, in the words a validation error uses.
-_EXPECTED = {str: "a string", int: "a non-negative integer", float: "a non-negative number", bool: "true or false"}
+_EXPECTED = {str: "a string", SecretStr: "a string", int: "a non-negative integer", float: "a non-negative number", bool: "true or false"}
 
 
 def _type_of(raw: Any) -> Any:
@@ -186,13 +186,3 @@ class TargetRegistry:
             config = config.model_copy(update={"path": str(self._default_local_path)})
         self._parsed[name] = config
         return config
-
-    def validate_all(self) -> dict[str, str]:
-        """Every target's problem (name -> message), for a startup check or a CLI; empty when all are fine."""
-        problems: dict[str, str] = {}
-        for name in self.names():
-            try:
-                self.get(name)
-            except ConfigurationError as exc:
-                problems[name] = str(exc)
-        return problems

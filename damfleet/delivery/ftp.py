@@ -154,7 +154,7 @@ async def _session(config: FtpTargetConfig, ctx: DeliveryContext) -> AsyncIterat
         await client.connect(config.host, config.port or DEFAULT_PORT)
         if config.type == "ftps":
             await client.upgrade_to_tls(_tls_context(config, ctx))
-        await client.login(config.username, config.password)
+        await client.login(config.username, config.password.get_secret_value())
         await client.command("TYPE I", "200")
         yield _FtpSession(client)
         with contextlib.suppress(Exception):

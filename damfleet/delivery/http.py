@@ -23,7 +23,7 @@ from typing import Self
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from damfleet.delivery.base import (
     DeliveryContext,
@@ -35,7 +35,6 @@ from damfleet.delivery.base import (
     check_url,
     raise_for_status,
     redact_url,
-    secret,
 )
 from damfleet.delivery.netguard import OutboundBlockedError, guarded_client
 from damfleet.errors import TargetRejectedError, TargetUnavailableError
@@ -52,6 +51,8 @@ __all__ = [
     "send_with_redirects",
 ]
 
+_NO_SECRET = SecretStr("")
+
 #: Fields an HTTP target's URL template may use; values are percent-encoded.
 URL_PLACEHOLDERS = frozenset({"asset_id", "role", "filename", "target"})
 
@@ -61,10 +62,10 @@ class HttpTargetConfig(TargetConfig):
 
     url: str
     method: str = "PUT"
-    bearer_token: str = secret()
+    bearer_token: SecretStr = SecretStr("")
     username: str = ""
-    password: str = secret()
-    headers: dict[str, str] = Field(default_factory=dict, repr=False)   # may hold API keys
+    password: SecretStr = SecretStr("")
+    headers: dict[str, SecretStr] = Field(default_factory=dict)   # may hold API keys
     form_field: str = "file"      # multipart field name of the file (POST)
     verify_tls: bool = True
     ca_bundle: str = ""
@@ -115,14 +116,22 @@ def render_url(template: str, *, asset_id: str, role: str, filename: str, target
     )
 
 
-def auth_headers(bearer_token: str = "", username: str = "", password: str = "") -> dict[str, str]:
-    """The Authorization header from a target's settings (never from a request)."""
+def auth_headers(
+    headers: Mapping[str, SecretStr],
+    bearer_token: SecretStr = _NO_SECRET,
+    username: str = "",
+    password: SecretStr = _NO_SECRET,
+) -> dict[str, str]:
+    """A target's own headers plus its Authorization header, from its settings (never from a
+    request): the one place their secret values are read, to go on the wire to the configured
+    origin only (:func:`send_with_redirects` drops them on a redirect elsewhere)."""
+    private = {name: value.get_secret_value() for name, value in headers.items()}
     if bearer_token:
-        return {"Authorization": f"Bearer {bearer_token}"}
-    if username or password:
-        token = base64.b64encode(f"{username}:{password}".encode()).decode()
-        return {"Authorization": f"Basic {token}"}
-    return {}
+        private["Authorization"] = f"Bearer {bearer_token.get_secret_value()}"
+    elif username or password:
+        token = base64.b64encode(f"{username}:{password.get_secret_value()}".encode()).decode()
+        private["Authorization"] = f"Basic {token}"
+    return private
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -249,7 +258,7 @@ async def deliver_http(config: HttpTargetConfig, item: DeliveryItem, ctx: Delive
     if item.sha256:
         common["X-Damfleet-SHA256"] = item.sha256
         common["Repr-Digest"] = f"sha-256=:{digest_b64}:"
-    private = {**config.headers, **auth_headers(config.bearer_token, config.username, config.password)}
+    private = auth_headers(config.headers, config.bearer_token, config.username, config.password)
     streams: list[VerifiedStream] = []
 
     def new_stream() -> VerifiedStream:

@@ -30,7 +30,7 @@ import string
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from damfleet.delivery.base import (
     DeliveryContext,
@@ -38,7 +38,6 @@ from damfleet.delivery.base import (
     DeliveryResult,
     TargetConfig,
     VerifiedStream,
-    secret,
 )
 from damfleet.errors import TargetUnavailableError
 from damfleet.storage.keys import safe_name
@@ -77,7 +76,7 @@ class RemoteTargetConfig(TargetConfig):
     host: str
     port: int = Field(default=0, ge=0, le=65535)   # 0: the protocol's default port
     username: str
-    password: str = secret()
+    password: SecretStr = SecretStr("")
     remote_dir: str = "{asset_id}"                 # relative to the login folder, or absolute
     temp_name: str = ".{filename}.{digest}.part"
     checksum_sidecar: str = ""                     # "", "sha256" or "md5": <file>.<kind> next to it

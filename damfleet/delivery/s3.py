@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any, Self
 from urllib.parse import quote
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from damfleet.delivery.base import (
     DeliveryContext,
@@ -34,7 +34,6 @@ from damfleet.delivery.base import (
     TargetConfig,
     TargetType,
     check_url,
-    secret,
 )
 from damfleet.errors import TargetUnavailableError
 from damfleet.storage.s3 import S3ClientCache, S3ClientOptions
@@ -50,9 +49,9 @@ class S3TargetConfig(TargetConfig):
     prefix: str = ""
     endpoint_url: str = ""
     region: str = "us-east-1"
-    access_key_id: str = secret()
-    secret_access_key: str = secret()
-    session_token: str = secret()
+    access_key_id: SecretStr = SecretStr("")
+    secret_access_key: SecretStr = SecretStr("")
+    session_token: SecretStr = SecretStr("")
     addressing_style: str = "path"
     cache_control: str = ""
     content_disposition: str = ""

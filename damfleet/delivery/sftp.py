@@ -30,9 +30,9 @@ from collections.abc import AsyncIterator
 from typing import Any, Self
 
 import asyncssh
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from damfleet.delivery.base import DeliveryContext, DeliveryItem, DeliveryResult, TargetType, secret
+from damfleet.delivery.base import DeliveryContext, DeliveryItem, DeliveryResult, TargetType
 from damfleet.delivery.netguard import checked_addresses
 from damfleet.delivery.remote import RemoteTargetConfig, network_error, upload_atomically
 from damfleet.errors import DamfleetError, TargetRejectedError, TargetUnavailableError
@@ -63,8 +63,8 @@ class SftpTargetConfig(RemoteTargetConfig):
 
     host_key: str = ""                          # known_hosts line or "ssh-ed25519 AAAA..."
     host_key_fingerprint: str = ""              # "SHA256:..."
-    private_key: str = secret()                 # OpenSSH/PEM private key text (private_key_env: a Secret)
-    private_key_passphrase: str = secret()
+    private_key: SecretStr = SecretStr("")      # OpenSSH/PEM private key text (private_key_env: a Secret)
+    private_key_passphrase: SecretStr = SecretStr("")
     write_block_bytes: int = Field(default=1024 * 1024, ge=0)   # one pipelined write; also the resume margin
 
     @model_validator(mode="after")
@@ -81,14 +81,20 @@ class SftpTargetConfig(RemoteTargetConfig):
             raise ValueError("host_key_fingerprint must be an OpenSSH SHA256 fingerprint (\"SHA256:...\")")
         if not self.password and not self.private_key:
             raise ValueError("give a password or a private_key (or their *_env variables)")
-        if self.private_key:
-            try:
-                asyncssh.import_private_key(self.private_key, self.private_key_passphrase or None)
-            except (asyncssh.KeyImportError, ValueError) as exc:
-                raise ValueError(f"private_key cannot be read: {exc}") from None
+        try:
+            self.client_key()
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise ValueError(f"private_key cannot be read: {exc}") from None
         if self.write_block_bytes < 32 * 1024:
             raise ValueError("write_block_bytes must be at least 32 KiB")
         return self
+
+    def client_key(self) -> asyncssh.SSHKey | None:
+        """The login key (None: password login), the one place its secret text is read."""
+        if not self.private_key:
+            return None
+        passphrase = self.private_key_passphrase.get_secret_value() or None
+        return asyncssh.import_private_key(self.private_key.get_secret_value(), passphrase)
 
     def pins(self) -> tuple[frozenset[str], list[str]]:
         """(accepted fingerprints, host key algorithms to ask for; empty: asyncssh's defaults)."""
@@ -162,10 +168,7 @@ class SftpClient:
         self._idle: list[_SftpSession] = []
         self._keep = ctx.limit   # idle sessions kept: as many as may run at once, no more
         self._fingerprints, self._algorithms = config.pins()
-        self._key = (
-            asyncssh.import_private_key(config.private_key, config.private_key_passphrase or None)
-            if config.private_key else None
-        )
+        self._key = config.client_key()
 
     @property
     def port(self) -> int:
@@ -190,7 +193,7 @@ class SftpClient:
             "config": [],                # never ~/.ssh/config
             "agent_path": None,          # never an ssh-agent
             "client_keys": [self._key] if self._key is not None else None,
-            "password": config.password or None,
+            "password": config.password.get_secret_value() or None,
             "connect_timeout": timeout,
             "login_timeout": timeout,
             "keepalive_interval": 30,

@@ -26,10 +26,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Self
 
 from google.protobuf import json_format
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from damfleet.delivery.base import DeliveryContext, DeliveryResult, TargetConfig, TargetType, check_url
-from damfleet.delivery.base import secret as secret_field
 from damfleet.delivery.http import auth_headers, open_http_client, send_with_redirects
 from damfleet.errors import ConfigurationError
 from damfleet.v1 import common_pb2, stages_pb2
@@ -54,9 +53,9 @@ class WebhookTargetConfig(TargetConfig):
     """A URL receiving a signed JSON notification when an asset is finished."""
 
     url: str
-    secret: str = secret_field()  # "" -> DAMFLEET_DISTRIBUTION_WEBHOOK_SECRET
-    bearer_token: str = secret_field()
-    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    secret: SecretStr = SecretStr("")  # "" -> DAMFLEET_DISTRIBUTION_WEBHOOK_SECRET
+    bearer_token: SecretStr = SecretStr("")
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
     verify_tls: bool = True
     ca_bundle: str = ""
     timeout_seconds: float = Field(default=0.0, ge=0)
@@ -170,7 +169,7 @@ def build_notification(notify: stages_pb2.NotifyInput) -> bytes:
 async def send_webhook(config: WebhookTargetConfig, body: bytes, idempotency_key: str, ctx: DeliveryContext
                        ) -> DeliveryResult:
     """POST a signed notification; each attempt is signed with a fresh timestamp."""
-    signing_secret = config.secret or ctx.settings.webhook_secret.get_secret_value()
+    signing_secret = (config.secret or ctx.settings.webhook_secret).get_secret_value()
     if not signing_secret:
         raise ConfigurationError(
             f"target {config.name!r}: webhook has no signing secret; set its \"secret\" (or secret_env) "
@@ -184,7 +183,7 @@ async def send_webhook(config: WebhookTargetConfig, body: bytes, idempotency_key
         "User-Agent": "damfleet-distribution/1",
         **signature_headers(signing_secret, body),
     }
-    private = {**config.headers, **auth_headers(config.bearer_token)}
+    private = auth_headers(config.headers, config.bearer_token)
 
     async def one_body() -> AsyncIterator[bytes]:
         yield body

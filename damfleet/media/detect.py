@@ -43,55 +43,69 @@ def _ftyp(head: bytes) -> Sniffed | None:
     return Sniffed("av", "video/mp4", "ISO base media (MP4)")
 
 
+#: A signature: (offset, bytes) pairs that must all hold.
+_Magic = tuple[tuple[int, bytes], ...]
+
+_GIF = Sniffed("image", "image/gif", "GIF")
+_TIFF = Sniffed("image", "image/tiff", "TIFF")
+_JXL = Sniffed("image", "image/jxl", "JPEG XL")
+_AIFF = Sniffed("av", "audio/aiff", "AIFF")
+_ADTS = Sniffed("av", "audio/aac", "AAC (ADTS)")
+
+#: Image signatures, read before ISO base media boxes (HEIF/AVIF are ``ftyp`` files too).
+_IMAGE_SIGNATURES: tuple[tuple[_Magic, Sniffed], ...] = (
+    (((0, b"\xff\xd8\xff"),), Sniffed("image", "image/jpeg", "JPEG")),
+    (((0, b"\x89PNG\r\n\x1a\n"),), Sniffed("image", "image/png", "PNG")),
+    (((0, b"GIF87a"),), _GIF),
+    (((0, b"GIF89a"),), _GIF),
+    (((0, b"II*\x00"),), _TIFF),
+    (((0, b"MM\x00*"),), _TIFF),
+    (((0, b"II+\x00"),), _TIFF),   # BigTIFF
+    (((0, b"MM\x00+"),), _TIFF),
+    (((0, b"RIFF"), (8, b"WEBP")), Sniffed("image", "image/webp", "WebP")),
+    (((0, b"\xff\x0a"),), _JXL),   # bare codestream
+    (((0, b"\x00\x00\x00\x0cJXL \r\n\x87\n"),), _JXL),   # container
+    (((0, b"\x00\x00\x00\x0cjP  \r\n\x87\n"),), Sniffed("image", "image/jp2", "JPEG 2000")),
+)
+
+#: Audio/video signatures, read after ISO base media boxes.
+_AV_SIGNATURES: tuple[tuple[_Magic, Sniffed], ...] = (
+    (((0, b"RIFF"), (8, b"WAVE")), Sniffed("av", "audio/wav", "WAV")),
+    (((0, b"RIFF"), (8, b"AVI ")), Sniffed("av", "video/x-msvideo", "AVI")),
+    (((0, b"\x1a\x45\xdf\xa3"),), Sniffed("av", "video/x-matroska", "Matroska/WebM")),
+    (((0, b"OggS"),), Sniffed("av", "audio/ogg", "Ogg")),
+    (((0, b"fLaC"),), Sniffed("av", "audio/flac", "FLAC")),
+    (((0, b"FORM"), (8, b"AIFF")), _AIFF),
+    (((0, b"FORM"), (8, b"AIFC")), _AIFF),
+    (((0, b"\x06\x0e\x2b\x34"),), Sniffed("av", "application/mxf", "MXF")),
+    (((0, b"FLV"),), Sniffed("av", "video/x-flv", "FLV")),
+    (((0, b"\x00\x00\x01\xba"),), Sniffed("av", "video/mpeg", "MPEG program stream")),
+    (((0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c"),),
+     Sniffed("av", "video/x-ms-asf", "ASF/WMV")),
+    (((0, b"\x47"), (188, b"\x47")), Sniffed("av", "video/mp2t", "MPEG transport stream")),  # two packets' sync bytes
+)
+
+
+def _first(head: bytes, signatures: tuple[tuple[_Magic, Sniffed], ...]) -> Sniffed | None:
+    for magic, found in signatures:
+        if all(head.startswith(value, offset) for offset, value in magic):
+            return found
+    return None
+
+
+def _mpeg_audio(head: bytes) -> Sniffed | None:
+    """An ID3 tag or an MPEG audio frame sync (layer bits non-zero); ADTS AAC has layer 00."""
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return _ADTS
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06):
+        return Sniffed("av", "audio/mpeg", "MPEG audio")
+    return None
+
+
 def sniff(head: bytes) -> Sniffed:
     """Classify the leading bytes of a file. ``kind == ""`` means "not media we handle"."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return Sniffed("image", "image/jpeg", "JPEG")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return Sniffed("image", "image/png", "PNG")
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return Sniffed("image", "image/gif", "GIF")
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return Sniffed("image", "image/tiff", "TIFF")
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return Sniffed("image", "image/webp", "WebP")
-    if head[:2] == b"\xff\x0a" or head[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
-        return Sniffed("image", "image/jxl", "JPEG XL")
-    if head[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
-        return Sniffed("image", "image/jp2", "JPEG 2000")
-    found = _ftyp(head)
-    if found is not None:
-        return found
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return Sniffed("av", "audio/wav", "WAV")
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return Sniffed("av", "video/x-msvideo", "AVI")
-    if head[:4] == b"\x1a\x45\xdf\xa3":
-        return Sniffed("av", "video/x-matroska", "Matroska/WebM")
-    if head[:4] == b"OggS":
-        return Sniffed("av", "audio/ogg", "Ogg")
-    if head[:4] == b"fLaC":
-        return Sniffed("av", "audio/flac", "FLAC")
-    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06):
-        # MPEG audio frame sync (layer bits non-zero) or an ID3 tag; ADTS AAC has layer 00.
-        if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
-            return Sniffed("av", "audio/aac", "AAC (ADTS)")
-        return Sniffed("av", "audio/mpeg", "MPEG audio")
-    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
-        return Sniffed("av", "audio/aac", "AAC (ADTS)")
-    if head[:4] in (b"FORM",) and head[8:12] in (b"AIFF", b"AIFC"):
-        return Sniffed("av", "audio/aiff", "AIFF")
-    if head[:4] == b"\x06\x0e\x2b\x34":
-        return Sniffed("av", "application/mxf", "MXF")
-    if head[:3] == b"FLV":
-        return Sniffed("av", "video/x-flv", "FLV")
-    if head[:4] == b"\x00\x00\x01\xba":
-        return Sniffed("av", "video/mpeg", "MPEG program stream")
-    if head[:16] == b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c":
-        return Sniffed("av", "video/x-ms-asf", "ASF/WMV")
-    if len(head) >= 189 and head[0] == 0x47 and head[188] == 0x47:
-        return Sniffed("av", "video/mp2t", "MPEG transport stream")
-    return Sniffed("", "application/octet-stream", _describe_unknown(head))
+    found = _first(head, _IMAGE_SIGNATURES) or _ftyp(head) or _first(head, _AV_SIGNATURES) or _mpeg_audio(head)
+    return found or Sniffed("", "application/octet-stream", _describe_unknown(head))
 
 
 def _describe_unknown(head: bytes) -> str:

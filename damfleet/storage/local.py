@@ -10,25 +10,22 @@ import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from urllib.parse import unquote_to_bytes, urlparse
 
 from damfleet.errors import BadInputError, SourceNotFoundError
+from damfleet.sources import local_path_bytes
 from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, WriteResult
 
 __all__ = ["LocalBackend", "path_from_uri"]
 
 
 def path_from_uri(uri: str) -> Path:
-    """The local path a ``file://`` URI (or a bare absolute path) names."""
+    """The local path a ``file://`` URI (or a bare absolute path) names. The URI is read by
+    :func:`damfleet.sources.local_path_bytes`, the one ``file://`` parser: percent-decoded to
+    bytes (a name that is not UTF-8 names the same file again), remote hosts, relative paths
+    and NUL bytes refused."""
     if uri.startswith("/"):
         return Path(uri)
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise BadInputError(f"not a file:// URI: {uri!r}")
-    if parsed.netloc not in ("", "localhost"):
-        raise BadInputError(f"file:// URI with a remote host is not supported: {uri!r}")
-    # Decode to bytes, not text: a name that is not UTF-8 must name the same file again.
-    return Path(os.fsdecode(unquote_to_bytes(parsed.path)))
+    return Path(os.fsdecode(local_path_bytes(uri)))
 
 
 def _remove_abandoned_partials(path: Path) -> int:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from pydantic import SecretStr
+
 from damfleet.errors import BadInputError, TransientError
 from damfleet.settings import StorageSettings
 from damfleet.storage.base import CHUNK_BYTES, ObjectInfo, StorageBackend, WriteResult
@@ -47,6 +49,9 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+_NO_SECRET = SecretStr("")
+
+
 @dataclass(frozen=True)
 class S3ClientOptions:
     """How to reach one S3-compatible endpoint (AWS, Ceph RGW, MinIO): made from the storage
@@ -55,9 +60,10 @@ class S3ClientOptions:
 
     addressing_style: str
     max_pool_connections: int
-    access_key_id: str = ""
-    secret_access_key: str = ""
-    session_token: str = ""
+    #: Credentials stay ``SecretStr`` (masked in repr and logs) until the session is made.
+    access_key_id: SecretStr = _NO_SECRET
+    secret_access_key: SecretStr = _NO_SECRET
+    session_token: SecretStr = _NO_SECRET
     region: str = ""
     endpoint_url: str = ""
     max_attempts: int = 3
@@ -97,9 +103,9 @@ class S3ClientCache:
                 retries={"max_attempts": o.max_attempts, "mode": "standard"},
             )
             session = aioboto3.Session(
-                aws_access_key_id=o.access_key_id or None,
-                aws_secret_access_key=o.secret_access_key or None,
-                aws_session_token=o.session_token or None,
+                aws_access_key_id=o.access_key_id.get_secret_value() or None,
+                aws_secret_access_key=o.secret_access_key.get_secret_value() or None,
+                aws_session_token=o.session_token.get_secret_value() or None,
                 region_name=o.region or None,
             )
             stack = contextlib.AsyncExitStack()
@@ -125,8 +131,8 @@ class S3Backend(StorageBackend):
         self._settings = settings
         self._cache = S3ClientCache(
             S3ClientOptions(
-                access_key_id=settings.s3_access_key_id.get_secret_value(),
-                secret_access_key=settings.s3_secret_access_key.get_secret_value(),
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=settings.s3_secret_access_key,
                 region=settings.s3_region,
                 endpoint_url=settings.s3_endpoint_url,
                 addressing_style=settings.s3_addressing_style,

@@ -58,8 +58,12 @@ async def test_ingest_image_stores_original_and_metadata(settings: Settings, med
     assert roles["original"].sha256 == asset.sha256
     assert roles["original"].uri.endswith("/original/harbour-still.jpg")
     sidecar = json.loads(Path(roles["technical_metadata"].uri.removeprefix("file://")).read_text())
-    assert sidecar["vips"]["width"] == 2400 and sidecar["tool"] == "libvips+exiftool"
-    assert sidecar["exif"], "exiftool output expected"
+    # ffmpeg's JPEG holds no EXIF/XMP/IPTC, only a comment: libvips and the segment walk say it all,
+    # so exiftool is not started (issue 11); the comment is still recorded, as exiftool names it.
+    assert sidecar["vips"]["width"] == 2400 and sidecar["tool"] == "libvips"
+    assert sidecar["vips"]["metadata_blocks"] == []
+    assert sidecar["exif"]["File:Comment"].startswith("Lavc")
+    assert sidecar["vips"]["fields"]["filename"] == "harbour-still.jpg", "not the descriptor path read"
 
 
 async def test_ingest_video_with_audio(settings: Settings, media_dir: Path) -> None:

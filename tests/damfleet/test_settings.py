@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from damfleet.settings import SettingsError, load_settings, setting_names
+from damfleet.settings import SettingsError, load_settings, read_setting_file, setting_names
 
 
 def test_defaults_and_grouped_variables() -> None:
@@ -109,3 +110,25 @@ def test_secrets_stay_out_of_repr_logs_and_dumps() -> None:
     assert settings.temporal.api_key.get_secret_value() == "tk-123"
     assert settings.distribution.webhook_secret.get_secret_value() == "whsec"
 
+
+
+def test_a_tls_file_a_setting_names_is_read_or_refused_naming_the_setting(tmp_path: Path) -> None:
+    """Temporal's and the inference service's TLS files go through one reader: an unreadable
+    one fails where the process starts, with the variable and the path in the message."""
+    from damfleet.ai.security import channel_credentials
+    from damfleet.errors import ConfigurationError
+    from damfleet.temporal import tls_config
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    assert read_setting_file(str(ca), "a CA") == ca.read_bytes()
+    assert read_setting_file("", "a CA") is None
+    missing = str(tmp_path / "nope.pem")
+    settings = load_settings({"DAMFLEET_TEMPORAL_TLS": "true", "DAMFLEET_TEMPORAL_TLS_CA_PATH": missing,
+                              "DAMFLEET_AI_INFERENCE_TLS_CA_PATH": missing})
+    with pytest.raises(ConfigurationError, match=f"Temporal CA certificate \\(DAMFLEET_TEMPORAL_TLS_CA_PATH\\) {missing}: "
+                                                 "No such file"):
+        tls_config(settings.temporal)
+    with pytest.raises(ConfigurationError, match=f"inference service's CA certificate "
+                                                 f"\\(DAMFLEET_AI_INFERENCE_TLS_CA_PATH\\) {missing}: No such file"):
+        channel_credentials(settings.ai)

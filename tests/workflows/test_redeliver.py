@@ -23,10 +23,9 @@ from activities import catalog as catalog_activities
 from activities.common import StageContext
 from activities.distribution import DistributionActivities
 from activities.ingest import build_activities as ingest_activities
-from damfleet.binaries import temporal_test_server
 from damfleet.policies import ActivityName, Queue
 from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
-from tests.conftest import make_settings
+from tests.conftest import make_settings, temporal_test_server
 from tests.delivery_receiver import DeliveryReceiver, Scripted
 from workflows.pipeline import AssetPipeline
 from workflows.redeliver import RedeliverAsset

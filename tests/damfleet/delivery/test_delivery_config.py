@@ -50,7 +50,7 @@ def test_file_and_inline_definitions_merge_inline_winning(tmp_path: Path) -> Non
 def test_secrets_come_from_env_and_never_show_in_repr() -> None:
     config = parse_target("p", {"type": "http", "url": "https://x.example.com/{filename}",
                                 "bearer_token_env": "PARTNER_TOKEN"}, env={"PARTNER_TOKEN": "tok-123"})
-    assert isinstance(config, HttpTargetConfig) and config.bearer_token == "tok-123"
+    assert isinstance(config, HttpTargetConfig) and config.bearer_token.get_secret_value() == "tok-123"
     assert "tok-123" not in repr(config)
     s3 = parse_target("c", {"type": "s3", "bucket": "b", "secret_access_key": "very-secret"})
     assert "very-secret" not in repr(s3)
@@ -95,7 +95,9 @@ def test_one_bad_target_does_not_break_the_others(tmp_path: Path) -> None:
         "good": {"type": "s3", "bucket": "b"}, "bad": {"type": "carrier-pigeon"}}))
     registry = TargetRegistry.from_settings(settings)
     assert registry.get("good").type == "s3"
-    assert list(registry.validate_all()) == ["bad"]
+    with pytest.raises(ConfigurationError, match="'bad': unknown target type 'carrier-pigeon'"):
+        registry.get("bad")
+    assert registry.get("good").type == "s3" and registry.names() == ["bad", "good", "local"]
 
 
 def test_retry_after_seconds_and_http_date() -> None:

@@ -98,7 +98,7 @@ def test_a_target_without_a_pinned_key_or_credentials_is_refused() -> None:
         parse_target("p4", {**base, "host_key_fingerprint": "SHA256:abc", "remote_dir": "/in/{nope}"}, env={})
     config = parse_target("ok", {**base, "password_env": "PARTNER_PW", "host_key_fingerprint": "SHA256:abc"},
                           env={"PARTNER_PW": "from-secret"})
-    assert config.password == "from-secret" and "from-secret" not in repr(config)  # type: ignore[attr-defined]
+    assert config.password.get_secret_value() == "from-secret" and "from-secret" not in repr(config)  # type: ignore[attr-defined]
 
 
 async def test_read_only_folder_is_a_permanent_refusal(distributor_for, stored_rendition, fresh_sshd) -> None:
