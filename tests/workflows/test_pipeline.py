@@ -28,8 +28,8 @@ from damfleet import search_attributes as sa
 from damfleet.policies import ActivityName, Queue
 from damfleet.profiles import get_profile
 from damfleet.settings import Settings
-from damfleet.storage import Storage
 from damfleet.stages import STAGE_NAMES
+from damfleet.storage import Storage
 from damfleet.summaries import stage_outputs
 from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
 from tests.conftest import make_settings
