@@ -277,7 +277,6 @@ class AssetPipeline:
         self._result.duplicate_of = claim.existing.asset_id
         self._result.asset.CopyFrom(claim.existing)
         del self._result.outputs[:]
-        del self._result.stages[StageName.INGEST].outputs[:]
         for stage in STAGES[1:]:  # every stage after ingest
             self._skip(stage, reason)
         self._result.current_stage = ""
@@ -410,7 +409,9 @@ class AssetPipeline:
         self._result.failures.append(f"{stage}: {message}")
 
     def _add_outputs(self, stage: str, outputs: Any) -> None:
-        self._result.stages[stage].outputs.extend(outputs)
+        """Each output is stored once, in ``result.outputs``, carrying the stage that made it
+        (``damfleet.summaries.stage_outputs`` reads a stage's; the per-stage copy is deprecated).
+        No command changes, so running histories replay unchanged."""
         self._result.outputs.extend(outputs)
 
     def _fail(self, stage: str, message: str, error_type: str) -> pipeline_pb2.PipelineResult:
@@ -446,8 +447,6 @@ class AssetPipeline:
             workflow.logger.warning("discarding failed asset %s failed: %s", asset_id, err)
         # The result lists only what exists: the discarded objects are gone.
         del self._result.outputs[:]
-        for stage in self._result.stages.values():
-            del stage.outputs[:]
         self._result.outputs.extend(kept)
 
     async def _release_claim(self, asset_id: str) -> None:

@@ -29,7 +29,9 @@ from damfleet import search_attributes as sa
 from damfleet.policies import ActivityName, Queue
 from damfleet.profiles import get_profile
 from damfleet.settings import Settings
+from damfleet.stages import STAGE_NAMES
 from damfleet.storage import Storage
+from damfleet.summaries import stage_outputs
 from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
 from tests.conftest import make_settings
 from workflows.pipeline import AssetPipeline
@@ -152,6 +154,11 @@ async def test_video_runs_all_four_stages_on_their_queues(fleet, media_dir: Path
     roles = [o.role for o in result.outputs]
     assert roles == ["original", "technical_metadata", "thumbnail", "transcript_vtt"]
     assert all(o.size_bytes > 0 and len(o.sha256) == 64 for o in result.outputs)
+    # Each output is stored once, in result.outputs, naming the stage that made it.
+    assert not any(result.stages[s].outputs for s in result.stages)
+    assert {s: [o.role for o in stage_outputs(result, s)] for s in STAGE_NAMES} == {
+        "ingest": ["original", "technical_metadata"], "transcode": ["thumbnail"],
+        "ai_enrich": ["transcript_vtt"], "distribution": []}
     assert {r.role for r in result.receipts} == {"thumbnail", "transcript_vtt"}
     assert result.asset.media.kind == common_pb2.MEDIA_KIND_VIDEO
     assert result.transcript.text_excerpt == "welcome to the archive"
