@@ -29,7 +29,7 @@ from damfleet.binaries import temporal_cli
 from damfleet.errors import ConfigurationError
 from damfleet.settings import Settings
 
-__all__ = ["POOLS", "QUEUE_OF_POOL", "DevServer", "Fleet", "WorkerProcess", "dev_source_roots"]
+__all__ = ["DEV_SQLITE_PRAGMAS", "POOLS", "QUEUE_OF_POOL", "DevServer", "Fleet", "WorkerProcess", "dev_source_roots"]
 
 log = logging.getLogger("damfleet.launcher")
 
@@ -38,6 +38,13 @@ POOLS: tuple[str, ...] = tuple(pool.name for pool in stages.POOLS)
 
 #: The task queue each pool polls (without the lane suffix).
 QUEUE_OF_POOL: dict[str, str] = {pool.name: pool.queue for pool in stages.POOLS}
+
+
+#: The dev server's SQLite settings (``temporal server start-dev --sqlite-pragma``).
+DEV_SQLITE_PRAGMAS: tuple[str, ...] = (
+    "--sqlite-pragma", "journal_mode=wal",
+    "--sqlite-pragma", "synchronous=normal",
+)
 
 
 def dev_source_roots(settings: Settings) -> tuple[str, ...]:
@@ -101,6 +108,11 @@ class DevServer:
             "--dynamic-config-value", "matching.useNewMatcher=true",
             "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
             "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+            # SQLite's default rollback journal syncs the disk several times per commit, and an
+            # asset's run is dozens of commits (tasks, events, visibility): a write-ahead log
+            # synced at checkpoints instead. Committed runs survive the server being killed
+            # (tests/damfleet/test_launcher.py); only a power cut may lose the last commits.
+            *DEV_SQLITE_PRAGMAS,
             *search_attributes.cli_flags(),
         ]
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime

@@ -28,6 +28,7 @@ __all__ = [
     "asset_summary",
     "batch_summary",
     "pipeline_summary",
+    "stage_outputs",
     "stage_status_name",
     "state_name",
     "summary_json",
@@ -118,6 +119,13 @@ def batch_summary(progress: jobs_pb2.BatchProgress) -> dict[str, Any]:
     }
 
 
+def stage_outputs(result: pipeline_pb2.PipelineResult, stage: str) -> list[common_pb2.Output]:
+    """The outputs ``stage`` made. Each output is stored once, in ``result.outputs``, and
+    carries the stage that made it; ``StageResult.outputs`` is deprecated (runs started
+    before this kept a copy there, with the same outputs, so both read the same)."""
+    return [o for o in result.outputs if o.stage == stage]
+
+
 def asset_summary(source: str, workflow_id: str, result: pipeline_pb2.PipelineResult) -> dict[str, Any]:
     """One asset's entry of the demo summary (also the shape of ``submit --wait --json``)."""
     stages: dict[str, Any] = {}
@@ -126,7 +134,7 @@ def asset_summary(source: str, workflow_id: str, result: pipeline_pb2.PipelineRe
         entry: dict[str, Any] = {"status": stage_status_name(stage.status), "seconds": round(stage.seconds, 2)}
         if stage.reason:
             entry["reason"] = stage.reason
-        entry["outputs"] = [o.role for o in stage.outputs]
+        entry["outputs"] = [o.role for o in stage_outputs(result, name)]
         stages[name] = entry
     stages["distribution"]["receipts"] = [
         {"target": r.target, "role": r.role, "location": r.location, "ok": r.ok}

@@ -45,6 +45,20 @@ _DELIVERED_STAGES = tuple(stage.name for stage in stages.STAGES if stage.deliver
 
 M = TypeVar("M")
 
+#: The one patch marker a run started by this code records (in its first workflow task).
+#: Every ``workflow.patched`` call records a marker and, through the SDK, an upsert of
+#: ``TemporalChangeVersion``: four patches cost a new run eight history events and four
+#: visibility writes. A run with this marker takes every earlier patch's new branch
+#: without recording it (:meth:`AssetPipeline._patched`); runs started before replay as
+#: they were recorded. A later change adds its own patch as before.
+CURRENT_PATCH = "one-marker-one-upsert-per-task"
+#: The patches older than :data:`CURRENT_PATCH`, whose new branch every run that has it took.
+#: A later change is not one of them: it calls ``workflow.patched`` itself.
+FOLDED_PATCHES = frozenset({
+    "pause-pending-state", "dedup-by-default", "transcode-renditions-from-workflow",
+    "deliveries-per-target", "discard-failed-runs",
+})
+
 _KIND_NAMES = {
     common_pb2.MEDIA_KIND_IMAGE: "image",
     common_pb2.MEDIA_KIND_VIDEO: "video",
@@ -75,6 +89,8 @@ class AssetPipeline:
         self._counted = False
         self._priority = Priority(priority_key=request.priority) if request.priority else None
         self._lane = lane_of(workflow.info().task_queue)
+        #: Search-attribute updates made in this workflow task and not yet sent (see _upsert).
+        self._pending_upserts: dict[str, Any] = {}
 
     # ---- queries and updates ----------------------------------------------------------
 
@@ -119,7 +135,7 @@ class AssetPipeline:
         self._pause_requested = paused
         # Showing PAUSE_PENDING upserts a search attribute (a command): runs started before
         # that state existed replay without it (tests/workflows/test_replay.py).
-        if not workflow.patched("pause-pending-state"):
+        if not self._patched("pause-pending-state"):
             return
         state = self._result.state
         if paused and state in (common_pb2.VALIDATING, common_pb2.RUNNING):
@@ -134,6 +150,7 @@ class AssetPipeline:
     async def run(self, request: pipeline_pb2.PipelineRequest) -> pipeline_pb2.PipelineResult:
         # The client refuses these before starting; a run started from the Temporal CLI
         # or UI gets the same check and the same words, and no stage is blamed.
+        workflow.patched(CURRENT_PATCH)  # first, so the first workflow task records it
         problem = request_problem(request)
         if problem:
             return self._reject(problem)
@@ -177,7 +194,7 @@ class AssetPipeline:
         self._upsert(sa.MEDIA_KIND.value_set(_KIND_NAMES.get(asset.media.kind, "unknown")))
         # Runs started before dedup became the default read an unset field as "no dedup";
         # the patch keeps their histories replaying (tests/workflows/test_replay.py).
-        dedup = dedup_enabled(request) if workflow.patched("dedup-by-default") else request.dedup
+        dedup = dedup_enabled(request) if self._patched("dedup-by-default") else request.dedup
         if dedup and await self._link_duplicate(asset):
             return self._result
 
@@ -185,7 +202,7 @@ class AssetPipeline:
         # workflow decides them from the profile, once; runs started before it did left the
         # list empty for the stage to resolve, and replay with that input.
         transcode_input = stages_pb2.TranscodeInput(asset=asset, profile=profile.name)
-        if workflow.patched("transcode-renditions-from-workflow"):
+        if self._patched("transcode-renditions-from-workflow"):
             transcode_input.renditions.extend(profile.renditions.get(_KIND_NAMES.get(asset.media.kind, ""), ()))
         # Images go to the light pool's queue (seconds each, beside a video encode instead
         # of behind it); runs started before it existed replay on q-transcode.
@@ -266,7 +283,6 @@ class AssetPipeline:
         self._result.duplicate_of = claim.existing.asset_id
         self._result.asset.CopyFrom(claim.existing)
         del self._result.outputs[:]
-        del self._result.stages[StageName.INGEST].outputs[:]
         for stage in STAGES[1:]:  # every stage after ingest
             self._skip(stage, reason)
         self._result.current_stage = ""
@@ -300,7 +316,7 @@ class AssetPipeline:
             for target in targets
             for output in deliverable
         ]
-        if workflow.patched("deliveries-per-target"):
+        if self._patched("deliveries-per-target"):
             receipts, failures = await deliver_per_target(jobs, self._activity)
         else:  # runs started before deliver_outputs existed replay one activity per output
             receipts, failures = await deliver_all(jobs, self._activity)
@@ -401,7 +417,9 @@ class AssetPipeline:
         self._result.failures.append(f"{stage}: {message}")
 
     def _add_outputs(self, stage: str, outputs: Any) -> None:
-        self._result.stages[stage].outputs.extend(outputs)
+        """Each output is stored once, in ``result.outputs``, carrying the stage that made it
+        (``damfleet.summaries.stage_outputs`` reads a stage's; the per-stage copy is deprecated).
+        No command changes, so running histories replay unchanged."""
         self._result.outputs.extend(outputs)
 
     def _fail(self, stage: str, message: str, error_type: str) -> pipeline_pb2.PipelineResult:
@@ -423,7 +441,7 @@ class AssetPipeline:
         ``quarantine/`` where the setting asks, and listed as an output) and its dedup claim
         is given up, so the same bytes submitted again are processed instead of linked to an
         asset without outputs. Runs that failed before this existed replay without it."""
-        if not workflow.patched("discard-failed-runs"):
+        if not self._patched("discard-failed-runs"):
             return
         await self._release_claim(asset_id)
         kept: list[common_pb2.Output] = []
@@ -437,8 +455,6 @@ class AssetPipeline:
             workflow.logger.warning("discarding failed asset %s failed: %s", asset_id, err)
         # The result lists only what exists: the discarded objects are gone.
         del self._result.outputs[:]
-        for stage in self._result.stages.values():
-            del stage.outputs[:]
         self._result.outputs.extend(kept)
 
     async def _release_claim(self, asset_id: str) -> None:
@@ -475,11 +491,15 @@ class AssetPipeline:
         # The running activity has acknowledged cancellation (WAIT_CANCELLATION_COMPLETED);
         # now remove everything stored for the asset so nothing looks complete.
         if self._result.stages[StageName.INGEST].status != common_pb2.STAGE_STATUS_PENDING:
-            await self._discard(asset_id, release_claim=workflow.patched("discard-failed-runs"))
+            await self._discard(asset_id, release_claim=self._patched("discard-failed-runs"))
 
     def _set_state(self, state: int) -> None:
         self._result.state = state  # type: ignore[assignment]
         self._upsert(sa.STATE.value_set(common_pb2.JobState.Name(state)))
+        if self._is_finished():
+            # The run returns or raises next, in this same step: its updates go out now,
+            # before the command that closes the run.
+            self._flush_upserts()
         if self._is_finished() and not self._counted:
             # damfleet_assets_total{state}: Temporal's own workflow_completed cannot tell
             # COMPLETED from COMPLETED_WITH_ERRORS (both complete the workflow). The SDK's
@@ -492,8 +512,41 @@ class AssetPipeline:
                 "damfleet_assets_total", "Asset runs finished, by final state"
             ).add(1, {"state": common_pb2.JobState.Name(state), "profile": self._result.profile})
 
+    def _patched(self, patch_id: str) -> bool:
+        """``workflow.patched(patch_id)`` for a patch older than :data:`CURRENT_PATCH`: true
+        without a marker of its own in a run that has that one.
+
+        Only for :data:`FOLDED_PATCHES`: a run started before a newer change has
+        CURRENT_PATCH too, and must replay that change's old branch.
+        """
+        if patch_id not in FOLDED_PATCHES:
+            raise ValueError(f"patch {patch_id!r} is newer than {CURRENT_PATCH!r}: use workflow.patched()")
+        return workflow.patched(CURRENT_PATCH) or workflow.patched(patch_id)
+
     def _upsert(self, *updates: Any) -> None:
-        workflow.upsert_search_attributes(list(updates))
+        """Update search attributes with one upsert command per workflow task, not per call.
+
+        Each upsert is a command, a history event and a visibility write; a stage change
+        alone made two or three (state, stage, media kind) on every one of an asset's
+        workflow tasks. Updates are collected (the latest value per attribute wins) and sent
+        as one upsert once the workflow's code has run as far as it can in this task, or at
+        once when the run ends. Runs started before replay one upsert per call.
+        """
+        if not workflow.patched(CURRENT_PATCH):
+            workflow.upsert_search_attributes(list(updates))
+            return
+        if not self._pending_upserts:
+            # Callbacks run after every task ready in this workflow task: the same
+            # deterministic point on every replay.
+            asyncio.get_running_loop().call_soon(self._flush_upserts)
+        for update in updates:
+            self._pending_upserts[update.key.name] = update
+
+    def _flush_upserts(self) -> None:
+        if self._pending_upserts:
+            updates = list(self._pending_upserts.values())
+            self._pending_upserts.clear()
+            workflow.upsert_search_attributes(updates)
 
     def _is_finished(self) -> bool:
         return self._result.state in (

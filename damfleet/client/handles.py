@@ -46,7 +46,8 @@ class AssetHandle:
             result = await self.handle.result()
         except WorkflowFailureError:
             return await self.status()
-        return await _with_attempts(self.handle, result)
+        # The run has closed: nothing is pending, so the history alone has every attempt.
+        return await _with_attempts(self.handle, result, closed=True)
 
 
 @dataclass
@@ -70,12 +71,13 @@ class BatchHandle:
 
 
 async def _with_attempts(
-    handle: WorkflowHandle[Any, Any], result: pipeline_pb2.PipelineResult
+    handle: WorkflowHandle[Any, Any], result: pipeline_pb2.PipelineResult, *, closed: bool = False
 ) -> pipeline_pb2.PipelineResult:
-    """Fill in attempts and waiting reasons from the run's history (the workflow cannot see retries)."""
+    """Fill in attempts and waiting reasons from the run's history (the workflow cannot see retries)
+    and, unless the run is known to have ``closed``, its pending activities."""
     try:
         history = await handle.fetch_history()
-        pending = (await handle.describe()).raw_description.pending_activities
+        pending = [] if closed else (await handle.describe()).raw_description.pending_activities
     except RPCError:
         return result  # best effort: the status itself is already known
     apply_attempts(result, stage_attempts(history.events, pending))

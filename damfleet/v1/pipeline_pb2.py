@@ -26,25 +26,27 @@ from damfleet.v1 import common_pb2 as damfleet_dot_v1_dot_common__pb2
 from damfleet.v1 import stages_pb2 as damfleet_dot_v1_dot_stages__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x61mfleet/v1/pipeline.proto\x12\x0b\x64\x61mfleet.v1\x1a\x18\x64\x61mfleet/v1/common.proto\x1a\x18\x64\x61mfleet/v1/stages.proto\"\xe1\x01\n\x0fPipelineRequest\x12\x12\n\nsource_uri\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12,\n\x08metadata\x18\x04 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12\x0f\n\x07targets\x18\x06 \x03(\t\x12\x10\n\x08\x61sset_id\x18\x07 \x01(\t\x12\x0f\n\x07skip_ai\x18\x08 \x01(\x08\x12\x12\n\x05\x64\x65\x64up\x18\t \x01(\x08H\x00\x88\x01\x01\x42\x08\n\x06_dedup\"\xf9\x01\n\x0bStageResult\x12\r\n\x05stage\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.damfleet.v1.StageStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nstarted_at\x18\x04 \x01(\x01\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12$\n\x07outputs\x18\x06 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12\x0f\n\x07waiting\x18\t \x01(\t\x12\x0f\n\x07percent\x18\n \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x0b \x01(\t\"\xb5\x04\n\x0ePipelineResult\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.damfleet.v1.JobState\x12\x15\n\rcurrent_stage\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\'\n\x05\x61sset\x18\x06 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x37\n\x06stages\x18\x07 \x03(\x0b\x32\'.damfleet.v1.PipelineResult.StagesEntry\x12$\n\x07outputs\x18\x08 \x03(\x0b\x32\x13.damfleet.v1.Output\x12.\n\x08receipts\x18\t \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\x12\x32\n\ntranscript\x18\n \x01(\x0b\x32\x1e.damfleet.v1.TranscriptSummary\x12*\n\x06labels\x18\x0b \x03(\x0b\x32\x1a.damfleet.v1.DetectedLabel\x12\x0f\n\x07profile\x18\x0c \x01(\t\x12\x10\n\x08\x66\x61ilures\x18\r \x03(\t\x12\x14\n\x0c\x64uplicate_of\x18\x0e \x01(\t\x12\x16\n\x0eredelivered_by\x18\x0f \x01(\t\x1aG\n\x0bStagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.damfleet.v1.StageResult:\x02\x38\x01\"\x98\x01\n\x10RedeliverRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12-\n\ndeliveries\x18\x02 \x03(\x0b\x32\x19.damfleet.v1.DeliverInput\x12/\n\rnotifications\x18\x03 \x03(\x0b\x32\x18.damfleet.v1.NotifyInput\x12\x0f\n\x07targets\x18\x04 \x03(\t\"\xb0\x01\n\x0fRedeliverResult\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.damfleet.v1.JobState\x12.\n\x08receipts\x18\x04 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\x12\x10\n\x08\x66\x61ilures\x18\x05 \x03(\t\x12\x0e\n\x06reason\x18\x06 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x61mfleet/v1/pipeline.proto\x12\x0b\x64\x61mfleet.v1\x1a\x18\x64\x61mfleet/v1/common.proto\x1a\x18\x64\x61mfleet/v1/stages.proto\"\xe1\x01\n\x0fPipelineRequest\x12\x12\n\nsource_uri\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12,\n\x08metadata\x18\x04 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12\x0f\n\x07targets\x18\x06 \x03(\t\x12\x10\n\x08\x61sset_id\x18\x07 \x01(\t\x12\x0f\n\x07skip_ai\x18\x08 \x01(\x08\x12\x12\n\x05\x64\x65\x64up\x18\t \x01(\x08H\x00\x88\x01\x01\x42\x08\n\x06_dedup\"\xfd\x01\n\x0bStageResult\x12\r\n\x05stage\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.damfleet.v1.StageStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nstarted_at\x18\x04 \x01(\x01\x12\x0f\n\x07seconds\x18\x05 \x01(\x01\x12(\n\x07outputs\x18\x06 \x03(\x0b\x32\x13.damfleet.v1.OutputB\x02\x18\x01\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x12\n\nlast_error\x18\x08 \x01(\t\x12\x0f\n\x07waiting\x18\t \x01(\t\x12\x0f\n\x07percent\x18\n \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x0b \x01(\t\"\xb5\x04\n\x0ePipelineResult\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.damfleet.v1.JobState\x12\x15\n\rcurrent_stage\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\'\n\x05\x61sset\x18\x06 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x37\n\x06stages\x18\x07 \x03(\x0b\x32\'.damfleet.v1.PipelineResult.StagesEntry\x12$\n\x07outputs\x18\x08 \x03(\x0b\x32\x13.damfleet.v1.Output\x12.\n\x08receipts\x18\t \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\x12\x32\n\ntranscript\x18\n \x01(\x0b\x32\x1e.damfleet.v1.TranscriptSummary\x12*\n\x06labels\x18\x0b \x03(\x0b\x32\x1a.damfleet.v1.DetectedLabel\x12\x0f\n\x07profile\x18\x0c \x01(\t\x12\x10\n\x08\x66\x61ilures\x18\r \x03(\t\x12\x14\n\x0c\x64uplicate_of\x18\x0e \x01(\t\x12\x16\n\x0eredelivered_by\x18\x0f \x01(\t\x1aG\n\x0bStagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.damfleet.v1.StageResult:\x02\x38\x01\"\x98\x01\n\x10RedeliverRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12-\n\ndeliveries\x18\x02 \x03(\x0b\x32\x19.damfleet.v1.DeliverInput\x12/\n\rnotifications\x18\x03 \x03(\x0b\x32\x18.damfleet.v1.NotifyInput\x12\x0f\n\x07targets\x18\x04 \x03(\t\"\xb0\x01\n\x0fRedeliverResult\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.damfleet.v1.JobState\x12.\n\x08receipts\x18\x04 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\x12\x10\n\x08\x66\x61ilures\x18\x05 \x03(\t\x12\x0e\n\x06reason\x18\x06 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'damfleet.v1.pipeline_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_STAGERESULT'].fields_by_name['outputs']._loaded_options = None
+  _globals['_STAGERESULT'].fields_by_name['outputs']._serialized_options = b'\030\001'
   _globals['_PIPELINERESULT_STAGESENTRY']._loaded_options = None
   _globals['_PIPELINERESULT_STAGESENTRY']._serialized_options = b'8\001'
   _globals['_PIPELINEREQUEST']._serialized_start=96
   _globals['_PIPELINEREQUEST']._serialized_end=321
   _globals['_STAGERESULT']._serialized_start=324
-  _globals['_STAGERESULT']._serialized_end=573
-  _globals['_PIPELINERESULT']._serialized_start=576
-  _globals['_PIPELINERESULT']._serialized_end=1141
-  _globals['_PIPELINERESULT_STAGESENTRY']._serialized_start=1070
-  _globals['_PIPELINERESULT_STAGESENTRY']._serialized_end=1141
-  _globals['_REDELIVERREQUEST']._serialized_start=1144
-  _globals['_REDELIVERREQUEST']._serialized_end=1296
-  _globals['_REDELIVERRESULT']._serialized_start=1299
-  _globals['_REDELIVERRESULT']._serialized_end=1475
+  _globals['_STAGERESULT']._serialized_end=577
+  _globals['_PIPELINERESULT']._serialized_start=580
+  _globals['_PIPELINERESULT']._serialized_end=1145
+  _globals['_PIPELINERESULT_STAGESENTRY']._serialized_start=1074
+  _globals['_PIPELINERESULT_STAGESENTRY']._serialized_end=1145
+  _globals['_REDELIVERREQUEST']._serialized_start=1148
+  _globals['_REDELIVERREQUEST']._serialized_end=1300
+  _globals['_REDELIVERRESULT']._serialized_start=1303
+  _globals['_REDELIVERRESULT']._serialized_end=1479
 # @@protoc_insertion_point(module_scope)

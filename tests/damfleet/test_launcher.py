@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -41,7 +42,10 @@ async def test_runs_and_search_attributes_survive_a_restart(tmp_path: Path) -> N
         with pytest.raises(ConfigurationError, match="already listens"):
             DevServer(settings).start()  # a second server on the same port is refused clearly
     finally:
-        server.stop()
+        # Killed, not stopped: the write-ahead log syncs only at checkpoints, and a run it
+        # has committed must survive the server's crash.
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
 
     restarted = DevServer(settings)
     restarted.start()  # same SQLite file, same search-attribute flags: must come up again
@@ -54,7 +58,9 @@ async def test_runs_and_search_attributes_survive_a_restart(tmp_path: Path) -> N
         assert found == [workflow_id]
     finally:
         restarted.stop()
-    assert (tmp_path / "state" / "temporal.db").exists()
+    database = tmp_path / "state" / "temporal.db"
+    with sqlite3.connect(database) as db:  # the setting is kept in the file
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 class _SleepyPool(WorkerProcess):

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
@@ -28,7 +29,9 @@ from damfleet import search_attributes as sa
 from damfleet.policies import ActivityName, Queue
 from damfleet.profiles import get_profile
 from damfleet.settings import Settings
+from damfleet.stages import STAGE_NAMES
 from damfleet.storage import Storage
+from damfleet.summaries import stage_outputs
 from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
 from tests.conftest import make_settings
 from workflows.pipeline import AssetPipeline
@@ -152,6 +155,11 @@ async def test_video_runs_all_four_stages_on_their_queues(fleet, media_dir: Path
     roles = [o.role for o in result.outputs]
     assert roles == ["original", "technical_metadata", "thumbnail", "transcript_vtt"]
     assert all(o.size_bytes > 0 and len(o.sha256) == 64 for o in result.outputs)
+    # Each output is stored once, in result.outputs, naming the stage that made it.
+    assert not any(result.stages[s].outputs for s in result.stages)
+    assert {s: [o.role for o in stage_outputs(result, s)] for s in STAGE_NAMES} == {
+        "ingest": ["original", "technical_metadata"], "transcode": ["thumbnail"],
+        "ai_enrich": ["transcript_vtt"], "distribution": []}
     assert {r.role for r in result.receipts} == {"thumbnail", "transcript_vtt"}
     assert result.asset.media.kind == common_pb2.MEDIA_KIND_VIDEO
     assert result.transcript.text_excerpt == "welcome to the archive"
@@ -170,6 +178,39 @@ async def test_video_runs_all_four_stages_on_their_queues(fleet, media_dir: Path
     assert attributes.get(sa.MEDIA_KIND) == "video"
     assert attributes.get(sa.COLLECTION) == "news"
     assert attributes.get(sa.LABELS) == ["bicycle"]
+
+
+async def test_a_run_records_one_patch_marker_and_one_upsert_per_workflow_task(fleet, media_dir: Path) -> None:
+    """Every command is a history event and every upsert a visibility write: a run started by
+    today's code records one patch marker (the SDK's TemporalChangeVersion upsert with it)
+    and sends its search attributes in at most one upsert per workflow task."""
+    client, queue, _, _ = fleet
+    handle = await _start(client, queue, media_dir / "harbour-clip.mp4",
+                          metadata=common_pb2.AssetMetadata(collection="news"))
+    result: pipeline_pb2.PipelineResult = await handle.result()
+    assert result.state == common_pb2.COMPLETED, result.error
+
+    events = (await handle.fetch_history()).events
+    markers = [e for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert [m.marker_recorded_event_attributes.marker_name for m in markers] == ["core_patch"]
+    upserts_per_task: list[int] = []
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            upserts_per_task.append(0)
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            if "TemporalChangeVersion" not in fields:
+                upserts_per_task[-1] += 1
+    activities = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    # The start, then one task per activity (claim, ingest, transcode, enrich, deliver), in turn.
+    assert len(upserts_per_task) == len(activities) + 1 == 6
+    assert all(n == 1 for n in upserts_per_task), upserts_per_task
+    # Batched, the attributes still read as before: the last value of each wins.
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(sa.STATE) == "COMPLETED"
+    assert attributes.get(sa.STAGE) == "distribution"
+    assert attributes.get(sa.MEDIA_KIND) == "video"
+    assert attributes.get(sa.COLLECTION) == "news"
 
 
 async def test_image_skips_ai_with_a_reason(fleet, media_dir: Path) -> None:

@@ -63,3 +63,13 @@ async def test_an_incompatible_change_fails_replay() -> None:
     replayer = Replayer(workflows=[_ReorderedPipeline], workflow_runner=UnsandboxedWorkflowRunner())
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(_history(HISTORIES / "pipeline_success.json"))
+
+
+def test_a_later_patch_cannot_fold_into_the_current_one() -> None:
+    """Runs started before a new change have CURRENT_PATCH too: folding the new change into it
+    would replay them down its new branch. ``_patched`` refuses any patch it does not list."""
+    from workflows.pipeline import FOLDED_PATCHES, AssetPipeline
+
+    assert "dedup-by-default" in FOLDED_PATCHES
+    with pytest.raises(ValueError, match="newer than"):
+        AssetPipeline._patched(object.__new__(AssetPipeline), "some-later-change")
