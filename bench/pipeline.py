@@ -9,7 +9,7 @@
    ``damfleet.transcode.stage``, ``damfleet.ai.enrich``, ``damfleet.delivery.Distributor``),
    called sequentially in this one process, asset after asset: what a hand-rolled chain does
    with no broker at all. The whisper model is loaded before the clock starts.
-3. **Fleet**: a Temporal dev server and the five worker pools as separate processes
+3. **Fleet**: a Temporal dev server and every worker pool as a separate process
    (:class:`damfleet.launcher.Fleet`, as ``damfleet demo`` starts them). One warm-up asset
    first (the AI worker loads its model); then the whole set submitted at once; at the end
    ``--singles`` single-asset runs of the MP3 (all four stages) for the orchestration overhead.
@@ -25,6 +25,9 @@ Figures:
   intervals from the run's history); median over the singles.
 - per-stage seconds: direct = the stage function's own time; fleet = the workflow's stage
   time (scheduled to completed, queue waits included), both summed over the set (last round).
+  ``fleet_transcode_seconds_by_kind`` splits the fleet's transcode seconds by media kind:
+  images queued behind video encodes (one transcode slot) show there, and images on the
+  light pool (``q-transcode-light``) do not.
 - ``outputs_identical``: every transcode and enrichment output of the fleet run has the same
   sha256 as the direct run's output for the same source and role. ``--hashes-out`` saves them,
   ``--hashes-in`` compares with a saved file (same inputs before and after a change).
@@ -160,7 +163,7 @@ async def run_direct(sources: list[Path], settings: Any) -> dict[str, Any]:
     return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes}
 
 
-# ---- fleet: dev server + five worker processes -------------------------------------------
+# ---- fleet: dev server + one process per worker pool ----------------------------------------
 
 
 def _activity_busy_seconds(events: list[Any]) -> tuple[float, dict[str, float]]:
@@ -239,7 +242,7 @@ async def _single(client: Any, source: Path, task_queue: str) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def started_fleet(settings: Any, single_source: Path) -> AsyncIterator[Any]:
-    """The dev server and the five pools as processes, warmed up by one run; yields a client."""
+    """The dev server and every pool as a process, warmed up by one run; yields a client."""
     from damfleet.client import FleetClient
     from damfleet.launcher import Fleet
     from damfleet.v1 import common_pb2
@@ -265,25 +268,42 @@ def _queue(settings: Any) -> str:
     return Queue.PIPELINE + settings.worker.queue_suffix
 
 
-async def run_fleet(client: Any, sources: list[Path], settings: Any) -> dict[str, Any]:
-    """The whole set submitted at once; wall time until the last run ends."""
+async def run_fleet(client: Any, sources: list[Path], settings: Any, *, videos_first: bool = False) -> dict[str, Any]:
+    """The whole set submitted at once; wall time until the last run ends. ``videos_first``: the
+    videos, then the rest once a video encode runs (an upload arriving during an encode)."""
     from damfleet.v1 import common_pb2
 
     started = time.perf_counter()
-    handles = [(src, await client.submit(str(src), task_queue=_queue(settings), dedup=False)) for src in sources]
+    handles = []
+    first = [src for src in sources if videos_first and src.suffix == ".mp4"]
+    for src in first:
+        handles.append((src, await client.submit(str(src), task_queue=_queue(settings), dedup=False)))
+    while first:
+        states = [(await h.status()).stages[StageName.TRANSCODE].status for _, h in handles]
+        if common_pb2.STAGE_STATUS_RUNNING in states:
+            break
+        await asyncio.sleep(0.1)
+    for src in sources:
+        if src not in first:
+            handles.append((src, await client.submit(str(src), task_queue=_queue(settings), dedup=False)))
     results = [(src, await handle.wait()) for src, handle in handles]
     wall = time.perf_counter() - started
     stage_seconds = dict.fromkeys(STAGES, 0.0)
+    #: transcode stage seconds (queue wait included) per media kind: images waiting behind videos show here
+    transcode_by_kind: dict[str, float] = {}
     hashes: dict[str, str] = {}
     for src, result in results:
         if result.state != common_pb2.COMPLETED:
             raise RuntimeError(f"{src.name} ended {common_pb2.JobState.Name(result.state)}: {result.error}")
         for stage in STAGES:
             stage_seconds[stage] += result.stages[stage].seconds
+        kind = common_pb2.MediaKind.Name(result.asset.media.kind).removeprefix("MEDIA_KIND_").lower()
+        transcode_by_kind[kind] = transcode_by_kind.get(kind, 0.0) + result.stages[StageName.TRANSCODE].seconds
         for output in result.outputs:
             if output.stage in DELIVERED_STAGES:
                 hashes[_hash_key(str(src), output)] = output.sha256
-    return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes}
+    return {"wall_seconds": wall, "stage_seconds": stage_seconds, "hashes": hashes,
+            "transcode_by_kind": transcode_by_kind}
 
 
 def _compare(a: dict[str, str], b: dict[str, str]) -> list[str]:
@@ -320,7 +340,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # Rounds alternate the two phases so a load change on a shared machine hits both.
         for round_no in range(args.rounds):
             direct = await run_direct(sources, settings)
-            fleet = await run_fleet(client, sources, settings)
+            fleet = await run_fleet(client, sources, settings, videos_first=args.videos_first)
             ratios.append(fleet["wall_seconds"] / direct["wall_seconds"])
             print(f"round {round_no + 1}: direct {direct['wall_seconds']:.1f}s, fleet {fleet['wall_seconds']:.1f}s "
                   f"(load average {os.getloadavg()[0]:.2f})", file=sys.stderr)
@@ -368,6 +388,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "direct_wall_seconds": round(direct["wall_seconds"], 2),
         "fleet_stage_seconds": {k: round(v, 2) for k, v in fleet["stage_seconds"].items()},
         "direct_stage_seconds": {k: round(v, 2) for k, v in direct["stage_seconds"].items()},
+        "fleet_transcode_seconds_by_kind": {k: round(v, 2) for k, v in sorted(fleet["transcode_by_kind"].items())},
         "single_asset_overheads_ms": [round(x, 1) for x in overheads],
         "single_asset_overhead_parts_ms": {
             k: round(statistics.median(r["parts"][k] for r in fleet["singles"]), 1)
@@ -378,6 +399,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if fleet["singles"] else None,
         "assets": len(sources),
         "quick": args.quick,
+        "videos_first": args.videos_first,
         "load_average": [round(x, 2) for x in (load_before[0], load_mid[0], load_after[0])],
         "cpus": os.cpu_count(),
     })
@@ -401,4 +423,7 @@ if __name__ == "__main__":
     parser.add_argument("--hashes-in", help="compare the fleet outputs' sha256 with this saved file")
     parser.add_argument("--trace", action="store_true", help="print the last single run's event timeline")
     parser.add_argument("--keep", action="store_true", help="keep the state folder (logs, storage)")
+    parser.add_argument("--videos-first", action="store_true",
+                        help="fleet: submit the rest once a video encode runs (images behind it show in "
+                             "fleet_transcode_seconds_by_kind)")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))

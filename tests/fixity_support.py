@@ -64,6 +64,7 @@ async def fixity_lane(client: Client, root: Path, *, activities: list[Any] | Non
     if pipeline:
         stand_ins = StandIns(ctx.storage)
         queues += [(Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
+                   (Queue.TRANSCODE_LIGHT, {"activities": [stand_ins.transcode]}),
                    (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
                    (Queue.DISTRIBUTION, {"activities": distribution.activities()})]
     async with AsyncExitStack() as stack:

@@ -50,6 +50,8 @@ class StandIns:
     deliver_fails_when: Callable[[str], bool] = lambda text: text.startswith("cwe")
     #: transcodes of sources matching this wait for ``gate`` (heartbeating)
     hold_when: Callable[[str], bool] = lambda uri: False
+    #: the media kind the stand-in ingest reports for a source (images unless told)
+    kind_of: Callable[[str], int] = lambda uri: common_pb2.MEDIA_KIND_IMAGE
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     #: transcode attempts that fail retryably before one succeeds (a retried activity)
     transcode_transient_failures: int = 0
@@ -71,7 +73,7 @@ class StandIns:
         asset = common_pb2.AssetRecord(
             asset_id=request.asset_id, source_uri=request.source_uri, original_uri=keys.original("original.bin"),
             sha256=sha, size_bytes=1, metadata=request.metadata, profile=request.profile,
-            media=common_pb2.MediaInfo(kind=common_pb2.MEDIA_KIND_IMAGE, mime_type="image/png"),
+            media=common_pb2.MediaInfo(kind=self.kind_of(request.source_uri), mime_type="image/png"),
         )
         return stages_pb2.IngestOutput(asset=asset)
 
@@ -191,6 +193,8 @@ async def run_fleet(
             (Queue.INGEST, {"activities": ingest + catalog_activities.build_activities(ctx)}),
             (Queue.TRANSCODE, {"activities": [stand_ins.transcode], "max_concurrent_activities": transcode_slots,
                                **fast_cancel}),
+            (Queue.TRANSCODE_LIGHT, {"activities": [stand_ins.transcode], "max_concurrent_activities": transcode_slots,
+                                     **fast_cancel}),
             (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
             (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver, stand_ins.deliver_batch]}),
         ):

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from damfleet import search_attributes as sa
     from damfleet import stages
     from damfleet.ai.plan import plan_enrichment, skip_reason
-    from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for
+    from damfleet.policies import ActivityName, WorkflowName, lane_of, policy_for, transcode_queue
     from damfleet.profiles import Profile, get_profile
     from damfleet.stages import StageName
     from damfleet.v1 import common_pb2, jobs_pb2, pipeline_pb2, stages_pb2
@@ -204,6 +204,11 @@ class AssetPipeline:
         transcode_input = stages_pb2.TranscodeInput(asset=asset, profile=profile.name)
         if self._patched("transcode-renditions-from-workflow"):
             transcode_input.renditions.extend(profile.renditions.get(_KIND_NAMES.get(asset.media.kind, ""), ()))
+        # Images go to the light pool's queue (seconds each, beside a video encode instead
+        # of behind it); runs started before it existed replay on q-transcode.
+        queue = None
+        if asset.media.kind == common_pb2.MEDIA_KIND_IMAGE and workflow.patched("transcode-light-queue"):
+            queue = transcode_queue("image")
         try:
             transcoded = await self._stage(
                 StageName.TRANSCODE,
@@ -211,6 +216,7 @@ class AssetPipeline:
                 ActivityName.TRANSCODE,
                 transcode_input,
                 stages_pb2.TranscodeOutput,
+                queue=queue,
             )
         except ActivityError as err:
             await self._discard_failed(asset_id, failure_message(err)[0])
@@ -340,7 +346,7 @@ class AssetPipeline:
 
     # ---- helpers ------------------------------------------------------------------------
 
-    async def _activity(self, name: str, arg: Any, result_type: type[M]) -> M:
+    async def _activity(self, name: str, arg: Any, result_type: type[M], queue: str | None = None) -> M:
         policy = policy_for(name)
         extra: dict[str, Any] = {}
         if self._priority is not None:
@@ -351,7 +357,7 @@ class AssetPipeline:
                 arg,
                 result_type=result_type,
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                **policy.options(self._lane),  # type: ignore[arg-type]
+                **policy.options(self._lane, queue=queue),  # type: ignore[arg-type]
                 **extra,
             )
         except ActivityError as err:
@@ -362,10 +368,12 @@ class AssetPipeline:
                 raise asyncio.CancelledError() from err
             raise
 
-    async def _stage(self, stage: str, state: int, name: str, arg: Any, result_type: type[M]) -> M:
+    async def _stage(
+        self, stage: str, state: int, name: str, arg: Any, result_type: type[M], queue: str | None = None
+    ) -> M:
         await self._gate(stage)
         result = self._begin(stage, state)
-        output = await self._activity(name, arg, result_type)
+        output = await self._activity(name, arg, result_type, queue)
         self._end(result, common_pb2.STAGE_STATUS_COMPLETED)
         return output
 

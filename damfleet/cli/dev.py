@@ -119,21 +119,21 @@ def demo(
 
 @app.command()
 def dev() -> None:
-    """Run the whole fleet locally (dev server, UI on :8233, five workers) until Ctrl-C."""
+    """Run the whole fleet locally (dev server, UI on :8233, every worker pool) until Ctrl-C."""
 
     async def run() -> int:
-        from damfleet.launcher import Fleet, dev_source_roots
+        from damfleet.launcher import POOLS, Fleet, dev_source_roots
 
         settings = get_settings()
         fleet = Fleet(settings)
         supervisor: asyncio.Task[None] | None = None
         try:
             await fleet.start()
-            console.print("started the dev server and five pools; waiting until every pool polls its queue...")
+            console.print(f"started the dev server and {len(fleet.pools)} pools; waiting until every pool polls its queue...")
             await fleet.wait_polling()
             console.print(f"[bold green]fleet ready[/]: Temporal {settings.temporal.address}, "
                           f"UI http://localhost:{settings.temporal.dev_ui_port}, "
-                          f"metrics :{fleet.metrics_base_port}-{fleet.metrics_base_port + 4}, "
+                          f"metrics :{fleet.metrics_base_port}-{fleet.metrics_base_port + len(POOLS) - 1}, "
                           f"logs {settings.state_path / 'logs'}. Ctrl-C stops everything.")
             console.print(f"sources accepted under: {', '.join(dev_source_roots(settings))} "
                           "(DAMFLEET_INGEST_SOURCE_ROOTS)", soft_wrap=True)

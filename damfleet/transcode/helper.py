@@ -5,7 +5,7 @@ cancellation nor bounded in memory without taking the whole worker down with it.
 (and waveform) renditions therefore run in a child process, in its own process group,
 under the same address-space limit as an ffmpeg run. Starting a Python interpreter and
 libvips costs 0.2-0.4 s, so the child is kept alive between requests (one per worker
-process and memory limit, :class:`WarmHelper`) and answers them one at a time. It is
+process, memory limit and request in flight, :class:`WarmHelper`) and answers them one at a time. It is
 killed and replaced, never reused, when a request runs past its time limit, when the
 activity is cancelled, or when it dies (a crash, the memory limit); the next request
 starts a fresh one. Its libvips operation cache is off, so nothing carries over from
@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -147,23 +148,44 @@ class WarmHelper:
         return None, code
 
 
-_helpers: dict[int, WarmHelper] = {}
+#: Idle helpers per memory limit, most recently used last. A process serving several
+#: transcodes at once (the light pool's slots) gets one helper per request in flight, so
+#: they never queue on one child's lock; at most its slots' worth are ever started.
+_idle: dict[int, list[WarmHelper]] = {}
 _helpers_loop: asyncio.AbstractEventLoop | None = None
 
 
-def _helper_for(memory_bytes: int) -> WarmHelper:
-    """This process's helper for a memory limit (a new event loop gets new helpers)."""
+def _idle_for(memory_bytes: int) -> list[WarmHelper]:
+    """This process's idle helpers for a memory limit (a new event loop gets new helpers)."""
     global _helpers_loop
     loop = asyncio.get_running_loop()
     if loop is not _helpers_loop:
-        for old in _helpers.values():
-            old.abandon()
-        _helpers.clear()
+        for helpers in _idle.values():
+            for old in helpers:
+                old.abandon()
+        _idle.clear()
         _helpers_loop = loop
-    helper = _helpers.get(memory_bytes)
-    if helper is None:
-        helper = _helpers[memory_bytes] = WarmHelper(memory_bytes)
-    return helper
+    return _idle.setdefault(memory_bytes, [])
+
+
+def _helper_for(memory_bytes: int) -> WarmHelper:
+    """The helper the next request for this memory limit will use (the warmest idle one)."""
+    idle = _idle_for(memory_bytes)
+    if not idle:
+        idle.append(WarmHelper(memory_bytes))
+    return idle[-1]
+
+
+@contextlib.contextmanager
+def _leased(memory_bytes: int) -> Iterator[WarmHelper]:
+    """Take the warmest idle helper (or a new one) for one request; give it back after."""
+    helper = _helper_for(memory_bytes)
+    idle = _idle_for(memory_bytes)
+    idle.remove(helper)
+    try:
+        yield helper
+    finally:
+        idle.append(helper)
 
 
 async def run_helper(request: dict[str, Any], *, timeout_seconds: float, memory_bytes: int = 0) -> dict[str, Any]:
@@ -172,9 +194,9 @@ async def run_helper(request: dict[str, Any], *, timeout_seconds: float, memory_
     Timeouts raise ToolTimeoutError (retryable) and cancellation kills the child's process
     group; either way the next request gets a new child.
     """
-    helper = _helper_for(memory_bytes)
-    reply, returncode = await helper.request(request, timeout_seconds=timeout_seconds)
-    stderr_tail = helper.stderr_tail
+    with _leased(memory_bytes) as helper:
+        reply, returncode = await helper.request(request, timeout_seconds=timeout_seconds)
+        stderr_tail = helper.stderr_tail
     if reply is None and returncode < 0:
         raise ToolCrashedError(
             f"libvips helper ({request.get('op')}) was killed by signal {-returncode}"

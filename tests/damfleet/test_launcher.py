@@ -126,3 +126,16 @@ async def test_connect_waits_for_a_frontend_that_comes_back(temporal_env, tmp_pa
             await connect(settings, retry_seconds=1.0)
     finally:
         relay.close()
+
+
+def test_the_light_transcode_pool_runs_only_while_images_are_routed_to_it(tmp_path: Path) -> None:
+    """`damfleet dev` starts q-transcode-light's pool with DAMFLEET_TRANSCODE_LIGHT_QUEUE on (the
+    default) and tells every pool the same value, so the workflow never routes to a queue nobody polls."""
+    from damfleet.launcher import POOLS
+
+    on = Fleet(load_settings({"DAMFLEET_STATE_DIR": str(tmp_path)}))
+    off = Fleet(load_settings({"DAMFLEET_STATE_DIR": str(tmp_path), "DAMFLEET_TRANSCODE_LIGHT_QUEUE": "false"}))
+    assert on.pools == POOLS and "transcode_light" in POOLS
+    assert off.pools == tuple(pool for pool in POOLS if pool != "transcode_light")
+    assert on.worker_env(0)["DAMFLEET_TRANSCODE_LIGHT_QUEUE"] == "true"
+    assert off.worker_env(0)["DAMFLEET_TRANSCODE_LIGHT_QUEUE"] == "false"

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from damfleet import policies
 from damfleet.errors import PERMANENT_ERROR_TYPES, TransientError
 from damfleet.policies import (
     ACTIVITY_POLICIES,
@@ -90,3 +91,21 @@ def test_batched_deliveries_count_as_the_distribution_stage() -> None:
 
     assert STAGE_OF_ACTIVITY[ActivityName.DELIVER_BATCH] == STAGE_OF_ACTIVITY[ActivityName.DELIVER] == "distribution"
     assert policy_for(ActivityName.DELIVER_BATCH) == policy_for(ActivityName.DELIVER)
+
+
+def test_images_transcode_on_the_light_queue_unless_it_is_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(policies, "TRANSCODE_LIGHT_QUEUE", True)
+    assert policies.transcode_queue("image") == Queue.TRANSCODE_LIGHT
+    assert policies.transcode_queue("video") == policies.transcode_queue("audio") == Queue.TRANSCODE
+    options = policy_for(ActivityName.TRANSCODE).options("-eu1", queue=policies.transcode_queue("image"))
+    assert options["task_queue"] == "q-transcode-light-eu1"
+    monkeypatch.setattr(policies, "TRANSCODE_LIGHT_QUEUE", False)
+    assert policies.transcode_queue("image") == Queue.TRANSCODE
+
+    monkeypatch.delenv("DAMFLEET_TRANSCODE_LIGHT_QUEUE", raising=False)
+    assert policies._light_queue_setting() is True
+    monkeypatch.setenv("DAMFLEET_TRANSCODE_LIGHT_QUEUE", "off")
+    assert policies._light_queue_setting() is False
+    monkeypatch.setenv("DAMFLEET_TRANSCODE_LIGHT_QUEUE", "sometimes")
+    with pytest.raises(ValueError, match="DAMFLEET_TRANSCODE_LIGHT_QUEUE='sometimes' must be true or false"):
+        policies._light_queue_setting()

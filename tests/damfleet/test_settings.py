@@ -91,8 +91,9 @@ def test_variable_names_are_the_documented_ones() -> None:
     names = setting_names()
     assert {"DAMFLEET_STATE_DIR", "DAMFLEET_LOG_FILE_MAX_BYTES", "DAMFLEET_WORKER_QUEUE_SUFFIX",
             "DAMFLEET_AI_INFERENCE_TLS_CLIENT_KEY_PATH", "DAMFLEET_DISTRIBUTION_TARGETS_JSON",
-            "DAMFLEET_STORAGE_S3_SECRET_ACCESS_KEY"} <= names
-    assert len(names) == 129
+            "DAMFLEET_STORAGE_S3_SECRET_ACCESS_KEY", "DAMFLEET_TRANSCODE_LIGHT_QUEUE",
+            "DAMFLEET_TRANSCODE_LIGHT_CONCURRENCY", "DAMFLEET_TRANSCODE_LIGHT_VIPS_THREADS"} <= names
+    assert len(names) == 132
     assert all(name == name.upper() and name.startswith("DAMFLEET_") for name in names)
 
 

@@ -40,6 +40,28 @@ def test_one_name_per_stage_and_one_pool_per_queue() -> None:
         assert stage.header and len(stage.header) <= len(stage.name)
 
 
+def test_a_light_pool_serves_its_stage_for_its_media_kinds() -> None:
+    """A light pool is its stage's pool for short jobs: same image, extra and activities, its
+    own queue (so KEDA scales it on its own backlog), and only the workflow's routing differs."""
+    lights = [stage for stage in STAGES if stage.light_pool is not None]
+    assert [stage.name for stage in lights] == [StageName.TRANSCODE]
+    for stage in lights:
+        light = stage.light_pool
+        assert light is not None and stage.pools == (stage.pool, light)
+        assert light.name == f"{stage.name}_light" and light.queue == f"{stage.queue}-light"
+        assert (light.image, light.extra) == (stage.pool.image, stage.pool.extra)
+        assert light.media_kinds and light.media_kinds < stage.media_kinds
+        assert light.concurrency > stage.pool.concurrency
+        assert POOL_NAMES.index(light.name) == POOL_NAMES.index(stage.pool.name) + 1, "started after its stage's pool"
+        for kind in stage.media_kinds:
+            expected = light.queue if kind in light.media_kinds else stage.queue
+            assert stage.queue_for(kind) == expected
+            assert stage.queue_for(kind, light=False) == stage.queue
+        worker = (REPO / "workers" / f"{light.name}.py").read_text()
+        assert f"from activities.{stage.name} import build_activities" in worker
+    assert all(not pool.media_kinds for stage in STAGES for pool in (stage.pool,))
+
+
 def test_every_stage_activity_is_scheduled_on_its_stage_queue() -> None:
     seen: set[str] = set()
     for stage in STAGES:
@@ -128,7 +150,10 @@ def test_dockerfile_and_extras_build_each_pool() -> None:
     targets = dict(re.findall(r"^FROM runtime AS (\S+)\n(?:.*\n)*?CMD (\[.*\])$", dockerfile, re.MULTILINE))
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for pool in POOLS:
-        assert targets.get(pool.image) == f'["python", "-m", "{pool.entry_point}"]', pool.image
+        # An image's CMD runs its own pool; a light pool reuses its stage's image, and its
+        # Helm component / kustomize overlay set the command (checked above).
+        owner = next(p for p in POOLS if p.image == pool.image)
+        assert targets.get(pool.image) == f'["python", "-m", "{owner.entry_point}"]', pool.image
         assert f"requirements/{pool.image}.lock" in dockerfile
         assert (REPO / "requirements" / f"{pool.image}.lock").is_file()
         if pool.extra:

@@ -144,10 +144,11 @@ async def test_one_trace_per_asset_across_the_five_pools(
     assert tracing.enabled()
     ctx = StageContext(settings)
     async with AsyncExitStack() as stack:
-        for queue, kwargs in (  # five pools, as five Worker objects on their own queues, on the same client
+        for queue, kwargs in (  # every pool, as Worker objects on their own queues, on the same client
             (Queue.PIPELINE, {"workflows": ALL_WORKFLOWS}),
             (Queue.INGEST, {"activities": ingest_activities(ctx) + catalog_activities.build_activities(ctx)}),
             (Queue.TRANSCODE, {"activities": transcode_activities(ctx)}),
+            (Queue.TRANSCODE_LIGHT, {"activities": transcode_activities(ctx)}),
             (Queue.AI_ENRICH, {"activities": enrich_activities(ctx)}),
             (Queue.DISTRIBUTION, {"activities": distribution_activities(ctx)}),
         ):

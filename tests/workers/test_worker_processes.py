@@ -19,9 +19,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
+from damfleet.client import FleetClient
 from damfleet.policies import Queue
 from damfleet.v1 import pipeline_pb2
-from tests.conftest import free_port
+from tests.conftest import free_port, make_settings
+from tests.jobs_support import eventually
 from workers.metrics import ACTIVITY_TOTAL, MetricsInterceptor
 
 HEAVY_MODULES = ("pyvips", "ffmpeg", "torch", "faster_whisper", "ultralytics", "ctranslate2", "httpx")
@@ -127,6 +129,39 @@ async def test_worker_serves_metrics_and_stops_gracefully_on_sigterm(temporal_en
     output = log.read_text()
     assert code == 0, output[-2000:]
     assert "shutdown requested" in output and "stopped" in output
+
+
+async def test_light_transcode_pool_polls_its_own_queue_with_its_own_slots(temporal_env, tmp_path: Path) -> None:
+    """``python -m workers.transcode_light`` polls q-transcode-light (the queue the workflow
+    sends images to) with DAMFLEET_TRANSCODE_LIGHT_CONCURRENCY slots, and stops on SIGTERM."""
+    lane = f"-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {**_worker_env(tmp_path, temporal_env, lane, port), "DAMFLEET_TRANSCODE_LIGHT_CONCURRENCY": "3"}
+    log = tmp_path / "transcode_light.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "workers.transcode_light"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    queue = Queue.TRANSCODE_LIGHT + lane
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            text = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics", deadline)
+            if f'damfleet_worker_up{{task_queue="{queue}"}} 1.0' in text or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert f'damfleet_worker_up{{task_queue="{queue}"}} 1.0' in text, log.read_text()[-2000:]
+        assert f'damfleet_worker_slots{{task_queue="{queue}"}} 3.0' in text
+        fleet = FleetClient(temporal_env.client, make_settings(tmp_path, DAMFLEET_WORKER_QUEUE_SUFFIX=lane))
+
+        async def polled() -> bool:
+            (info,) = await fleet.queues([Queue.TRANSCODE_LIGHT])
+            return info.pollers >= 1
+
+        assert await eventually(polled, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 60)
+    assert code == 0, log.read_text()[-2000:]
 
 
 def test_workflow_sandbox_modes() -> None:

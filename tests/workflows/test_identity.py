@@ -52,6 +52,7 @@ async def _fleet(temporal_env, tmp_path: Path, **env: str) -> AsyncIterator[tupl
             (Queue.PIPELINE, {"workflows": [AssetPipeline]}),
             (Queue.INGEST, {"activities": [*ingest_activities(ctx), *catalog_activities.build_activities(ctx)]}),
             (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
+            (Queue.TRANSCODE_LIGHT, {"activities": [stand_ins.transcode]}),
             (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
             (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver_batch]}),
         ):

@@ -104,6 +104,7 @@ async def lane_workers(
             (Queue.PIPELINE, {"workflows": [AssetPipeline]}),
             (Queue.INGEST, {"activities": ingest_activities(ctx) + catalog_activities.build_activities(ctx)}),
             (Queue.TRANSCODE, {"activities": [stand_ins.transcode]}),
+            (Queue.TRANSCODE_LIGHT, {"activities": [stand_ins.transcode]}),  # images (policies.transcode_queue)
             (Queue.AI_ENRICH, {"activities": enrich or [stand_ins.enrich]}),
             (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver_batch]}),
         ):
@@ -282,3 +283,112 @@ async def test_unknown_profile_fails_with_known_names(fleet, media_dir: Path) ->
         await handle.result()
     assert "unknown profile 'no-such-profile'" in str(caught.value.cause)
     assert "default" in str(caught.value.cause)
+
+
+# ---- images beside video encodes (the transcode stage's light pool) -------------------------
+
+
+def _transcode_events(history: Any) -> tuple[str, Any, Any]:
+    """The transcode activity's task queue and its started / closed events, from a run's history."""
+    scheduled_id, queue, started, closed = 0, "", None, None
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == ActivityName.TRANSCODE:
+                scheduled_id, queue = event.event_id, attrs.task_queue.name
+        elif not scheduled_id:
+            continue
+        elif event.activity_task_started_event_attributes.scheduled_event_id == scheduled_id:
+            started = event
+        elif event.activity_task_completed_event_attributes.scheduled_event_id == scheduled_id:
+            closed = event
+    return queue, started, closed
+
+
+def _markers(history: Any) -> str:
+    """The decoded details of a run's markers (``workflow.patched`` records its patch id there)."""
+    return " ".join(
+        payload.data.decode(errors="replace")
+        for event in history.events if event.HasField("marker_recorded_event_attributes")
+        for payloads in event.marker_recorded_event_attributes.details.values()
+        for payload in payloads.payloads
+    )
+
+
+def _media_kind(uri: str) -> int:
+    return common_pb2.MEDIA_KIND_VIDEO if uri.endswith(".mov") else common_pb2.MEDIA_KIND_IMAGE
+
+
+async def _transcode_pending(client: Client, workflow_id: str) -> bool:
+    description = await client.get_workflow_handle(workflow_id).describe()
+    return any(a.activity_type.name == ActivityName.TRANSCODE for a in description.raw_description.pending_activities)
+
+
+async def test_an_image_transcodes_while_a_video_encode_holds_the_transcode_slot(
+    temporal_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One transcode slot (as per pod) busy with a video encode that only ends once the image
+    submitted after it has finished its whole run: the image went to q-transcode-light and
+    was not queued behind the video (with one queue this run could never finish)."""
+    from temporalio.worker import Replayer
+
+    from damfleet import policies
+    from tests.jobs_support import eventually, run_fleet
+
+    client: Client = temporal_env.client
+    options = {"kind_of": _media_kind, "hold_when": lambda uri: uri.endswith(".mov")}
+    async with run_fleet(client, tmp_path, transcode_slots=1, stand_ins_options=options) as fleet:
+        video = await fleet.fleet.submit("/inbox/clip.mov", dedup=False)
+        await eventually(lambda: fleet.stand_ins.transcode_started)  # the encode holds the slot
+        image = await fleet.fleet.submit("/inbox/photo.jpg", dedup=False)
+        assert (await image.wait()).state == common_pb2.COMPLETED
+        assert [uri.rsplit("/", 1)[-1] for uri in fleet.stand_ins.transcode_started] == ["clip.mov", "photo.jpg"]
+        fleet.stand_ins.gate.set()
+        assert (await video.wait()).state == common_pb2.COMPLETED
+
+        video_queue, video_started, video_closed = _transcode_events(
+            await client.get_workflow_handle(video.workflow_id).fetch_history())
+        image_queue, image_started, image_closed = _transcode_events(
+            await client.get_workflow_handle(image.workflow_id).fetch_history())
+        assert (video_queue, image_queue) == (Queue.TRANSCODE + fleet.lane, Queue.TRANSCODE_LIGHT + fleet.lane)
+        # The image's transcode started and finished inside the video's.
+        assert video_started.event_time.ToDatetime() <= image_started.event_time.ToDatetime()
+        assert image_closed.event_time.ToDatetime() <= video_closed.event_time.ToDatetime()
+        assert (await image.status()).stages["transcode"].status == common_pb2.STAGE_STATUS_COMPLETED
+
+        # Behind workflow.patched (only images ask), and turning the setting off or on never
+        # strands a run: replay does not compare an activity's task queue.
+        image_history = await client.get_workflow_handle(image.workflow_id).fetch_history()
+        video_history = await client.get_workflow_handle(video.workflow_id).fetch_history()
+        assert "transcode-light-queue" in _markers(image_history)
+        assert "transcode-light-queue" not in _markers(video_history)
+        for light in (False, True):
+            monkeypatch.setattr(policies, "TRANSCODE_LIGHT_QUEUE", light)
+            for history in (image_history, video_history):
+                await Replayer(workflows=[AssetPipeline]).replay_workflow(history)
+
+
+async def test_with_the_light_queue_off_images_wait_behind_the_video(
+    temporal_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DAMFLEET_TRANSCODE_LIGHT_QUEUE=false: the image goes to q-transcode as before and starts
+    only after the video's encode gives the one slot back (the case the light pool removes)."""
+    from damfleet import policies
+    from tests.jobs_support import eventually, run_fleet
+
+    monkeypatch.setattr(policies, "TRANSCODE_LIGHT_QUEUE", False)
+    client: Client = temporal_env.client
+    options = {"kind_of": _media_kind, "hold_when": lambda uri: uri.endswith(".mov")}
+    async with run_fleet(client, tmp_path, transcode_slots=1, stand_ins_options=options) as fleet:
+        video = await fleet.fleet.submit("/inbox/clip.mov", dedup=False)
+        await eventually(lambda: fleet.stand_ins.transcode_started)
+        image = await fleet.fleet.submit("/inbox/photo.jpg", dedup=False)
+        await eventually(lambda: _transcode_pending(client, image.workflow_id))
+        fleet.stand_ins.gate.set()
+        assert (await video.wait()).state == (await image.wait()).state == common_pb2.COMPLETED
+
+        _, _, video_closed = _transcode_events(await client.get_workflow_handle(video.workflow_id).fetch_history())
+        image_queue, image_started, _ = _transcode_events(
+            await client.get_workflow_handle(image.workflow_id).fetch_history())
+        assert image_queue == Queue.TRANSCODE + fleet.lane
+        assert image_started.event_time.ToDatetime() >= video_closed.event_time.ToDatetime()

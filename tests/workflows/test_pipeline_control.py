@@ -14,7 +14,7 @@ from temporalio.client import Client
 
 from damfleet import search_attributes as sa
 from damfleet.client import JobControlError, JobNotFoundError
-from damfleet.policies import Queue
+from damfleet.policies import transcode_queue
 from damfleet.v1 import common_pb2
 from tests.jobs_support import eventually, run_fleet
 
@@ -171,7 +171,7 @@ async def test_high_priority_submission_overtakes_low_priority_backlog(temporal_
 
 
 async def _transcode_backlog_at_least(fleet, count: int) -> bool:
-    (transcode,) = await fleet.fleet.queues([Queue.TRANSCODE])
+    (transcode,) = await fleet.fleet.queues([transcode_queue("image")])  # the stand-in ingest's assets are images
     return transcode.backlog >= count
 
 

@@ -73,6 +73,7 @@ async def fleet(temporal_env: Any, tmp_path: Path) -> AsyncIterator[tuple[Client
             # Catalog activities too: a request that does not say `dedup` gets dedup (true).
             (Queue.INGEST, {"activities": ingest_activities(ctx) + catalog_activities.build_activities(ctx)}),
             (Queue.TRANSCODE, {"activities": [renditions.transcode]}),
+            (Queue.TRANSCODE_LIGHT, {"activities": [renditions.transcode]}),
             (Queue.DISTRIBUTION, {"activities": distribution.activities()}),
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))

@@ -110,8 +110,8 @@ async def test_batch_status_retry_failed_and_queues(temporal_env, tmp_path: Path
         by_name = {(q["name"], q["kind"]): q for q in queues}
         assert set(by_name) == {
             (f"q-pipeline{fleet.lane}", "workflow"), (f"q-ingest{fleet.lane}", "activity"),
-            (f"q-transcode{fleet.lane}", "activity"), (f"q-ai-enrich{fleet.lane}", "activity"),
-            (f"q-distribution{fleet.lane}", "activity"),
+            (f"q-transcode{fleet.lane}", "activity"), (f"q-transcode-light{fleet.lane}", "activity"),
+            (f"q-ai-enrich{fleet.lane}", "activity"), (f"q-distribution{fleet.lane}", "activity"),
         }
         assert all(q["pollers"] >= 1 for q in queues), queues
         assert all(q["backlog"] >= 0 for q in queues)

@@ -41,6 +41,24 @@ async def test_one_child_serves_every_request(tmp_path: Path) -> None:
     await warm.close()
 
 
+async def test_requests_in_flight_together_each_get_a_child(tmp_path: Path) -> None:
+    """The light pool runs several image transcodes per process: two requests at once use two
+    warm children (not one child's lock, one after the other), and both stay warm for reuse."""
+    source = tm.still(tmp_path / "a.png", 640, 480)
+    for old in helper._idle_for(0):  # what earlier tests left on this event loop
+        await old.close()
+    helper._idle_for(0).clear()
+    replies = await asyncio.gather(*(
+        helper.run_helper(_request(source, tmp_path / f"{i}.webp"), timeout_seconds=120) for i in range(2)))
+    assert replies[0]["width"] == replies[1]["width"]
+    assert (tmp_path / "0.webp").read_bytes() == (tmp_path / "1.webp").read_bytes()
+    idle = helper._idle_for(0)
+    assert len(idle) == 2 and len({h.pid for h in idle}) == 2 and None not in {h.pid for h in idle}
+    assert all(h.starts == 1 for h in idle)
+    for warm in list(idle):
+        await warm.close()
+
+
 async def test_timeout_kills_the_child_and_the_next_request_gets_a_new_one(tmp_path: Path) -> None:
     source = tm.still(tmp_path / "a.png", 2400, 1600)
     await helper.run_helper(_request(source, tmp_path / "warm.webp"), timeout_seconds=120)
