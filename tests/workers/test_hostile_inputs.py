@@ -1,7 +1,7 @@
 """The hostile-input suite (issue 12): generated hostile files through real ingest and transcode workers.
 
 Each case is submitted as an AssetPipeline run (profile ``archive``: ingest, then a real
-thumbnail transcode) to real ``workers.ingest`` and ``workers.transcode`` processes on a dev
+thumbnail transcode) to real ``workers.ingest`` and ``workers.transcode(_light)`` processes on a dev
 server. The ingest worker runs under strace (where installed), and its peak RSS (VmHWM, reset
 before each case) is read from /proc. The suite asserts each case's outcome, that failures
 happen on the first attempt, that the worker's own memory stays bounded (bombs go off in the
@@ -13,6 +13,7 @@ and writes it as JSON to ``$DAMFLEET_HOSTILE_TABLE`` when set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -117,6 +118,21 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return []
+
+
+def _state_dir_of(proc: psutil.Process) -> str | None:
+    """The DAMFLEET_STATE_DIR a process runs with (None for processes we may not read)."""
+    try:
+        return proc.environ().get("DAMFLEET_STATE_DIR")
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
 def _peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -158,16 +174,22 @@ async def test_hostile_corpus_through_ingest_and_transcode(temporal_env, tmp_pat
     logs.mkdir()
     ingest = _start([*strace, sys.executable, "-m", "workers.ingest"], env, logs / "ingest.log")
     transcode = _start([sys.executable, "-m", "workers.transcode"], env, logs / "transcode.log")
+    # Images transcode on their own queue (q-transcode-light), served by its own pool.
+    light = _start([sys.executable, "-m", "workers.transcode_light"], env, logs / "transcode_light.log")
     rows: list[dict[str, object]] = []
     try:
         worker_pid = ingest.pid
         if strace:
-            for _ in range(100):
-                children = psutil.Process(ingest.pid).children()
+            # strace's first child may be a short-lived helper: wait for the traced worker itself.
+            for _ in range(300):
+                children = [c for c in psutil.Process(ingest.pid).children()
+                            if "workers.ingest" in " ".join(_cmdline(c))]
                 if children:
                     worker_pid = children[0].pid
                     break
                 await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the ingest worker under strace did not start")
         settings = make_settings(tmp_path / "client", DAMFLEET_INGEST_SOURCE_ROOTS="")  # the workers decide
         fleet = FleetClient(client, settings)
         async with Worker(client, task_queue=Queue.PIPELINE + lane, workflows=ALL_WORKFLOWS):
@@ -188,13 +210,24 @@ async def test_hostile_corpus_through_ingest_and_transcode(temporal_env, tmp_pat
                              else f"{got}: {result.error}", "attempts": await _ingest_attempts(client, handle.workflow_id),
                              "peak_rss_mib": round(_peak_rss_mib(worker_pid), 1)})
     finally:
-        for proc in (ingest, transcode):
-            proc.terminate()
-        for proc in (ingest, transcode):
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+        # strace detaches and exits on SIGTERM, leaving the worker it traced running: stop the
+        # workers themselves (every process of this test's state dir), then strace.
+        state_dir = str(tmp_path / "state")
+        workers = [p for p in psutil.process_iter() if _state_dir_of(p) == state_dir]
+        for proc in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.terminate()
+        _gone, alive = psutil.wait_procs(workers, timeout=60)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
+        for popen in (ingest, transcode, light):
+            popen.terminate()
+            try:
+                popen.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+    assert not [p.pid for p in psutil.process_iter() if _state_dir_of(p) == state_dir], "a worker outlived the test"
     width = max(len(str(r["file"])) for r in rows)
     print(f"\n{'file':<{width}}  {'expected':<34} {'attempts':>8} {'peak RSS MiB':>12}  got")
     for r in rows:
