@@ -190,7 +190,7 @@ class AssetPipeline:
             return self._fail(StageName.INGEST, *failure_message(err))
         asset = ingested.asset
         self._result.asset.CopyFrom(asset)
-        self._add_outputs(StageName.INGEST, ingested.outputs)
+        self._add_outputs(ingested.outputs)
         self._upsert(sa.MEDIA_KIND.value_set(_KIND_NAMES.get(asset.media.kind, "unknown")))
         # Runs started before dedup became the default read an unset field as "no dedup";
         # the patch keeps their histories replaying (tests/workflows/test_replay.py).
@@ -221,7 +221,7 @@ class AssetPipeline:
         except ActivityError as err:
             await self._discard_failed(asset_id, failure_message(err)[0])
             return self._fail(StageName.TRANSCODE, *failure_message(err))
-        self._add_outputs(StageName.TRANSCODE, transcoded.outputs)
+        self._add_outputs(transcoded.outputs)
 
         # AI enrichment: optional. A failure here leaves a usable asset: COMPLETED_WITH_ERRORS.
         kind = _KIND_NAMES.get(asset.media.kind, "")
@@ -244,7 +244,7 @@ class AssetPipeline:
                 message, _ = failure_message(err)
                 self._stage_failed(StageName.AI_ENRICH, message)
             else:
-                self._add_outputs(StageName.AI_ENRICH, enriched.outputs)
+                self._add_outputs(enriched.outputs)
                 if enriched.HasField("transcript"):
                     self._result.transcript.CopyFrom(enriched.transcript)
                 self._result.labels.extend(enriched.labels)
@@ -416,7 +416,7 @@ class AssetPipeline:
         self._end(result, common_pb2.STAGE_STATUS_FAILED, reason=message)
         self._result.failures.append(f"{stage}: {message}")
 
-    def _add_outputs(self, stage: str, outputs: Any) -> None:
+    def _add_outputs(self, outputs: Any) -> None:
         """Each output is stored once, in ``result.outputs``, carrying the stage that made it
         (``damfleet.summaries.stage_outputs`` reads a stage's; the per-stage copy is deprecated).
         No command changes, so running histories replay unchanged."""
