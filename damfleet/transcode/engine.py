@@ -5,6 +5,12 @@ probed local source into files in an output folder, reporting the rendition's ow
 percentage as it goes. It knows nothing of Temporal or storage: the activity downloads,
 calls :meth:`Transcoder.render` per rendition, uploads, heartbeats and resumes.
 
+Still-image renditions of one asset share one decode: the first image rendition's
+``render`` is given the others (``alongside``) and makes them all in one helper request
+(:func:`damfleet.transcode.images.render_images`); their own ``render`` calls then find
+their file made and return it at once, so the caller still uploads, records and reports
+each rendition on its own.
+
 Every tool run carries the worker's limits (``DAMFLEET_TRANSCODE_*``): wall-clock
 timeout, address-space limit, stall kill for ffmpeg. A rendition either completes with
 all its files or raises with its output folder removed, so nothing half-made is ever
@@ -16,7 +22,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,38 +93,65 @@ def check_coverage(result: FfmpegResult, expected_seconds: float, what: str) -> 
         )
 
 
+@dataclass(frozen=True)
+class _Made:
+    """An image rendition a shared-decode helper request made, waiting for its own ``render``."""
+
+    file: RenditionFile
+    seconds: float
+
+
 class Transcoder:
-    """Renders renditions with the worker's settings and chosen H.264 encoder."""
+    """Renders renditions with the worker's settings and chosen H.264 encoder (one per stage attempt)."""
 
     def __init__(self, settings: TranscodeSettings, encoder: EncoderChoice | None = None) -> None:
         self.settings = settings
         self.encoder = encoder or software_encoder()
+        #: Image renditions made by one shared-decode request, by name, until their ``render``.
+        self._made: dict[str, _Made] = {}
 
     async def render(
-        self, source: SourceInfo, spec: RenditionSpec, out_dir: Path, progress: RenditionProgress | None = None
+        self,
+        source: SourceInfo,
+        spec: RenditionSpec,
+        out_dir: Path,
+        progress: RenditionProgress | None = None,
+        *,
+        alongside: Sequence[tuple[ImageSpec, Path]] = (),
     ) -> RenditionResult:
-        """Make ``spec`` from ``source`` inside ``out_dir`` (created, and removed again on failure)."""
+        """Make ``spec`` from ``source`` inside ``out_dir`` (created, and removed again on failure).
+
+        ``alongside``: further image renditions (each with its own output folder) to make from the
+        same decode as this image rendition, in the same helper request; their own ``render``
+        later returns the file already made. On failure none of them is left made.
+        """
         report = progress or (lambda percent: None)
         out_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
             with tracing.span("transcode.rendition", rendition=spec.name, spec=type(spec).__name__):
-                files, details = await self._dispatch(source, spec, out_dir, report)
+                files, details = await self._dispatch(source, spec, out_dir, report, alongside)
+            for item in files:
+                if not item.path.is_file() or item.path.stat().st_size == 0:
+                    raise CorruptMediaError(f"{spec.name}: the tool produced no {item.key} (nothing decodable)")
         except BaseException:
+            self._made.pop(spec.name, None)
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
-        for item in files:
-            if not item.path.is_file() or item.path.stat().st_size == 0:
-                shutil.rmtree(out_dir, ignore_errors=True)
-                raise CorruptMediaError(f"{spec.name}: the tool produced no {item.key} (nothing decodable)")
+        made = self._made.pop(spec.name, None)
         report(100.0)
-        return RenditionResult(spec.name, files, time.monotonic() - started, details)
+        return RenditionResult(spec.name, files, made.seconds if made else time.monotonic() - started, details)
 
     async def _dispatch(
-        self, source: SourceInfo, spec: RenditionSpec, out: Path, report: RenditionProgress
+        self,
+        source: SourceInfo,
+        spec: RenditionSpec,
+        out: Path,
+        report: RenditionProgress,
+        alongside: Sequence[tuple[ImageSpec, Path]] = (),
     ) -> tuple[list[RenditionFile], dict[str, object]]:
         if isinstance(spec, ImageSpec):
-            return await self._image(source, spec, out), {}
+            return await self._image(source, spec, out, alongside), {}
         if isinstance(spec, ProxySpec):
             return await self._proxy(source, spec, out, report)
         if isinstance(spec, PosterSpec):
@@ -161,19 +194,51 @@ class Transcoder:
 
     # -- renditions --------------------------------------------------------------------
 
-    async def _image(self, source: SourceInfo, spec: ImageSpec, out: Path) -> list[RenditionFile]:
-        ext, mime = IMAGE_MIME[spec.format]
-        dest = out / f"{spec.name}.{ext}"
-        await self.helper(
-            {
-                "op": "image",
-                "source": str(source.path),
-                "dest": str(dest),
-                "spec": spec_to_dict(spec),
-                "max_pixels": self.settings.max_image_pixels,
-            }
-        )
-        return [RenditionFile(spec.name, dest, dest.name, mime)]
+    async def _image(
+        self, source: SourceInfo, spec: ImageSpec, out: Path, alongside: Sequence[tuple[ImageSpec, Path]]
+    ) -> list[RenditionFile]:
+        if spec.name not in self._made:  # not made already by an earlier rendition's request
+            await self._images(source, [(spec, out), *alongside])
+        return [self._made[spec.name].file]
+
+    async def _images(self, source: SourceInfo, targets: list[tuple[ImageSpec, Path]]) -> None:
+        """Make every target from one decode in one helper request; record each as made."""
+        files = []
+        for spec, out in targets:
+            ext, mime = IMAGE_MIME[spec.format]
+            dest = out / f"{spec.name}.{ext}"
+            files.append(RenditionFile(spec.name, dest, dest.name, mime))
+        started = time.monotonic()
+        try:
+            reply = await run_helper(
+                {
+                    "op": "images",
+                    "source": str(source.path),
+                    "targets": [
+                        {"dest": str(f.path), "spec": spec_to_dict(spec)} for f, (spec, _) in zip(files, targets)
+                    ],
+                    "max_pixels": self.settings.max_image_pixels,
+                },
+                # Per rendition, as when each was its own request: one request now does the work of
+                # several (less the decodes it shares), and a hung helper is still killed.
+                timeout_seconds=self.settings.tool_timeout_seconds * len(targets),
+                memory_bytes=self.settings.tool_memory_bytes,
+            )
+        except BaseException:
+            for _, out in targets[1:]:  # the helper left no file; the folders it made go too
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        wall = time.monotonic() - started
+        results = list(reply["results"])  # type: ignore[call-overload]
+        # Timings: each rendition is charged the seconds the helper measured for it (the header
+        # checks and the one decode go to the largest rendition, whose own decode it is; each
+        # smaller one its resample and encode). The rest of the request's wall time (the round
+        # trip, a cold helper's start) goes to the rendition whose turn sent it, so the
+        # renditions' seconds add up to the request's.
+        others = sum(float(r["seconds"]) for r in results[1:])
+        for index, (file, result) in enumerate(zip(files, results, strict=True)):
+            seconds = max(0.0, wall - others) if index == 0 else float(result["seconds"])
+            self._made[file.role] = _Made(file, seconds)
 
     async def _proxy(
         self, source: SourceInfo, spec: ProxySpec, out: Path, report: RenditionProgress

@@ -17,6 +17,8 @@ killed on cancellation, but they are plain functions and work in-process too.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from damfleet.media.probe import configure_vips
 from damfleet.transcode.errors import ImageTooLargeError, ToolCrashedError, looks_like_memory_exhaustion
 from damfleet.transcode.renditions import ImageSpec
 
-__all__ = ["IMAGE_MIME", "ImageHeader", "ImageResult", "read_header", "render_image", "target_box"]
+__all__ = ["IMAGE_MIME", "ImageHeader", "ImageResult", "read_header", "render_image", "render_images", "target_box"]
 
 #: File extension and MIME type per output format.
 IMAGE_MIME: dict[str, tuple[str, str]] = {
@@ -64,6 +66,9 @@ class ImageResult:
     height: int
     size_bytes: int
     mime_type: str
+    #: Time spent on this rendition. In a :func:`render_images` call the largest rendition
+    #: carries the header checks and the one decode; each smaller one its own resample and encode.
+    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -107,28 +112,102 @@ def target_box(display_width: int, display_height: int, spec: ImageSpec) -> tupl
 
 def render_image(source: Path, dest: Path, spec: ImageSpec, *, max_pixels: int) -> ImageResult:
     """Make one still rendition of ``source`` at ``dest`` (orientation applied, sRGB, stripped)."""
-    if spec.format not in IMAGE_MIME:
-        raise UnsupportedMediaError(f"unknown image rendition format {spec.format!r}")
+    return render_images(source, [(dest, spec)], max_pixels=max_pixels)[0]
+
+
+def render_images(source: Path, targets: Sequence[tuple[Path, ImageSpec]], *, max_pixels: int) -> list[ImageResult]:
+    """Make several still renditions of ``source`` from ONE decode; results in ``targets`` order.
+
+    Why: shrink-on-load cannot skip a JPEG's entropy decode, which dominates for camera
+    photos, so decoding once for all renditions beats one ``thumbnail`` per rendition
+    (bench/transcode.py: ``one_decode_vs_per_rendition_ratio``). The largest rendition is
+    decoded exactly as a lone :func:`render_image` call decodes it (shrink-on-load for its
+    box, EXIF orientation, ICC to sRGB), so its bytes are unchanged. That decode is held in
+    memory (the largest rendition's pixels, no more) and every smaller rendition is
+    resampled from it with ``thumbnail_image``: their dimensions are exactly what their own
+    decode would give (see :func:`_planned_sizes`), their bytes differ (resampled from the
+    larger decode instead of their own, coarser shrink-on-load). One spec is streamed from
+    the file without holding anything.
+
+    All or nothing: each file is written under a hidden partial name and renamed into place
+    only once every rendition is encoded; on any failure no file of this call remains.
+    """
+    for _, spec in targets:
+        if spec.format not in IMAGE_MIME:
+            raise UnsupportedMediaError(f"unknown image rendition format {spec.format!r}")
+    if not targets:
+        return []
     pyvips = configure_vips()
     header = read_header(source, max_pixels=max_pixels)
-    box_w, box_h = target_box(*header.display_size, spec)
+    boxes = [target_box(*header.display_size, spec) for _, spec in targets]
+    partials = [dest.with_name(f".{dest.name}.partial{dest.suffix}") for dest, _ in targets]
+    made: list[tuple[int, int, float]] = [(0, 0, 0.0)] * len(targets)
+    mark = time.monotonic()
     try:
-        image = pyvips.Image.thumbnail(
-            str(source), box_w, height=box_h, size="down", export_profile="srgb", fail_on="error"
+        sizes = _planned_sizes(source, header, boxes) if len(set(boxes)) > 1 else None
+        # Largest first (stable): the one decode is the largest rendition's own.
+        order = sorted(range(len(targets)), key=lambda i: -(sizes[i][0] * sizes[i][1]) if sizes else 0)
+        largest_box = boxes[order[0]]
+        decoded = _to_srgb(
+            pyvips.Image.thumbnail(
+                str(source),
+                largest_box[0],
+                height=largest_box[1],
+                size="down",
+                export_profile="srgb",
+                fail_on="error",
+            )
         )
-        image = _to_srgb(image)
-        if spec.format == "jpeg" and image.hasalpha():
-            image = image.flatten(background=[255, 255, 255])
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(f".{dest.name}.partial{dest.suffix}")
-        _save(image, partial, spec)
-    except pyvips.Error as exc:
-        if looks_like_memory_exhaustion(str(exc)):
-            raise ToolCrashedError(f"libvips ran out of memory: {_first_line(exc)}") from exc
-        raise CorruptMediaError(f"libvips could not decode the image: {_first_line(exc)}") from exc
-    partial.replace(dest)
-    _, mime = IMAGE_MIME[spec.format]
-    return ImageResult(str(dest), image.width, image.height, dest.stat().st_size, mime)
+        if len(targets) > 1:
+            decoded = decoded.copy_memory()  # the one decode; the smaller renditions read it
+        for i in order:
+            dest, spec = targets[i]
+            image = decoded
+            if sizes is not None and boxes[i] != largest_box and sizes[i] != (decoded.width, decoded.height):
+                # "force" to the planned size: the aspect ratio is the source's to within
+                # the rounding its own decode would have made.
+                image = decoded.thumbnail_image(sizes[i][0], height=sizes[i][1], size="force", no_rotate=True)
+            if spec.format == "jpeg" and image.hasalpha():
+                image = image.flatten(background=[255, 255, 255])
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _save(image, partials[i], spec)
+            now = time.monotonic()
+            made[i], mark = (image.width, image.height, now - mark), now
+    except BaseException as exc:
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+        if isinstance(exc, pyvips.Error):
+            if looks_like_memory_exhaustion(str(exc)):
+                raise ToolCrashedError(f"libvips ran out of memory: {_first_line(exc)}") from exc
+            raise CorruptMediaError(f"libvips could not decode the image: {_first_line(exc)}") from exc
+        raise
+    results = []
+    for (dest, spec), partial, (width, height, seconds) in zip(targets, partials, made, strict=True):
+        partial.replace(dest)
+        mime = IMAGE_MIME[spec.format][1]
+        results.append(ImageResult(str(dest), width, height, dest.stat().st_size, mime, round(seconds, 4)))
+    return results
+
+
+def _planned_sizes(source: Path, header: ImageHeader, boxes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The (width, height) each box's own ``thumbnail`` of ``source`` comes out at, decoding nothing.
+
+    Resampling the held decode to a box would round the free side from *its* size, which
+    can differ by a pixel from what the rendition's own shrink-on-load decode gives (the
+    loader's reduced size enters the rounding). ``thumbnail`` builds its pipeline lazily and
+    reads only headers, except that it decodes to memory to apply an EXIF rotation; so it
+    is asked unrotated, with the box turned to the stored orientation, and the answer is
+    turned back.
+    """
+    pyvips = configure_vips()
+    swap = header.orientation in _SWAPPING_ORIENTATIONS
+    sizes = []
+    for box_w, box_h in boxes:
+        if swap:
+            box_w, box_h = box_h, box_w
+        lazy = pyvips.Image.thumbnail(str(source), box_w, height=box_h, size="down", no_rotate=True, fail_on="error")
+        sizes.append((lazy.height, lazy.width) if swap else (lazy.width, lazy.height))
+    return sizes
 
 
 def _to_srgb(image: Any) -> Any:

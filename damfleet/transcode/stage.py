@@ -34,7 +34,7 @@ from damfleet.storage import Storage
 from damfleet.storage.keys import AssetKeys
 from damfleet.transcode.engine import RenditionFile, Transcoder
 from damfleet.transcode.hwaccel import EncoderChoice, select_encoder, software_encoder
-from damfleet.transcode.renditions import HlsSpec, ProxySpec, RenditionSpec, renditions_for
+from damfleet.transcode.renditions import HlsSpec, ImageSpec, ProxySpec, RenditionSpec, renditions_for
 from damfleet.transcode.scratch import check_scratch_space
 from damfleet.transcode.source import inspect_source
 from damfleet.v1 import common_pb2, stages_pb2
@@ -241,15 +241,24 @@ async def transcode_asset(
             )
         tracker.hw_accel = encoder.family
         transcoder = Transcoder(settings.transcode, encoder)
+        # Every still image rendition still to make comes from one decode: the first one's turn
+        # makes them all in one helper request; the others' turns find their file made and
+        # are uploaded, recorded and reported one by one as before.
+        stills = [s for s in todo if isinstance(s, ImageSpec)]
         for spec in todo:
             tracker.update(spec.name, 0.0)
             uploaded: list[str] = []
             folder = keys.rendition_folder(spec.name) if isinstance(spec, HlsSpec) else None
+            alongside = [(s, scratch / "out" / s.name) for s in stills[1:]] if stills and spec is stills[0] else []
             try:
                 if folder:
                     await storage.delete_prefix(folder)  # stale segments of an earlier attempt
                 rendered = await transcoder.render(
-                    source, spec, scratch / "out" / spec.name, lambda p, n=spec.name: tracker.update(n, p)
+                    source,
+                    spec,
+                    scratch / "out" / spec.name,
+                    lambda p, n=spec.name: tracker.update(n, p),
+                    alongside=alongside,
                 )
                 outputs = []
                 for item in rendered.files:
@@ -268,7 +277,7 @@ async def transcode_asset(
                     )
             except BaseException:
                 await asyncio.shield(_discard(storage, uploaded, folder))
-                shutil.rmtree(scratch / "out" / spec.name, ignore_errors=True)
+                shutil.rmtree(scratch / "out", ignore_errors=True)  # with any still made alongside it
                 raise
             shutil.rmtree(scratch / "out" / spec.name, ignore_errors=True)
             tracker.done[spec.name] = _Done(spec.name, outputs, rendered.seconds)

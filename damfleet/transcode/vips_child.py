@@ -40,6 +40,8 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
         return render_image(
             Path(request["source"]), Path(request["dest"]), spec, max_pixels=int(request["max_pixels"])
         ).to_dict()
+    if op == "images":
+        return _images(request)
     if op == "probe_image":
         from damfleet.media.probe import read_image_header
 
@@ -52,6 +54,15 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
             Path(request["pcm"]), Path(request["json_dest"]), Path(request["png_dest"]), spec
         ).to_dict()
     raise ConfigurationError(f"unknown helper op {op!r}")
+
+
+def _images(request: dict[str, Any]) -> dict[str, Any]:
+    """Several renditions of one image from one decode (:func:`~damfleet.transcode.images.render_images`)."""
+    from damfleet.transcode.images import render_images
+
+    targets = [(Path(item["dest"]), _spec(ImageSpec, item["spec"])) for item in request["targets"]]
+    results = render_images(Path(request["source"]), targets, max_pixels=int(request["max_pixels"]))
+    return {"results": [r.to_dict() for r in results]}
 
 
 def _answer(request: dict[str, Any]) -> dict[str, Any]:
