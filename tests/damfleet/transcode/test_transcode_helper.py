@@ -96,3 +96,52 @@ async def test_a_child_killed_while_idle_is_replaced(tmp_path: Path) -> None:
     result = await helper.run_helper(_request(source, tmp_path / "2.webp"), timeout_seconds=120)
     assert result["width"] > 0 and warm.pid not in (None, pid)
     await warm.close()
+
+
+async def test_a_child_killed_mid_request_fails_it_retryably_and_the_retry_gets_a_new_child(tmp_path: Path) -> None:
+    """SIGKILL while the child works on a shared-decode request: the request fails retryably
+    (the activity retries it) with no output left, and the retry runs in a fresh child."""
+    from damfleet.transcode.errors import ToolCrashedError
+
+    thumb, preview = rendition_spec("image", "thumbnail"), rendition_spec("image", "preview")
+    source = tm.still(tmp_path / "a.jpg", 2400, 1600, Q=90)
+
+    def images_request(path: Path) -> dict[str, object]:
+        return {"op": "images", "source": str(path), "max_pixels": 10**9, "targets": [
+            {"dest": str(tmp_path / "out" / "t.webp"), "spec": helper.spec_to_dict(thumb)},
+            {"dest": str(tmp_path / "out" / "p.jpg"), "spec": helper.spec_to_dict(preview)}]}
+
+    warm = helper._helper_for(0)
+    # A child that was already warm and dies is taken for one that died idle, and the request is
+    # run again in a fresh child (test_a_child_killed_while_idle_is_replaced); a child that dies
+    # within its first request is this request's failure.
+    await warm.close()
+    # A FIFO as the source holds the child inside the request, deterministically: once our
+    # non-blocking writer can open it, the child has it open for reading and waits on it.
+    fifo = tmp_path / "held.jpg"
+    os.mkfifo(fifo)
+    task = asyncio.create_task(helper.run_helper(images_request(fifo), timeout_seconds=120))
+    writer = None
+    for _ in range(6000):
+        try:
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            await asyncio.sleep(0.01)
+    assert writer is not None, "the helper never opened the source"
+    pid, starts = warm.pid, warm.starts
+    assert pid is not None
+    try:
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ToolCrashedError, match="killed by signal 9") as caught:
+            await task
+    finally:
+        os.close(writer)
+    assert caught.value.retryable
+    assert _gone(pid) and warm.pid is None
+    assert not (tmp_path / "out").exists()  # nothing was written
+    retried = await helper.run_helper(images_request(source), timeout_seconds=120)
+    assert [r["width"] for r in retried["results"]] == [375, 2160]
+    assert warm.pid not in (None, pid) and warm.starts == starts + 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p.jpg", "t.webp"]
+    await warm.close()
