@@ -10,6 +10,11 @@ loaders libvips trusts. Untrusted loaders (ImageMagick, MATLAB, OpenSlide, ...) 
 blocked process-wide by :func:`damfleet.media.probe.configure_vips`; the pixel count is
 checked from the header before any decode, against decompression bombs.
 
+Several renditions of one image (thumbnail, preview, AVIF) come from one decode,
+:func:`render_images`: the largest one's shrink-on-load decode, held in memory, the
+smaller ones resampled from it. A noisy camera JPEG's entropy decode is paid in full at
+any shrink-on-load scale, so paying it once is the saving (bench/transcode.py).
+
 These functions run inside the transcode helper subprocess
 (:mod:`damfleet.transcode.helper`), which carries the time and memory limits and can be
 killed on cancellation, but they are plain functions and work in-process too.
@@ -126,8 +131,9 @@ def render_images(source: Path, targets: Sequence[tuple[Path, ImageSpec]], *, ma
     memory (the largest rendition's pixels, no more) and every smaller rendition is
     resampled from it with ``thumbnail_image``: their dimensions are exactly what their own
     decode would give (see :func:`_planned_sizes`), their bytes differ (resampled from the
-    larger decode instead of their own, coarser shrink-on-load). One spec is streamed from
-    the file without holding anything.
+    larger decode instead of their own, coarser shrink-on-load); a rendition as large as the
+    largest is saved from the decode itself. One spec is streamed from the file without
+    holding anything.
 
     All or nothing: each file is written under a hidden partial name and renamed into place
     only once every rendition is encoded; on any failure no file of this call remains.
@@ -201,13 +207,12 @@ def _planned_sizes(source: Path, header: ImageHeader, boxes: list[tuple[int, int
     """
     pyvips = configure_vips()
     swap = header.orientation in _SWAPPING_ORIENTATIONS
-    sizes = []
-    for box_w, box_h in boxes:
-        if swap:
-            box_w, box_h = box_h, box_w
+    planned: dict[tuple[int, int], tuple[int, int]] = {}
+    for box in dict.fromkeys(boxes):
+        box_w, box_h = (box[1], box[0]) if swap else box
         lazy = pyvips.Image.thumbnail(str(source), box_w, height=box_h, size="down", no_rotate=True, fail_on="error")
-        sizes.append((lazy.height, lazy.width) if swap else (lazy.width, lazy.height))
-    return sizes
+        planned[box] = (lazy.height, lazy.width) if swap else (lazy.width, lazy.height)
+    return [planned[box] for box in boxes]
 
 
 def _to_srgb(image: Any) -> Any:
