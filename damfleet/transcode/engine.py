@@ -229,7 +229,7 @@ class Transcoder:
                 shutil.rmtree(out, ignore_errors=True)
             raise
         wall = time.monotonic() - started
-        results = list(reply["results"])  # type: ignore[call-overload]
+        results = list(reply["results"])
         # Timings: each rendition is charged the seconds the helper measured for it (the header
         # checks and the one decode go to the largest rendition, whose own decode it is; each
         # smaller one its resample and encode). The rest of the request's wall time (the round
