@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._support import ffmpeg, fleet_env
+from bench.bare_chain import BareChainProcesses
 from damfleet.stages import STAGE_NAMES, StageName
 from damfleet.stages import STAGES as _STAGE_TABLE
 
@@ -216,13 +217,40 @@ def _overhead_parts(events: list[Any]) -> dict[str, float]:
             "activity_wait_ms": round(act_wait * 1000, 1)}
 
 
-async def _single(client: Any, source: Path, task_queue: str) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds a process's live threads have run so far (``schedstat``: nanoseconds, where
+    ``stat``'s clock ticks are 10 ms); 0 where it is gone."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((task / "schedstat").read_text().split()[0])
+    except OSError:
+        return 0.0
+    return total / 1e9
+
+
+def _fleet_pids(fleet: Any) -> dict[str, int]:
+    """The processes a single run's orchestration costs CPU in: this client, the server, the pipeline pool."""
+    pids = {"client": os.getpid()}
+    if fleet is not None and fleet.server is not None and fleet.server.process is not None:
+        pids["server"] = fleet.server.process.pid
+    for worker in getattr(fleet, "workers", []):
+        if worker.process is not None:
+            pids[worker.pool] = worker.process.pid
+    return pids
+
+
+async def _single(client: Any, source: Path, task_queue: str, fleet: Any = None) -> dict[str, Any]:
     from temporalio.api.enums.v1 import EventType
 
+    pids = _fleet_pids(fleet)
+    cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
     started, started_at = time.perf_counter(), time.time()
     handle = await client.submit(str(source), task_queue=task_queue, dedup=False)
     result = await handle.wait()
     latency, ended_at = time.perf_counter() - started, time.time()
+    cpu_ms = {name: round((_cpu_seconds(pid) - cpu_before[name]) * 1000, 1) for name, pid in pids.items()}
     history = await client.client.get_workflow_handle(handle.workflow_id).fetch_history()
     busy, per_type = _activity_busy_seconds(list(history.events))
     first = history.events[0].event_time.ToDatetime().timestamp() if history.events else 0.0
@@ -236,7 +264,7 @@ async def _single(client: Any, source: Path, task_queue: str) -> dict[str, Any]:
     timeline = [(round((e.event_time.ToDatetime().timestamp() - first) * 1000, 1),
                  EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")) for e in history.events]
     return {"timeline": timeline, "parts": parts,"latency_ms": latency * 1000, "activities_ms": busy * 1000, "overhead_ms": (latency - busy) * 1000,
-            "events": len(history.events), "per_activity_ms": {k: round(v * 1000, 1) for k, v in per_type.items()},
+            "events": len(history.events), "cpu_ms": cpu_ms, "per_activity_ms": {k: round(v * 1000, 1) for k, v in per_type.items()},
             "state": result.state}
 
 
@@ -254,7 +282,7 @@ async def started_fleet(settings: Any, single_source: Path) -> AsyncIterator[Any
         warm = await _single(client, single_source, _queue(settings))  # workers connected, whisper loaded
         if warm["state"] != common_pb2.COMPLETED:
             raise RuntimeError(f"warm-up run ended {warm['state']}; see {settings.state_path / 'logs'}")
-        yield client
+        yield client, fleet
         dead = fleet.check_workers()
         if dead:
             raise RuntimeError(f"worker processes died: {dead}")
@@ -336,7 +364,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     ratios: list[float] = []
     direct: dict[str, Any] = {"wall_seconds": 0.0, "stage_seconds": dict.fromkeys(STAGES, 0.0), "hashes": {}}
     fleet: dict[str, Any] = {"wall_seconds": 0.0, "stage_seconds": dict.fromkeys(STAGES, 0.0), "hashes": {}}
-    async with started_fleet(settings, single_source) as client:
+    async with started_fleet(settings, single_source) as (client, launched):
         # Rounds alternate the two phases so a load change on a shared machine hits both.
         for round_no in range(args.rounds):
             direct = await run_direct(sources, settings)
@@ -345,7 +373,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             print(f"round {round_no + 1}: direct {direct['wall_seconds']:.1f}s, fleet {fleet['wall_seconds']:.1f}s "
                   f"(load average {os.getloadavg()[0]:.2f})", file=sys.stderr)
         load_mid = os.getloadavg()
-        fleet["singles"] = [await _single(client, single_source, _queue(settings)) for _ in range(args.singles)]
+        # Single runs alternate with a bare Temporal chain on the same server (the floor under
+        # the overhead: bench/bare_chain.py), so a load change hits both.
+        fleet["singles"], bare_overheads = [], []
+        bare = BareChainProcesses(settings.temporal.address, settings.temporal.namespace)
+        bare.start()
+        try:
+            await bare.run_once(client.client)  # the five processes connected and polling
+            for _ in range(args.singles):
+                fleet["singles"].append(await _single(client, single_source, _queue(settings), launched))
+                latency, history = await bare.run_once(client.client)
+                bare_overheads.append((latency - _activity_busy_seconds(list(history.events))[0]) * 1000)
+        finally:
+            bare.stop()
     load_after = os.getloadavg()
 
     overheads = [r["overhead_ms"] for r in fleet["singles"]]
@@ -376,6 +416,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "fleet_vs_direct_wall_ratio": round(statistics.median(ratios), 3) if ratios else None,
         "single_asset_overhead_ms": round(statistics.median(overheads), 1) if overheads else None,
+        "single_asset_overhead_vs_bare_chain": round(statistics.median(overheads) / statistics.median(bare_overheads), 3)
+        if overheads else None,
+        "bare_chain_overhead_ms": round(statistics.median(bare_overheads), 1) if bare_overheads else None,
         "outputs_identical": (not differ) if ratios else None,
     }
     if baseline_differ is not None:
@@ -388,12 +431,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "direct_wall_seconds": round(direct["wall_seconds"], 2),
         "fleet_stage_seconds": {k: round(v, 2) for k, v in fleet["stage_seconds"].items()},
         "direct_stage_seconds": {k: round(v, 2) for k, v in direct["stage_seconds"].items()},
-        "fleet_transcode_seconds_by_kind": {k: round(v, 2) for k, v in sorted(fleet["transcode_by_kind"].items())},
+        "fleet_transcode_seconds_by_kind": {k: round(v, 2) for k, v in sorted(fleet.get("transcode_by_kind", {}).items())},
         "single_asset_overheads_ms": [round(x, 1) for x in overheads],
+        "bare_chain_overheads_ms": [round(x, 1) for x in bare_overheads],
         "single_asset_overhead_parts_ms": {
             k: round(statistics.median(r["parts"][k] for r in fleet["singles"]), 1)
             for k in ("client_ms", "client_start_ms", "client_result_ms", "workflow_task_wait_ms",
                       "workflow_task_run_ms", "activity_wait_ms")
+        } if fleet["singles"] else None,
+        # CPU the single runs cost each process (median): the pipeline pool's share is the
+        # workflow tasks, the pools' the activities, the server's the persistence and matching.
+        "single_asset_cpu_ms": {
+            name: round(statistics.median(r["cpu_ms"].get(name, 0.0) for r in fleet["singles"]), 1)
+            for name in fleet["singles"][0]["cpu_ms"]
         } if fleet["singles"] else None,
         "single_asset_latency_ms": round(statistics.median(r["latency_ms"] for r in fleet["singles"]), 1)
         if fleet["singles"] else None,

@@ -25,7 +25,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from damfleet import policies
@@ -65,18 +65,27 @@ def _pool_name(task_queue: str) -> str:
 WORKFLOW_PACKAGES: tuple[str, ...] = ("workflows", "damfleet")
 
 
-def workflow_runner(mode: str) -> SandboxedWorkflowRunner:
-    """The sandbox the pipeline worker runs workflows in.
+def workflow_runner(mode: str) -> WorkflowRunner:
+    """The runner the pipeline worker runs workflows in.
 
-    The strict sandbox re-imports each workflow's modules for every run and executes it
-    against guarded module proxies: on two busy cores an asset's five workflow tasks took
-    about 85 ms to run in it, and about 50 ms with the workflow modules passed through
-    (bench/pipeline.py, single-asset runs). With ``passthrough`` the
-    workflow modules are imported once and shared; runs stay isolated (workflow state is
-    per instance, the modules hold only constants), and the sandbox still guards any
-    other module. Non-determinism is caught by the tests, which run every workflow in
-    the strict sandbox (their workers use the SDK's default runner).
+    - ``strict``: the full sandbox re-imports each workflow's modules for every run and
+      executes it against guarded module proxies: on two busy cores an asset's five
+      workflow tasks took about 85 ms to run in it.
+    - ``passthrough``: the sandbox with the workflow modules imported once and shared
+      (about 50 ms). A passed-through module runs against the real standard library, so
+      the sandbox no longer guards damfleet's workflow code; what is left of it is the
+      cost of entering it, several times per workflow task (the SDK asks the sandboxed
+      instance for its serialization context once per payload visit).
+    - ``off`` (default): the SDK's unsandboxed runner, with the same guarantees as
+      ``passthrough`` for damfleet's code and about 4 ms less worker CPU per asset
+      (bench/pipeline.py, ``single_asset_cpu_ms``). Runs stay isolated: workflow state is
+      per instance, and the modules hold only constants.
+
+    Non-determinism is caught by the tests, which run every workflow in the strict sandbox
+    (their workers use the SDK's default runner), and by the saved-history replay test.
     """
+    if mode == "off":
+        return UnsandboxedWorkflowRunner()
     restrictions = SandboxRestrictions.default
     if mode == "passthrough":
         restrictions = restrictions.with_passthrough_modules(*WORKFLOW_PACKAGES)

@@ -165,17 +165,24 @@ async def test_light_transcode_pool_polls_its_own_queue_with_its_own_slots(tempo
 
 
 def test_workflow_sandbox_modes() -> None:
-    """passthrough shares damfleet's workflow modules across runs; strict re-imports them per run."""
+    """off (default) runs unsandboxed; passthrough shares damfleet's workflow modules across
+    runs; strict re-imports them per run."""
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
     from damfleet.settings import SettingsError, load_settings
     from workers.common import WORKFLOW_PACKAGES, workflow_runner
 
-    shared = workflow_runner("passthrough").restrictions.passthrough_modules
-    strict = workflow_runner("strict").restrictions.passthrough_modules
-    assert set(WORKFLOW_PACKAGES) <= shared and "workflows" in shared
-    assert not {"workflows", "damfleet"} & strict
-    assert load_settings({}).worker.workflow_sandbox == "passthrough"
+    shared = workflow_runner("passthrough")
+    strict = workflow_runner("strict")
+    assert isinstance(shared, SandboxedWorkflowRunner) and isinstance(strict, SandboxedWorkflowRunner)
+    assert set(WORKFLOW_PACKAGES) <= shared.restrictions.passthrough_modules
+    assert "workflows" in shared.restrictions.passthrough_modules
+    assert not {"workflows", "damfleet"} & strict.restrictions.passthrough_modules
+    assert isinstance(workflow_runner("off"), UnsandboxedWorkflowRunner)
+    assert load_settings({}).worker.workflow_sandbox == "off"
     try:
-        load_settings({"DAMFLEET_WORKER_WORKFLOW_SANDBOX": "off"})
+        load_settings({"DAMFLEET_WORKER_WORKFLOW_SANDBOX": "none"})
     except SettingsError as exc:
         assert "DAMFLEET_WORKER_WORKFLOW_SANDBOX" in str(exc)
     else:
