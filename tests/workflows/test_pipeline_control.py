@@ -318,23 +318,33 @@ async def test_transcode_failure_cancels_the_running_enrichment_and_fails_the_ru
         assert list(result.outputs) == []
 
 
-async def test_cancel_beside_transcode_cancels_both_and_discards(temporal_env, tmp_path: Path,
-                                                                 media_dir: Path) -> None:
+@pytest.mark.parametrize("transcode_done", [False, True], ids=["both-running", "enrichment-running"])
+async def test_cancel_beside_transcode_cancels_what_runs_and_discards(temporal_env, tmp_path: Path,
+                                                                      media_dir: Path, transcode_done: bool) -> None:
     client: Client = temporal_env.client
     options = {"hold_when": lambda uri: True, "enrich_hold_when": lambda uri: True}
     async with run_fleet(client, tmp_path, real_ingest=True, stand_ins_options=options) as fleet:
         handle = await fleet.fleet.submit(str(media_dir / "speech.wav"), collection="control", dedup=False)
         running = await eventually(lambda: _both_running(fleet, handle.workflow_id))
         prefix = fleet.storage.keys(running.asset_id).prefix
+        if transcode_done:
+            fleet.stand_ins.gate.set()
+            await eventually(lambda: _stage_is(handle, "transcode", common_pb2.STAGE_STATUS_COMPLETED))
 
         await fleet.fleet.cancel(handle.workflow_id)
         result = await handle.wait()
 
         assert result.state == common_pb2.CANCELLED
-        assert result.stages["transcode"].status == common_pb2.STAGE_STATUS_CANCELLED
-        assert result.stages["ai_enrich"].status == common_pb2.STAGE_STATUS_CANCELLED
         source = result.asset.source_uri
-        assert (fleet.stand_ins.transcode_cancelled, fleet.stand_ins.enrich_cancelled) == ([source], [source])
+        if transcode_done:
+            assert result.stages["transcode"].status == common_pb2.STAGE_STATUS_COMPLETED, "it had finished"
+            assert fleet.stand_ins.transcode_cancelled == []
+        else:
+            assert result.stages["transcode"].status == common_pb2.STAGE_STATUS_CANCELLED
+            assert fleet.stand_ins.transcode_cancelled == [source]
+        assert result.stages["ai_enrich"].status == common_pb2.STAGE_STATUS_CANCELLED
+        assert fleet.stand_ins.enrich_cancelled == [source], "enrichment acknowledged the cancel"
+        assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_PENDING
         assert [info async for info in fleet.storage.list(prefix)] == [], "the asset's outputs were discarded"
 
 
