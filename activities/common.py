@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from google.protobuf.message import Message
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -91,12 +92,13 @@ def to_application_error(exc: BaseException, *, attempt: int | None = None) -> A
 
 
 def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Decorate an async activity so damfleet errors leave it as ApplicationErrors."""
+    """Decorate an async activity so damfleet errors leave it as ApplicationErrors, and its
+    output reports the attempt that made it (where the output has an ``attempt`` field)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await fn(*args, **kwargs)
+            return _with_attempt(await fn(*args, **kwargs))
         except (asyncio.CancelledError, ApplicationError):
             raise
         except Exception as exc:  # every failure leaves with a retry decision
@@ -113,6 +115,16 @@ def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]
             raise error from exc
 
     return wrapper
+
+
+def _with_attempt(result: R) -> R:
+    """Stamp the attempt into an output that carries one: the workflow learns from it that
+    nothing was retried, and a finished run's reader is spared a history fetch
+    (``PipelineResult.first_attempts_only``)."""
+    if (isinstance(result, Message) and "attempt" in result.DESCRIPTOR.fields_by_name
+            and activity.in_activity()):
+        result.attempt = activity.info().attempt  # type: ignore[attr-defined]
+    return result
 
 
 class Heartbeater:

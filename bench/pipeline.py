@@ -375,7 +375,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         load_mid = os.getloadavg()
         # Single runs alternate with a bare Temporal chain on the same server (the floor under
         # the overhead: bench/bare_chain.py), so a load change hits both.
-        fleet["singles"], bare_overheads = [], []
+        fleet["singles"], bare_overheads, bare_parts = [], [], []
         bare = BareChainProcesses(settings.temporal.address, settings.temporal.namespace)
         bare.start()
         try:
@@ -384,6 +384,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 fleet["singles"].append(await _single(client, single_source, _queue(settings), launched))
                 latency, history = await bare.run_once(client.client)
                 bare_overheads.append((latency - _activity_busy_seconds(list(history.events))[0]) * 1000)
+                bare_parts.append(_overhead_parts(list(history.events)))
         finally:
             bare.stop()
     load_after = os.getloadavg()
@@ -445,6 +446,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             name: round(statistics.median(r["cpu_ms"].get(name, 0.0) for r in fleet["singles"]), 1)
             for name in fleet["singles"][0]["cpu_ms"]
         } if fleet["singles"] else None,
+        "bare_chain_overhead_parts_ms": {
+            k: round(statistics.median(p[k] for p in bare_parts), 1) for k in bare_parts[0]
+        } if bare_parts else None,
         "single_asset_latency_ms": round(statistics.median(r["latency_ms"] for r in fleet["singles"]), 1)
         if fleet["singles"] else None,
         "assets": len(sources),

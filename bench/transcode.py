@@ -19,6 +19,9 @@
    download + probe + upload/sha256 + heartbeating, with the noise between runs removed),
    and CPU seconds are compared too (``transcode_overhead_cpu_ratio``: everything the
    activity burned, ffprobe and ffmpeg children included, over the direct ffmpeg's CPU).
+3. The default profile's image renditions (preview 1440 px JPEG, thumbnail 250 px WebP) of a
+   generated 12 MP JPEG (noise: camera-like entropy), made as the product makes them against
+   one decode for all (``one_decode_vs_per_rendition_ratio``; below 1: one decode is faster).
 
 Ends with one JSON line: ratios first (speedup = Pillow time / libvips time; memory
 ratio = libvips peak RSS / Pillow peak RSS; overhead = activity wall / direct ffmpeg wall).
@@ -152,6 +155,61 @@ def bench_thumbnails(folder: Path, repeats: int) -> dict[str, float]:
     return {k: round(v, 4 if k.endswith("seconds") else 1) for k, v in figures.items()}
 
 
+def bench_one_decode(folder: Path, repeats: int) -> dict[str, float]:
+    """The default profile's image renditions of a 12 MP camera JPEG: as the product makes them
+    (``render_image`` per rendition: each a shrink-on-load thumbnail from the file, in the warm
+    helper's process) against one decode for all (the largest rendition's shrink-on-load
+    decode, the smaller ones resampled from it in memory, the same encoder settings).
+
+    JPEG shrink-on-load decodes the 250 px thumbnail at 1/8 scale for almost nothing, so a
+    second decode is cheap; the one-decode path also changes the thumbnail's bytes (resampled
+    from a 1/2-scale decode). ``one_decode_vs_per_rendition_ratio`` above 1 means one decode
+    is slower.
+    """
+    import pyvips
+
+    from damfleet.profiles import get_profile
+    from damfleet.transcode import images
+    from damfleet.transcode.renditions import renditions_for
+
+    source = folder / "12mp.jpg"
+    (pyvips.Image.gaussnoise(4000, 3000, sigma=40, mean=128).cast("uchar").bandjoin([
+        pyvips.Image.xyz(4000, 3000)[0].cast("uchar"), pyvips.Image.xyz(4000, 3000)[1].cast("uchar")])
+        .copy(interpretation="srgb").jpegsave(str(source), Q=90))
+    specs = sorted(renditions_for("image", get_profile("default").renditions["image"]),
+                   key=lambda spec: -spec.size)  # type: ignore[attr-defined]
+    pyvips.cache_set_max(0)  # no reuse of a decode between the two paths
+
+    def per_rendition() -> None:
+        for spec in specs:
+            images.render_image(source, folder / f"a-{spec.name}.{spec.format}", spec, max_pixels=10**9)
+
+    def one_decode() -> None:
+        largest = None
+        for spec in specs:  # largest first: each smaller one from it
+            box_w, box_h = images.target_box(4000, 3000, spec)
+            if largest is None:
+                largest = images._to_srgb(pyvips.Image.thumbnail(
+                    str(source), box_w, height=box_h, size="down", export_profile="srgb", fail_on="error",
+                )).copy_memory()
+                image = largest
+            else:
+                image = largest.thumbnail_image(box_w, height=box_h, size="down")
+            images._save(image, folder / f"b-{spec.name}.{spec.format}", spec)
+
+    timings: dict[str, list[float]] = {"per_rendition": [], "one_decode": []}
+    for _ in range(repeats):  # interleaved
+        for name, make in (("per_rendition", per_rendition), ("one_decode", one_decode)):
+            started = time.perf_counter()
+            make()
+            timings[name].append(time.perf_counter() - started)
+    per, one = statistics.median(timings["per_rendition"]), statistics.median(timings["one_decode"])
+    print(f"12 MP JPEG -> {', '.join(s.name for s in specs)} (median of {repeats}): one shrink-on-load "
+          f"decode per rendition {per:.3f}s, one decode for all {one:.3f}s", file=sys.stderr)
+    return {"one_decode_vs_per_rendition_ratio": round(one / per, 3),
+            "per_rendition_decode_seconds": round(per, 4), "one_decode_seconds": round(one, 4)}
+
+
 def _cpu_seconds() -> float:
     """CPU seconds (user + system) of this process and its reaped children so far."""
     import resource
@@ -250,6 +308,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="damfleet-bench-transcode-") as tmp:
         folder = Path(tmp)
         thumbs = bench_thumbnails(folder, args.repeats)
+        decode = bench_one_decode(folder, max(args.repeats, 5))
         overhead = asyncio.run(bench_overhead(folder, args.clip_seconds, args.overhead_repeats))
     figures = {
         "vips_vs_pillow_speedup": round(thumbs["pillow_seconds"] / thumbs["vips_seconds"], 3),
@@ -261,7 +320,9 @@ def main() -> None:
         "vips_vs_pillow_full_decode_memory_ratio": round(
             thumbs["vips_peak_rss_mib"] / thumbs["pillow_full_decode_peak_rss_mib"], 3
         ),
+        "one_decode_vs_per_rendition_ratio": decode.pop("one_decode_vs_per_rendition_ratio"),
         **thumbs,
+        **decode,
         **overhead,
         "cpu_count": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),

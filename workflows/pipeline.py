@@ -74,6 +74,16 @@ _KIND_NAMES = {
 }
 
 
+def _reported_attempt(output: Any) -> int:
+    """The attempt a stage activity's output reports (0: none). Delivery receipts carry
+    theirs as ``attempts``; a batch of them, the highest."""
+    if isinstance(output, stages_pb2.DeliverBatchOutput):
+        return max((receipt.attempts for receipt in output.receipts), default=0)
+    if isinstance(output, stages_pb2.DeliveryReceipt):
+        return output.attempts
+    return int(getattr(output, "attempt", 0))
+
+
 def asset_id_for(workflow_id: str) -> str:
     """A stable asset id derived from the workflow id (same id on every replay and retry)."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"damfleet:{workflow_id}").hex
@@ -99,6 +109,8 @@ class AssetPipeline:
         self._lane = lane_of(workflow.info().task_queue)
         #: Search-attribute updates made in this workflow task and not yet sent (see _upsert).
         self._pending_upserts: dict[str, Any] = {}
+        #: Every stage activity so far reported succeeding on its first attempt (_note_attempt).
+        self._first_attempts_only = True
 
     # ---- queries and updates ----------------------------------------------------------
 
@@ -451,7 +463,7 @@ class AssetPipeline:
         if self._priority is not None:
             extra["priority"] = self._priority
         try:
-            return await workflow.execute_activity(
+            output = await workflow.execute_activity(
                 name,
                 arg,
                 result_type=result_type,
@@ -460,12 +472,34 @@ class AssetPipeline:
                 **extra,
             )
         except ActivityError as err:
+            if name in stages.STAGE_OF_ACTIVITY:
+                self._first_attempts_only = False
             if isinstance(err.cause, CancelledError):
                 # The run is being cancelled and the activity has acknowledged it
                 # (WAIT_CANCELLATION_COMPLETED surfaces that as an ActivityError):
                 # a cancellation of the run, not a failure of the stage.
                 raise asyncio.CancelledError() from err
             raise
+        self._note_attempt(name, output)
+        return output
+
+    def _note_attempt(self, name: str, output: Any) -> None:
+        """Record the attempt a stage activity reported in its output as its stage's attempts.
+
+        The workflow cannot see retries; the activity knows its attempt. When every stage
+        activity of a run reports its first, the finished result says so
+        (``first_attempts_only``) and readers skip the history fetch that would only
+        confirm it. An output without a report (a worker older than the field) counts as
+        unknown, and the history is read as before.
+        """
+        stage = stages.STAGE_OF_ACTIVITY.get(name)
+        if stage is None:
+            return
+        attempt = _reported_attempt(output)
+        if attempt != 1:
+            self._first_attempts_only = False
+        entry = self._result.stages[stage]
+        entry.attempts = max(entry.attempts, attempt)
 
     async def _stage(
         self, stage: str, state: int, name: str, arg: Any, result_type: type[M], queue: str | None = None
@@ -595,6 +629,8 @@ class AssetPipeline:
 
     def _set_state(self, state: int) -> None:
         self._result.state = state  # type: ignore[assignment]
+        if state in (common_pb2.COMPLETED, common_pb2.COMPLETED_WITH_ERRORS):
+            self._result.first_attempts_only = self._first_attempts_only
         self._upsert(sa.STATE.value_set(common_pb2.JobState.Name(state)))
         if self._is_finished():
             # The run returns or raises next, in this same step: its updates go out now,

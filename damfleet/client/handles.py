@@ -74,7 +74,15 @@ async def _with_attempts(
     handle: WorkflowHandle[Any, Any], result: pipeline_pb2.PipelineResult, *, closed: bool = False
 ) -> pipeline_pb2.PipelineResult:
     """Fill in attempts and waiting reasons from the run's history (the workflow cannot see retries)
-    and, unless the run is known to have ``closed``, its pending activities."""
+    and, unless the run is known to have ``closed``, its pending activities.
+
+    A closed run whose stage activities all reported succeeding on their first attempt
+    (``first_attempts_only``) already holds everything the history would add: its
+    attempts are in its stages, and there was no earlier error. That skips a round trip
+    at the end of every ``wait()``.
+    """
+    if closed and result.first_attempts_only:
+        return result
     try:
         history = await handle.fetch_history()
         pending = [] if closed else (await handle.describe()).raw_description.pending_activities

@@ -228,14 +228,16 @@ class DiscardFailedOutput(_message.Message):
     def __init__(self, removed: _Optional[int] = ..., quarantined: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ...) -> None: ...
 
 class ClaimContentOutput(_message.Message):
-    __slots__ = ("duplicate", "existing", "existing_workflow_id")
+    __slots__ = ("duplicate", "existing", "existing_workflow_id", "attempt")
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     EXISTING_FIELD_NUMBER: _ClassVar[int]
     EXISTING_WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     duplicate: bool
     existing: _common_pb2.AssetRecord
     existing_workflow_id: str
-    def __init__(self, duplicate: _Optional[bool] = ..., existing: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., existing_workflow_id: _Optional[str] = ...) -> None: ...
+    attempt: int
+    def __init__(self, duplicate: _Optional[bool] = ..., existing: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., existing_workflow_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class RescanRequest(_message.Message):
     __slots__ = ("source_prefix", "batch", "settle_seconds", "ledger_uri")

@@ -57,7 +57,7 @@ class StageResult(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.StageStatus, str]] = ..., reason: _Optional[str] = ..., started_at: _Optional[float] = ..., seconds: _Optional[float] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., waiting: _Optional[str] = ..., percent: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class PipelineResult(_message.Message):
-    __slots__ = ("asset_id", "workflow_id", "state", "current_stage", "error", "asset", "stages", "outputs", "receipts", "transcript", "labels", "profile", "failures", "duplicate_of", "redelivered_by")
+    __slots__ = ("asset_id", "workflow_id", "state", "current_stage", "error", "asset", "stages", "outputs", "receipts", "transcript", "labels", "profile", "failures", "duplicate_of", "redelivered_by", "first_attempts_only")
     class StagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class PipelineResult(_message.Message):
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_OF_FIELD_NUMBER: _ClassVar[int]
     REDELIVERED_BY_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ATTEMPTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     asset_id: str
     workflow_id: str
     state: _common_pb2.JobState
@@ -95,7 +96,8 @@ class PipelineResult(_message.Message):
     failures: _containers.RepeatedScalarFieldContainer[str]
     duplicate_of: str
     redelivered_by: str
-    def __init__(self, asset_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., current_stage: _Optional[str] = ..., error: _Optional[str] = ..., asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., stages: _Optional[_Mapping[str, StageResult]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[_stages_pb2.DeliveryReceipt, _Mapping]]] = ..., transcript: _Optional[_Union[_stages_pb2.TranscriptSummary, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[_stages_pb2.DetectedLabel, _Mapping]]] = ..., profile: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., duplicate_of: _Optional[str] = ..., redelivered_by: _Optional[str] = ...) -> None: ...
+    first_attempts_only: bool
+    def __init__(self, asset_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., current_stage: _Optional[str] = ..., error: _Optional[str] = ..., asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., stages: _Optional[_Mapping[str, StageResult]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[_stages_pb2.DeliveryReceipt, _Mapping]]] = ..., transcript: _Optional[_Union[_stages_pb2.TranscriptSummary, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[_stages_pb2.DetectedLabel, _Mapping]]] = ..., profile: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., duplicate_of: _Optional[str] = ..., redelivered_by: _Optional[str] = ..., first_attempts_only: _Optional[bool] = ...) -> None: ...
 
 class RedeliverRequest(_message.Message):
     __slots__ = ("workflow_id", "deliveries", "notifications", "targets")

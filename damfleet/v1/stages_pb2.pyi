@@ -22,12 +22,14 @@ class IngestInput(_message.Message):
     def __init__(self, asset_id: _Optional[str] = ..., source_uri: _Optional[str] = ..., expected_sha256: _Optional[str] = ..., profile: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.AssetMetadata, _Mapping]] = ...) -> None: ...
 
 class IngestOutput(_message.Message):
-    __slots__ = ("asset", "outputs")
+    __slots__ = ("asset", "outputs", "attempt")
     ASSET_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     asset: _common_pb2.AssetRecord
     outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
-    def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ...) -> None: ...
+    attempt: int
+    def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TranscodeInput(_message.Message):
     __slots__ = ("asset", "profile", "renditions")
@@ -68,7 +70,7 @@ class FinishedRendition(_message.Message):
     def __init__(self, name: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ...) -> None: ...
 
 class TranscodeOutput(_message.Message):
-    __slots__ = ("outputs", "renditions", "hw_accel", "hw_accel_fallback_reason", "timings_seconds", "resumed_renditions")
+    __slots__ = ("outputs", "renditions", "hw_accel", "hw_accel_fallback_reason", "timings_seconds", "resumed_renditions", "attempt")
     class TimingsSecondsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -82,13 +84,15 @@ class TranscodeOutput(_message.Message):
     HW_ACCEL_FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RESUMED_RENDITIONS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
     renditions: _containers.RepeatedScalarFieldContainer[str]
     hw_accel: str
     hw_accel_fallback_reason: str
     timings_seconds: _containers.ScalarMap[str, float]
     resumed_renditions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., renditions: _Optional[_Iterable[str]] = ..., hw_accel: _Optional[str] = ..., hw_accel_fallback_reason: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ..., resumed_renditions: _Optional[_Iterable[str]] = ...) -> None: ...
+    attempt: int
+    def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., renditions: _Optional[_Iterable[str]] = ..., hw_accel: _Optional[str] = ..., hw_accel_fallback_reason: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ..., resumed_renditions: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TranscriptSummary(_message.Message):
     __slots__ = ("language", "language_probability", "text_excerpt", "segment_count", "word_count", "duration_seconds", "speech_seconds", "transcribed_seconds", "redecoded_count")
@@ -135,7 +139,7 @@ class EnrichInput(_message.Message):
     def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., profile: _Optional[str] = ..., transcribe: _Optional[bool] = ..., detect_objects: _Optional[bool] = ...) -> None: ...
 
 class EnrichOutput(_message.Message):
-    __slots__ = ("outputs", "transcript", "labels", "skipped_reason", "timings_seconds")
+    __slots__ = ("outputs", "transcript", "labels", "skipped_reason", "timings_seconds", "attempt")
     class TimingsSecondsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -148,12 +152,14 @@ class EnrichOutput(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_REASON_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
     transcript: TranscriptSummary
     labels: _containers.RepeatedCompositeFieldContainer[DetectedLabel]
     skipped_reason: str
     timings_seconds: _containers.ScalarMap[str, float]
-    def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., transcript: _Optional[_Union[TranscriptSummary, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[DetectedLabel, _Mapping]]] = ..., skipped_reason: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    attempt: int
+    def __init__(self, outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., transcript: _Optional[_Union[TranscriptSummary, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[DetectedLabel, _Mapping]]] = ..., skipped_reason: _Optional[str] = ..., timings_seconds: _Optional[_Mapping[str, float]] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class DeliverInput(_message.Message):
     __slots__ = ("asset_id", "target", "output", "metadata", "idempotency_key")

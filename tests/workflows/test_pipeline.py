@@ -26,8 +26,10 @@ from activities.ai_enrich import build_activities as enrich_activities
 from activities.common import StageContext
 from activities.ingest import build_activities as ingest_activities
 from damfleet import search_attributes as sa
+from damfleet.client import AssetHandle
 from damfleet.policies import ActivityName, Queue
 from damfleet.profiles import get_profile
+from damfleet.retries import stage_attempts
 from damfleet.settings import Settings
 from damfleet.stages import STAGE_NAMES
 from damfleet.storage import Storage
@@ -58,7 +60,8 @@ class StandIns:
         self.calls.append(f"transcode:{activity.info().task_queue}")
         self.transcode_inputs.append(request)
         out = await self._output(request.asset.asset_id, "thumbnail", "transcode")
-        return stages_pb2.TranscodeOutput(outputs=[out], renditions=["thumbnail"], hw_accel="software")
+        return stages_pb2.TranscodeOutput(outputs=[out], renditions=["thumbnail"], hw_accel="software",
+                                          attempt=activity.info().attempt)
 
     @activity.defn(name=ActivityName.ENRICH)
     async def enrich(self, request: stages_pb2.EnrichInput) -> stages_pb2.EnrichOutput:
@@ -71,6 +74,7 @@ class StandIns:
             outputs=[out],
             transcript=stages_pb2.TranscriptSummary(language="en", text_excerpt="welcome to the archive"),
             labels=[stages_pb2.DetectedLabel(label="bicycle", max_confidence=0.9, count=1)],
+            attempt=activity.info().attempt,
         )
 
     @activity.defn(name=ActivityName.DELIVER)
@@ -78,7 +82,7 @@ class StandIns:
         self.calls.append(f"deliver:{activity.info().task_queue}")
         return stages_pb2.DeliveryReceipt(
             target=request.target, target_type="local", role=request.output.role, location="/dev/null",
-            size_bytes=request.output.size_bytes, sha256=request.output.sha256, attempts=1, ok=True,
+            size_bytes=request.output.size_bytes, sha256=request.output.sha256, attempts=activity.info().attempt, ok=True,
             idempotency_key=request.idempotency_key, source_uri=request.output.uri,
         )
 
@@ -173,6 +177,15 @@ async def test_video_runs_all_four_stages_on_their_queues(fleet, media_dir: Path
     status = await handle.query("status", result_type=pipeline_pb2.PipelineResult)
     assert status.state == common_pb2.COMPLETED and status.asset_id == result.asset_id
 
+    # Every stage activity reported its first attempt: the result says so and holds the
+    # attempts the history would give, so wait() returns it without reading the history.
+    assert result.first_attempts_only
+    from_history = stage_attempts((await handle.fetch_history()).events)
+    assert {s: result.stages[s].attempts for s in STAGE_NAMES} == {s: from_history[s].attempts for s in STAGE_NAMES}
+    assert all(result.stages[s].attempts == 1 and not result.stages[s].last_error for s in STAGE_NAMES)
+    waited = await AssetHandle(handle.id, handle).wait()
+    assert waited == result
+
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(sa.STATE) == "COMPLETED"
     assert attributes.get(sa.MEDIA_KIND) == "video"
@@ -259,6 +272,8 @@ async def test_enrichment_failure_completes_with_errors(temporal_env, tmp_path: 
     assert result.stages["ai_enrich"].status == common_pb2.STAGE_STATUS_FAILED
     assert result.failures == ["ai_enrich: model file missing"]
     assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_COMPLETED
+    # A stage activity failed: readers must take its attempts and error from the history.
+    assert not result.first_attempts_only
 
 
 async def test_a_transcript_that_drops_speech_completes_with_errors(
