@@ -23,6 +23,12 @@ Figures:
 - ``single_asset_overhead_ms``: per single-asset run, the client's latency (start to result)
   minus the time some activity was running (the union of the activities' start..close
   intervals from the run's history); median over the singles.
+- ``bare_chain_overhead_ms`` and ``single_asset_overhead_vs_bare_chain``: the same figure for
+  a bare Temporal workflow chaining four no-op activities on four queues, each served by its
+  own process (``bench/bare_chain.py``), on the same dev server, run alternately with the
+  singles: what Temporal and its Python SDK cost on this machine with nothing of damfleet's.
+- ``single_asset_cpu_ms``: CPU each process (this client, the dev server, every pool) spent
+  per single run, from ``/proc/<pid>/task/*/schedstat``.
 - per-stage seconds: direct = the stage function's own time; fleet = the workflow's stage
   time (scheduled to completed, queue waits included), both summed over the set (last round).
   ``fleet_transcode_seconds_by_kind`` splits the fleet's transcode seconds by media kind:

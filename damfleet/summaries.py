@@ -51,11 +51,12 @@ def stage_status_name(value: int) -> str:
 
 
 def asset_percent(summary: dict[str, Any]) -> float:
-    """Overall percent of an asset run: each stage a quarter, the running one by its heartbeat."""
+    """Overall percent of an asset run: each stage a quarter, running ones by their heartbeats
+    (transcode and AI enrichment run side by side: both count)."""
     stages = summary.get("stages", {})
     done = sum(1 for s in STAGES if stages.get(s, {}).get("status") in _STAGE_DONE)
-    running = next((stages[s] for s in STAGES if stages.get(s, {}).get("status") == "RUNNING"), None)
-    partial = (running.get("percent") or 0.0) / 100.0 if running else 0.0
+    partial = sum((stages[s].get("percent") or 0.0) / 100.0
+                  for s in STAGES if stages.get(s, {}).get("status") == "RUNNING")
     if summary.get("state") in FINISHED_STATES:
         return 100.0
     return round(100.0 * (done + partial) / len(STAGES), 1)

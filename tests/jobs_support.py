@@ -53,6 +53,13 @@ class StandIns:
     #: the media kind the stand-in ingest reports for a source (images unless told)
     kind_of: Callable[[str], int] = lambda uri: common_pb2.MEDIA_KIND_IMAGE
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    #: sources the stand-in ingest reports as having audio (so the default profile transcribes them)
+    audio_when: Callable[[str], bool] = lambda uri: False
+    #: enrichments of sources matching this wait for ``enrich_gate`` (heartbeating)
+    enrich_hold_when: Callable[[str], bool] = lambda uri: False
+    enrich_gate: asyncio.Event = field(default_factory=asyncio.Event)
+    #: transcodes of sources matching this fail non-retryably (after any hold)
+    transcode_fails_when: Callable[[str], bool] = lambda uri: False
     #: transcode attempts that fail retryably before one succeeds (a retried activity)
     transcode_transient_failures: int = 0
     #: run a real ffmpeg subprocess for this long (0: none) and kill it on cancel
@@ -60,6 +67,8 @@ class StandIns:
     ffmpeg_marker: str = field(default_factory=lambda: f"damfleet-test-{uuid.uuid4().hex[:10]}")
     transcode_started: list[str] = field(default_factory=list)
     transcode_cancelled: list[str] = field(default_factory=list)
+    enrich_started: list[str] = field(default_factory=list)
+    enrich_cancelled: list[str] = field(default_factory=list)
     delivered: list[str] = field(default_factory=list)
     ffmpeg_pids: list[int] = field(default_factory=list)
 
@@ -73,7 +82,8 @@ class StandIns:
         asset = common_pb2.AssetRecord(
             asset_id=request.asset_id, source_uri=request.source_uri, original_uri=keys.original("original.bin"),
             sha256=sha, size_bytes=1, metadata=request.metadata, profile=request.profile,
-            media=common_pb2.MediaInfo(kind=self.kind_of(request.source_uri), mime_type="image/png"),
+            media=common_pb2.MediaInfo(kind=self.kind_of(request.source_uri), mime_type="image/png",
+                                       has_audio=self.audio_when(request.source_uri)),
         )
         return stages_pb2.IngestOutput(asset=asset)
 
@@ -85,12 +95,11 @@ class StandIns:
             raise ApplicationError(f"stand-in transcode attempt {activity.info().attempt} failed", type="Transient")
         try:
             if self.hold_when(uri):
-                while not self.gate.is_set():
-                    # The real transcode's heartbeat message (damfleet.transcode.stage).
-                    activity.heartbeat(stages_pb2.TranscodeHeartbeat(percent=40.0, current="proxy",
+                # The real transcode's heartbeat message (damfleet.transcode.stage).
+                await _hold(self.gate, stages_pb2.TranscodeHeartbeat(percent=40.0, current="proxy",
                                                                      rendition_percent=80.0))
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self.gate.wait(), 0.3)
+            if self.transcode_fails_when(uri):
+                raise ApplicationError("stand-in encoder crashed", type="TranscodeFailed", non_retryable=True)
             if self.ffmpeg_seconds:
                 await self._run_ffmpeg()
         except asyncio.CancelledError:
@@ -122,7 +131,23 @@ class StandIns:
 
     @activity.defn(name=ActivityName.ENRICH)
     async def enrich(self, request: stages_pb2.EnrichInput) -> stages_pb2.EnrichOutput:
-        return stages_pb2.EnrichOutput(skipped_reason="stand-in")
+        """Skips, unless the asset has audio: then a (tiny, unwritten) transcript output."""
+        uri = request.asset.source_uri
+        self.enrich_started.append(uri)
+        try:
+            if self.enrich_hold_when(uri):
+                # The real enrichment's heartbeat record (damfleet.ai.enrich).
+                await _hold(self.enrich_gate, {"phase": "transcribing", "transcribed_seconds": 3.0,
+                                               "total_seconds": 10.0})
+        except asyncio.CancelledError:
+            self.enrich_cancelled.append(uri)
+            raise
+        if not request.asset.media.has_audio:
+            return stages_pb2.EnrichOutput(skipped_reason="stand-in")
+        keys = self.storage.keys(request.asset.asset_id)
+        output = common_pb2.Output(uri=keys.rendition("transcript", "vtt"), size_bytes=1, sha256="1" * 64,
+                                   role="transcript_vtt", stage="ai_enrich")
+        return stages_pb2.EnrichOutput(outputs=[output])
 
     @activity.defn(name=ActivityName.DELIVER_BATCH)
     async def deliver_batch(self, request: stages_pb2.DeliverBatchInput) -> stages_pb2.DeliverBatchOutput:
@@ -147,6 +172,14 @@ class StandIns:
             target=request.target, target_type="local", role=request.output.role, location="/dev/null",
             ok=True, attempts=1, idempotency_key=request.idempotency_key, source_uri=request.output.uri,
         )
+
+
+async def _hold(gate: asyncio.Event, details: Any) -> None:
+    """Wait for ``gate``, heartbeating ``details`` (so a cancellation reaches the activity)."""
+    while not gate.is_set():
+        activity.heartbeat(details)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(gate.wait(), 0.3)
 
 
 @dataclass
@@ -195,7 +228,7 @@ async def run_fleet(
                                **fast_cancel}),
             (Queue.TRANSCODE_LIGHT, {"activities": [stand_ins.transcode], "max_concurrent_activities": transcode_slots,
                                      **fast_cancel}),
-            (Queue.AI_ENRICH, {"activities": [stand_ins.enrich]}),
+            (Queue.AI_ENRICH, {"activities": [stand_ins.enrich], **fast_cancel}),
             (Queue.DISTRIBUTION, {"activities": [stand_ins.deliver, stand_ins.deliver_batch]}),
         ):
             await stack.enter_async_context(Worker(client, task_queue=queue + lane, **kwargs))
@@ -209,6 +242,7 @@ async def run_fleet(
             yield Fleet(client, fleet_client, settings, lane, stand_ins, ctx.storage)
         finally:
             stand_ins.gate.set()
+            stand_ins.enrich_gate.set()
             await terminate_lane(client, Queue.PIPELINE + lane)
     await ctx.storage.aclose()
 

@@ -10,8 +10,12 @@ Outcomes:
 - FAILED: a required stage (ingest, transcode) failed; the run fails with that message.
 - COMPLETED_WITH_ERRORS: renditions exist, but enrichment or some deliveries failed;
   ``failures`` lists them, and deliveries can be retried without re-running the rest.
-- CANCELLED: the running activity is cancelled through its heartbeat, waited for, and
-  everything stored for the asset is discarded.
+- CANCELLED: the running activities are cancelled through their heartbeats, waited for,
+  and everything stored for the asset is discarded.
+
+Transcode and AI enrichment run side by side (enrichment reads the original, not the
+renditions); distribution starts once both have ended. ``current_stage`` is then the
+earliest running stage in stage order: transcode while it runs, then ai_enrich.
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ FOLDED_PATCHES = frozenset({
     "pause-pending-state", "dedup-by-default", "transcode-renditions-from-workflow",
     "deliveries-per-target", "discard-failed-runs",
 })
+#: AI enrichment runs beside transcode (both scheduled in one workflow task) instead of after
+#: it. Newer than CURRENT_PATCH, so it is its own ``workflow.patched`` marker, recorded only by
+#: runs that enrich (a run that skips enrichment runs transcode alone, as before).
+ENRICH_BESIDE_TRANSCODE = "enrich-beside-transcode"
 
 _KIND_NAMES = {
     common_pb2.MEDIA_KIND_IMAGE: "image",
@@ -113,10 +121,11 @@ class AssetPipeline:
 
     @workflow.update(name="pause")
     async def pause(self) -> str:
-        """Finish the running activity, then start nothing new until resumed.
+        """Finish the running activities, then start nothing new until resumed.
 
-        While that activity still runs the run shows PAUSE_PENDING, so nobody reads
-        RUNNING as "the pause did not work"; it becomes PAUSED when the activity ends.
+        While they still run the run shows PAUSE_PENDING, so nobody reads RUNNING as "the
+        pause did not work"; it becomes PAUSED when the last of them ends (transcode and
+        enrichment, which run side by side, both finish before distribution is held).
         """
         self._request_pause(True)
         return common_pb2.JobState.Name(self._result.state)
@@ -221,33 +230,45 @@ class AssetPipeline:
         queue = None
         if asset.media.kind == common_pb2.MEDIA_KIND_IMAGE and workflow.patched("transcode-light-queue"):
             queue = transcode_queue("image")
-        try:
-            transcoded = await self._stage(
-                StageName.TRANSCODE,
-                common_pb2.RUNNING,
-                ActivityName.TRANSCODE,
-                transcode_input,
-                stages_pb2.TranscodeOutput,
-                queue=queue,
-            )
-        except ActivityError as err:
-            await self._discard_failed(asset_id, failure_message(err)[0])
-            return self._fail(StageName.TRANSCODE, *failure_message(err))
-        self._add_outputs(transcoded.outputs)
 
         # AI enrichment: optional. A failure here leaves a usable asset: COMPLETED_WITH_ERRORS.
+        # It reads the original, not the renditions, so it runs beside transcode: both are
+        # scheduled in one workflow task and distribution waits for both, one task hop less
+        # per asset. Runs started before that replay them one after the other; a run that
+        # skips enrichment has nothing to run beside transcode and records no marker.
         kind = _KIND_NAMES.get(asset.media.kind, "")
         plan = plan_enrichment(kind, asset.media.has_audio, transcribe=profile.transcribe,
                                detect=profile.detect_objects)
         ai_skip = skip_reason(plan, profile=profile.name, profile_transcribes=profile.transcribe,
                               profile_detects=profile.detect_objects, kind=kind,
                               has_audio=asset.media.has_audio, requested_skip=request.skip_ai)
+        enrich_input = None if ai_skip else stages_pb2.EnrichInput(
+            asset=asset, profile=profile.name, transcribe=plan.transcribe, detect_objects=plan.detect,
+        )
+        beside = enrich_input is not None and workflow.patched(ENRICH_BESIDE_TRANSCODE)
+        enriched: stages_pb2.EnrichOutput | None = None
+        try:
+            if beside:
+                assert enrich_input is not None
+                transcoded, enriched = await self._transcode_beside_enrich(transcode_input, queue, enrich_input)
+            else:
+                transcoded = await self._stage(
+                    StageName.TRANSCODE,
+                    common_pb2.RUNNING,
+                    ActivityName.TRANSCODE,
+                    transcode_input,
+                    stages_pb2.TranscodeOutput,
+                    queue=queue,
+                )
+        except ActivityError as err:
+            await self._discard_failed(asset_id, failure_message(err)[0])
+            return self._fail(StageName.TRANSCODE, *failure_message(err))
+        # Transcode's outputs first, then enrichment's, whichever finished first.
+        self._add_outputs(transcoded.outputs)
+
         if ai_skip:
             self._skip(StageName.AI_ENRICH, ai_skip)
-        else:
-            enrich_input = stages_pb2.EnrichInput(
-                asset=asset, profile=profile.name, transcribe=plan.transcribe, detect_objects=plan.detect,
-            )
+        elif not beside:
             try:
                 enriched = await self._stage(
                     StageName.AI_ENRICH, common_pb2.RUNNING, ActivityName.ENRICH, enrich_input, stages_pb2.EnrichOutput
@@ -255,17 +276,8 @@ class AssetPipeline:
             except ActivityError as err:
                 message, _ = failure_message(err)
                 self._stage_failed(StageName.AI_ENRICH, message)
-            else:
-                self._add_outputs(enriched.outputs)
-                if enriched.HasField("transcript"):
-                    self._result.transcript.CopyFrom(enriched.transcript)
-                self._result.labels.extend(enriched.labels)
-                if enriched.labels:
-                    self._upsert(sa.LABELS.value_set([label.label for label in enriched.labels][:50]))
-                if enriched.skipped_reason and not enriched.outputs:
-                    self._skip(StageName.AI_ENRICH, enriched.skipped_reason)
-                elif enriched.skipped_reason:
-                    self._result.stages[StageName.AI_ENRICH].reason = enriched.skipped_reason
+        if enriched is not None:
+            self._take_enrichment(enriched)
 
         await self._distribute(request, profile, asset_id)
 
@@ -273,6 +285,93 @@ class AssetPipeline:
         final = common_pb2.COMPLETED_WITH_ERRORS if self._result.failures else common_pb2.COMPLETED
         self._set_state(final)
         return self._result
+
+    def _take_enrichment(self, enriched: stages_pb2.EnrichOutput) -> None:
+        """Record a finished enrichment: its outputs (after transcode's), transcript and labels."""
+        self._add_outputs(enriched.outputs)
+        if enriched.HasField("transcript"):
+            self._result.transcript.CopyFrom(enriched.transcript)
+        self._result.labels.extend(enriched.labels)
+        if enriched.labels:
+            self._upsert(sa.LABELS.value_set([label.label for label in enriched.labels][:50]))
+        if enriched.skipped_reason and not enriched.outputs:
+            self._skip(StageName.AI_ENRICH, enriched.skipped_reason)
+        elif enriched.skipped_reason:
+            self._result.stages[StageName.AI_ENRICH].reason = enriched.skipped_reason
+
+    # ---- transcode and enrichment side by side -----------------------------------------
+
+    async def _transcode_beside_enrich(
+        self, transcode_input: stages_pb2.TranscodeInput, queue: str | None, enrich_input: stages_pb2.EnrichInput
+    ) -> tuple[stages_pb2.TranscodeOutput, stages_pb2.EnrichOutput | None]:
+        """Run transcode and enrichment at once; return transcode's output and enrichment's
+        (None when it failed: its stage says why and ``failures`` lists it).
+
+        Both activities are scheduled in the same workflow task, so the task that follows
+        the shorter one is off the asset's critical path. Transcode is required: when it
+        fails, enrichment is cancelled and waited for, and its ActivityError is raised as
+        a sequential run's would be. A cancelled run cancels and waits for both.
+        """
+        await self._gate(StageName.TRANSCODE)  # a pause before the pair holds both
+        transcode_stage = self._begin(StageName.TRANSCODE, common_pb2.RUNNING)
+        enrich_stage = self._begin(StageName.AI_ENRICH, common_pb2.RUNNING)
+        self._show_running_stage()
+        # Tasks start in creation order within this workflow task: transcode is scheduled
+        # first, the same on every replay (asyncio tasks are deterministic in a workflow).
+        transcode = asyncio.create_task(self._run_begun(
+            transcode_stage, ActivityName.TRANSCODE, transcode_input, stages_pb2.TranscodeOutput, queue))
+        enrich = asyncio.create_task(self._enrich_beside(enrich_stage, enrich_input))
+        both = [transcode, enrich]
+        try:
+            # workflow.wait, not asyncio.wait: asyncio's iterates a set (not deterministic).
+            await workflow.wait([transcode])
+            error = transcode.exception()  # raises CancelledError if the run's cancellation reached it
+            if error is not None:
+                enrich.cancel()
+                await workflow.wait([enrich])
+                if enrich_stage.status == common_pb2.STAGE_STATUS_RUNNING:
+                    self._end(enrich_stage, common_pb2.STAGE_STATUS_CANCELLED,
+                              reason="cancelled: transcode failed, so the run fails")
+                raise error
+            self._show_running_stage()  # ai_enrich, if it still runs
+            await workflow.wait([enrich])
+            return transcode.result(), enrich.result()
+        except asyncio.CancelledError:
+            # The run is being cancelled: each running activity acknowledges through its
+            # heartbeat (WAIT_CANCELLATION_COMPLETED) before anything is discarded.
+            for task in both:
+                task.cancel()
+            await workflow.wait(both)
+            raise
+
+    async def _run_begun(
+        self, stage: pipeline_pb2.StageResult, name: str, arg: Any, result_type: type[M], queue: str | None = None
+    ) -> M:
+        """The activity of a stage already begun; the stage ends when it does (its own timing)."""
+        output = await self._activity(name, arg, result_type, queue)
+        # No search-attribute change here: an upsert from this task would be flushed before
+        # the run's own task wakes in this workflow task, making two upserts of one task.
+        self._end(stage, common_pb2.STAGE_STATUS_COMPLETED)
+        return output
+
+    async def _enrich_beside(
+        self, stage: pipeline_pb2.StageResult, enrich_input: stages_pb2.EnrichInput
+    ) -> stages_pb2.EnrichOutput | None:
+        """Enrichment beside transcode: a failure is recorded when it happens and returns None."""
+        try:
+            return await self._run_begun(stage, ActivityName.ENRICH, enrich_input, stages_pb2.EnrichOutput)
+        except ActivityError as err:
+            self._stage_failed(StageName.AI_ENRICH, failure_message(err)[0])
+            return None
+
+    def _show_running_stage(self) -> None:
+        """``current_stage`` (and the stage search attribute) with stages side by side: the
+        earliest running stage in stage order, so transcode while it runs, then ai_enrich.
+        Once none runs it keeps the last one, as a sequential run does between stages."""
+        running = next((s for s in STAGES if self._result.stages[s].status == common_pb2.STAGE_STATUS_RUNNING), "")
+        if running and running != self._result.current_stage:
+            self._result.current_stage = running
+            self._upsert(sa.STAGE.value_set(running))
 
     # ---- dedup --------------------------------------------------------------------------
 
@@ -517,12 +616,13 @@ class AssetPipeline:
         )
 
     async def _cancelled(self, asset_id: str) -> None:
-        stage = self._result.current_stage
-        # Only a stage still running was cut short; a paused run sits between stages.
-        if stage and self._result.stages[stage].status == common_pb2.STAGE_STATUS_RUNNING:
-            self._end(self._result.stages[stage], common_pb2.STAGE_STATUS_CANCELLED, reason="cancelled")
+        # Only stages still running were cut short (transcode and enrichment may both be);
+        # a paused run sits between stages.
+        for stage in STAGES:
+            if self._result.stages[stage].status == common_pb2.STAGE_STATUS_RUNNING:
+                self._end(self._result.stages[stage], common_pb2.STAGE_STATUS_CANCELLED, reason="cancelled")
         self._set_state(common_pb2.CANCELLED)
-        # The running activity has acknowledged cancellation (WAIT_CANCELLATION_COMPLETED);
+        # The running activities have acknowledged cancellation (WAIT_CANCELLATION_COMPLETED);
         # now remove everything stored for the asset so nothing looks complete.
         if self._result.stages[StageName.INGEST].status != common_pb2.STAGE_STATUS_PENDING:
             await self._discard(asset_id, release_claim=self._patched("discard-failed-runs"))

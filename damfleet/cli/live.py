@@ -55,11 +55,13 @@ def fit_table(console: Console, headers: Sequence[str], rows: Sequence[Sequence[
 
 
 def stage_progress_text(summary: dict[str, Any]) -> str:
-    """``transcode 42% proxy 80%``: the current stage with its live progress, or "" when none."""
+    """``transcode 42% proxy 80%``: the current stage with its live progress, or "" when none;
+    a stage running beside it follows (``transcode 42% proxy 80%, ai_enrich 30%``)."""
     stage = summary.get("stage") or ""
     if not stage:
         return ""
-    entry = summary.get("stages", {}).get(stage, {})
+    stages = summary.get("stages", {})
+    entry = stages.get(stage, {})
     parts = [stage]
     if entry.get("status") == "PENDING":
         parts.append("(next)")
@@ -67,7 +69,9 @@ def stage_progress_text(summary: dict[str, Any]) -> str:
         parts.append(f"{entry['percent']:.0f}%")
     if entry.get("detail"):
         parts.append(entry["detail"])
-    return " ".join(parts)
+    beside = [f"{name} {info['percent']:.0f}%" if info.get("percent") else name
+              for name, info in stages.items() if name != stage and info.get("status") == "RUNNING"]
+    return ", ".join([" ".join(parts), *beside])
 
 
 def run_line(name: str, summary: dict[str, Any], width: int = 80) -> str:

@@ -13,8 +13,9 @@ failing replay pass.
 Scenarios run the real workflows (AssetPipeline, BatchIngest) and the real catalog activities
 against stand-in stage activities (:mod:`tests.jobs_support`), so recording takes seconds and
 needs no media tools: a success, a failed ingest, a retried transcode, deliveries that failed
-(COMPLETED_WITH_ERRORS), pause then resume, cancel during a stage, and a batch that
-continues-as-new (every run of it, and one of its children).
+(COMPLETED_WITH_ERRORS), pause then resume, cancel during a stage, a batch that
+continues-as-new (every run of it, and one of its children), and a video with speech whose
+enrichment runs beside its transcode (completed, and cancelled while both run).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
+from damfleet.v1 import common_pb2
 from tests.conftest import start_dev_server
 from tests.jobs_support import eventually, run_fleet, write_manifest
 
@@ -61,7 +63,12 @@ async def record(client: Client, root: Path) -> None:
     _recorded.clear()
     if INDEX.exists():
         _recorded.update(json.loads(INDEX.read_text()))
-    options = {"hold_when": lambda uri: "hold" in uri}
+    options = {
+        "hold_when": lambda uri: "hold" in uri, "enrich_hold_when": lambda uri: "hold" in uri,
+        # "speech" sources are videos with audio: the default profile transcribes them, beside transcode
+        "kind_of": lambda uri: common_pb2.MEDIA_KIND_VIDEO if "speech" in uri else common_pb2.MEDIA_KIND_IMAGE,
+        "audio_when": lambda uri: "speech" in uri,
+    }
     async with run_fleet(client, root / "a", stand_ins_options=options) as fleet:
         submit = fleet.fleet.submit
         success = await submit("/inbox/success.mov", profile="archive", dedup=False, workflow_id="success")
@@ -79,6 +86,17 @@ async def record(client: Client, root: Path) -> None:
         await fleet.fleet.cancel(cancelled.workflow_id)
         await cancelled.wait()
         await _save(fleet.client.get_workflow_handle("cancel"), "pipeline_cancel")
+
+        beside = await submit("/inbox/speech.mov", dedup=False, workflow_id="beside")
+        await beside.wait()
+        await _save(fleet.client.get_workflow_handle("beside"), "pipeline_enrich_beside_transcode")
+
+        both = await submit("/inbox/hold-speech.mov", dedup=False, workflow_id="cancel-beside")
+        await eventually(lambda: "file:///inbox/hold-speech.mov" in fleet.stand_ins.enrich_started)
+        await eventually(lambda: "file:///inbox/hold-speech.mov" in fleet.stand_ins.transcode_started)
+        await fleet.fleet.cancel(both.workflow_id)
+        await both.wait()
+        await _save(fleet.client.get_workflow_handle("cancel-beside"), "pipeline_cancel_beside_transcode")
 
         paused = await submit("/inbox/hold-pause.mov", dedup=False, workflow_id="pause")  # default: delivers
         await eventually(lambda: "file:///inbox/hold-pause.mov" in fleet.stand_ins.transcode_started)

@@ -190,3 +190,169 @@ async def _transcode_scheduled(client: Client, workflow_id: str) -> bool:
     pending = description.raw_description.pending_activities
     return any(a.activity_type.name == "transcode_asset" for a in pending)
 
+
+
+# ---- transcode and AI enrichment side by side (issue 11) ------------------------------------
+
+#: A stand-in video with speech whose transcode and enrichment both hold until released.
+_BOTH_HOLD = {"kind_of": lambda uri: common_pb2.MEDIA_KIND_VIDEO, "audio_when": lambda uri: True,
+              "hold_when": lambda uri: True, "enrich_hold_when": lambda uri: True}
+
+
+def _pair_events(events) -> dict[str, dict[str, int]]:
+    """Per activity type (transcode, enrich, deliver): the event ids of its scheduling workflow
+    task, its ACTIVITY_TASK_SCHEDULED and its close (0 until it closes)."""
+    from temporalio.api.enums.v1 import EventType
+
+    found: dict[str, dict[str, int]] = {}
+    by_id: dict[int, str] = {}
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            name = attrs.activity_type.name
+            by_id[event.event_id] = name
+            found[name] = {"task": attrs.workflow_task_completed_event_id, "scheduled": event.event_id, "closed": 0}
+        for field in ("activity_task_completed_event_attributes", "activity_task_failed_event_attributes",
+                      "activity_task_canceled_event_attributes"):
+            if event.HasField(field):
+                found[by_id[getattr(event, field).scheduled_event_id]]["closed"] = event.event_id
+    return found
+
+
+async def _both_running(fleet, workflow_id: str):
+    status = await fleet.fleet.status(workflow_id)
+    running = [s for s in status.stages if status.stages[s].status == common_pb2.STAGE_STATUS_RUNNING]
+    return status if sorted(running) == ["ai_enrich", "transcode"] else None
+
+
+async def test_enrichment_runs_beside_transcode_and_distribution_waits_for_both(temporal_env, tmp_path: Path) -> None:
+    """Both activities are scheduled in one workflow task and run at once (each holds until the
+    test releases it, so run one after the other this never finishes); enrichment ends first,
+    yet transcode's outputs come first and nothing is delivered until transcode ends too."""
+    from damfleet.policies import ActivityName
+    from damfleet.summaries import asset_percent, pipeline_summary
+
+    client: Client = temporal_env.client
+    async with run_fleet(client, tmp_path, stand_ins_options=_BOTH_HOLD) as fleet:
+        handle = await fleet.fleet.submit("/inbox/talk.mov", dedup=False)
+        await eventually(lambda: fleet.stand_ins.transcode_started and fleet.stand_ins.enrich_started)
+        await eventually(lambda: _both_running(fleet, handle.workflow_id))
+        # Live progress of both running stages comes from their own heartbeats.
+        live = await eventually(lambda: _percent_of_both(fleet, handle.workflow_id))
+        assert live.current_stage == "transcode", "the earliest running stage in stage order"
+        assert (live.stages["transcode"].percent, live.stages["ai_enrich"].percent) == (40.0, 30.0)
+        summary = pipeline_summary(live)
+        assert asset_percent(summary) == round(100 * (1 + 0.4 + 0.3) / 4, 1), "both running stages count"
+
+        fleet.stand_ins.enrich_gate.set()
+        after_ai = await eventually(lambda: _stage_is(handle, "ai_enrich", common_pb2.STAGE_STATUS_COMPLETED))
+        assert after_ai.stages["transcode"].status == common_pb2.STAGE_STATUS_RUNNING
+        assert after_ai.current_stage == "transcode"
+        assert fleet.stand_ins.delivered == [], "distribution waits for transcode"
+
+        fleet.stand_ins.gate.set()
+        result = await handle.wait()
+        assert result.state == common_pb2.COMPLETED, result.error
+        assert [o.role for o in result.outputs] == ["proxy", "transcript_vtt"], "transcode's outputs, then AI's"
+        assert sorted(r.role for r in result.receipts) == ["proxy", "transcript_vtt"]
+        transcode, ai = result.stages["transcode"], result.stages["ai_enrich"]
+        assert transcode.started_at == ai.started_at, "begun in the same workflow task"
+        assert 0 <= ai.seconds <= transcode.seconds, "each stage's time is its own"
+
+        events = (await client.get_workflow_handle(handle.workflow_id).fetch_history()).events
+        pair = _pair_events(events)
+        t, e, d = pair[ActivityName.TRANSCODE], pair[ActivityName.ENRICH], pair[ActivityName.DELIVER_BATCH]
+        assert t["task"] == e["task"], "both scheduled by the same workflow task"
+        assert max(t["scheduled"], e["scheduled"]) < min(t["closed"], e["closed"])
+        assert e["closed"] < t["closed"] < d["scheduled"]
+
+
+async def test_pause_beside_transcode_lets_both_finish_then_holds(temporal_env, tmp_path: Path) -> None:
+    client: Client = temporal_env.client
+    async with run_fleet(client, tmp_path, stand_ins_options=_BOTH_HOLD) as fleet:
+        handle = await fleet.fleet.submit("/inbox/talk.mov", dedup=False)
+        await eventually(lambda: _both_running(fleet, handle.workflow_id))
+        assert await fleet.fleet.pause(handle.workflow_id) == "PAUSE_PENDING"
+
+        fleet.stand_ins.gate.set()
+        after_transcode = await eventually(lambda: _stage_is(handle, "transcode", common_pb2.STAGE_STATUS_COMPLETED))
+        assert after_transcode.state == common_pb2.PAUSE_PENDING, "enrichment still runs"
+        assert after_transcode.current_stage == "ai_enrich"
+        assert after_transcode.stages["ai_enrich"].status == common_pb2.STAGE_STATUS_RUNNING
+
+        fleet.stand_ins.enrich_gate.set()
+        paused = await eventually(lambda: _state_is(handle, common_pb2.PAUSED))
+        assert paused.stages["ai_enrich"].status == common_pb2.STAGE_STATUS_COMPLETED
+        assert paused.current_stage == "distribution"
+        assert fleet.stand_ins.delivered == []
+
+        await fleet.fleet.resume(handle.workflow_id)
+        result = await handle.wait()
+        assert result.state == common_pb2.COMPLETED, result.error
+        assert fleet.stand_ins.delivered, "distribution ran after resume"
+
+
+async def test_transcode_failure_cancels_the_running_enrichment_and_fails_the_run(
+    temporal_env, tmp_path: Path, media_dir: Path
+) -> None:
+    client: Client = temporal_env.client
+    options = {"hold_when": lambda uri: True, "enrich_hold_when": lambda uri: True,
+               "transcode_fails_when": lambda uri: True}
+    async with run_fleet(client, tmp_path, real_ingest=True, stand_ins_options=options) as fleet:
+        handle = await fleet.fleet.submit(str(media_dir / "speech.wav"), collection="control", dedup=False)
+        running = await eventually(lambda: _both_running(fleet, handle.workflow_id))
+        prefix = fleet.storage.keys(running.asset_id).prefix
+        assert [info async for info in fleet.storage.list(prefix)], "ingest stored the original"
+
+        fleet.stand_ins.gate.set()  # transcode goes on, and fails
+        result = await handle.wait()
+
+        assert result.state == common_pb2.FAILED
+        assert result.error == "transcode failed: stand-in encoder crashed"
+        assert result.stages["transcode"].status == common_pb2.STAGE_STATUS_FAILED
+        ai = result.stages["ai_enrich"]
+        assert ai.status == common_pb2.STAGE_STATUS_CANCELLED and "transcode failed" in ai.reason
+        assert fleet.stand_ins.enrich_cancelled == [result.asset.source_uri], "enrichment acknowledged the cancel"
+        assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_PENDING
+        assert [info async for info in fleet.storage.list(prefix)] == [], "the asset's outputs were discarded"
+        assert list(result.outputs) == []
+
+
+@pytest.mark.parametrize("transcode_done", [False, True], ids=["both-running", "enrichment-running"])
+async def test_cancel_beside_transcode_cancels_what_runs_and_discards(temporal_env, tmp_path: Path,
+                                                                      media_dir: Path, transcode_done: bool) -> None:
+    client: Client = temporal_env.client
+    options = {"hold_when": lambda uri: True, "enrich_hold_when": lambda uri: True}
+    async with run_fleet(client, tmp_path, real_ingest=True, stand_ins_options=options) as fleet:
+        handle = await fleet.fleet.submit(str(media_dir / "speech.wav"), collection="control", dedup=False)
+        running = await eventually(lambda: _both_running(fleet, handle.workflow_id))
+        prefix = fleet.storage.keys(running.asset_id).prefix
+        if transcode_done:
+            fleet.stand_ins.gate.set()
+            await eventually(lambda: _stage_is(handle, "transcode", common_pb2.STAGE_STATUS_COMPLETED))
+
+        await fleet.fleet.cancel(handle.workflow_id)
+        result = await handle.wait()
+
+        assert result.state == common_pb2.CANCELLED
+        source = result.asset.source_uri
+        if transcode_done:
+            assert result.stages["transcode"].status == common_pb2.STAGE_STATUS_COMPLETED, "it had finished"
+            assert fleet.stand_ins.transcode_cancelled == []
+        else:
+            assert result.stages["transcode"].status == common_pb2.STAGE_STATUS_CANCELLED
+            assert fleet.stand_ins.transcode_cancelled == [source]
+        assert result.stages["ai_enrich"].status == common_pb2.STAGE_STATUS_CANCELLED
+        assert fleet.stand_ins.enrich_cancelled == [source], "enrichment acknowledged the cancel"
+        assert result.stages["distribution"].status == common_pb2.STAGE_STATUS_PENDING
+        assert [info async for info in fleet.storage.list(prefix)] == [], "the asset's outputs were discarded"
+
+
+async def _percent_of_both(fleet, workflow_id: str):
+    status = await fleet.fleet.status(workflow_id)
+    return status if status.stages["transcode"].percent and status.stages["ai_enrich"].percent else None
+
+
+async def _stage_is(handle, stage: str, stage_status: int):
+    status = await handle.status()
+    return status if status.stages[stage].status == stage_status else None

@@ -25,6 +25,8 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 EXPECTED = {
     "pipeline_success", "pipeline_failed_ingest", "pipeline_retry", "pipeline_completed_with_errors",
     "pipeline_pause_resume", "pipeline_cancel", "batch_run0", "batch_run1", "batch_child",
+    # issue 11: enrichment beside transcode, completed and cancelled while both ran
+    "pipeline_enrich_beside_transcode", "pipeline_cancel_beside_transcode",
 }
 
 
@@ -73,3 +75,16 @@ def test_a_later_patch_cannot_fold_into_the_current_one() -> None:
     assert "dedup-by-default" in FOLDED_PATCHES
     with pytest.raises(ValueError, match="newer than"):
         AssetPipeline._patched(object.__new__(AssetPipeline), "some-later-change")
+
+
+@pytest.mark.parametrize("name", ["pipeline_enrich_beside_transcode", "pipeline_cancel_beside_transcode"])
+async def test_runs_that_enriched_beside_transcode_need_their_patch(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same code with ``enrich-beside-transcode`` answered "not patched" (the sequential
+    code before it) cannot replay these runs: the patch is what keeps both orders safe."""
+    from workflows.pipeline import ENRICH_BESIDE_TRANSCODE
+
+    patched = workflow.patched
+    monkeypatch.setattr(workflow, "patched", lambda patch_id: patch_id != ENRICH_BESIDE_TRANSCODE and patched(patch_id))
+    replayer = Replayer(workflows=ALL_WORKFLOWS, workflow_runner=UnsandboxedWorkflowRunner())
+    with pytest.raises(NondeterminismError, match=ENRICH_BESIDE_TRANSCODE):
+        await replayer.replay_workflow(_history(HISTORIES / f"{name}.json"))

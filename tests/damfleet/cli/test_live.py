@@ -95,3 +95,13 @@ def test_progress_from_heartbeat_records() -> None:
     apply_live_progress(result, "transcode", LiveProgress(42.0, "proxy"), attempt=2, now=31.0)
     entry = result.stages["transcode"]
     assert (entry.percent, entry.detail, entry.attempts, entry.seconds) == (42.0, "proxy", 2, 30.0)
+
+
+def test_two_stages_running_side_by_side_both_show_and_count() -> None:
+    """Transcode and AI enrichment run at once: the line names the current (earliest) stage
+    with its progress, then the other running one; the overall percent counts both."""
+    result = _result(common_pb2.RUNNING, "transcode", 40.0, "proxy 80%")
+    ai = result.stages["ai_enrich"]
+    ai.status, ai.percent, ai.started_at = common_pb2.STAGE_STATUS_RUNNING, 30.0, 1.0
+    line = run_line("talk.mov", pipeline_summary(result))
+    assert line.split() == ["talk.mov", "RUNNING", "42.5%", "transcode", "40%", "proxy", "80%,", "ai_enrich", "30%"]
