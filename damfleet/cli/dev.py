@@ -45,7 +45,7 @@ async def _demo(settings: Settings, *, as_json: bool, attach: bool, profile: str
     try:
         if not attach:
             console.print(f"[bold]starting[/] Temporal dev server (UI http://localhost:{settings.temporal.dev_ui_port})"
-                          " and 5 workers; "
+                          f" and {len(fleet.pools)} worker pools; "
                           f"state in {settings.state_path}")
         if not attach:
             await fleet.start()
