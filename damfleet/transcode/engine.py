@@ -187,9 +187,14 @@ class Transcoder:
                 on_progress=on_progress,
             )
 
-    async def helper(self, request: dict[str, object]) -> dict[str, object]:
+    async def helper(self, request: dict[str, object], *, renditions: int = 1) -> dict[str, object]:
+        """One helper request with this worker's limits; a request that makes several
+        ``renditions`` gets the per-tool timeout for each (it does their work, less the
+        decodes they share), so a hung helper is still killed."""
         return await run_helper(
-            request, timeout_seconds=self.settings.tool_timeout_seconds, memory_bytes=self.settings.tool_memory_bytes
+            request,
+            timeout_seconds=self.settings.tool_timeout_seconds * renditions,
+            memory_bytes=self.settings.tool_memory_bytes,
         )
 
     # -- renditions --------------------------------------------------------------------
@@ -210,7 +215,7 @@ class Transcoder:
             files.append(RenditionFile(spec.name, dest, dest.name, mime))
         started = time.monotonic()
         try:
-            reply = await run_helper(
+            reply = await self.helper(
                 {
                     "op": "images",
                     "source": str(source.path),
@@ -219,10 +224,7 @@ class Transcoder:
                     ],
                     "max_pixels": self.settings.max_image_pixels,
                 },
-                # Per rendition, as when each was its own request: one request now does the work of
-                # several (less the decodes it shares), and a hung helper is still killed.
-                timeout_seconds=self.settings.tool_timeout_seconds * len(targets),
-                memory_bytes=self.settings.tool_memory_bytes,
+                renditions=len(targets),
             )
         except BaseException:
             for _, out in targets[1:]:  # the helper left no file; the folders it made go too

@@ -33,13 +33,6 @@ def _spec(cls: type, data: dict[str, Any]) -> Any:
 
 def _handle(request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
-    if op == "image":
-        from damfleet.transcode.images import render_image
-
-        spec = _spec(ImageSpec, request["spec"])
-        return render_image(
-            Path(request["source"]), Path(request["dest"]), spec, max_pixels=int(request["max_pixels"])
-        ).to_dict()
     if op == "images":
         return _images(request)
     if op == "probe_image":

@@ -17,9 +17,14 @@ from damfleet.transcode.renditions import rendition_spec
 from tests.damfleet.transcode import transcode_media as tm
 
 
-def _request(source: Path, dest: Path) -> dict[str, object]:
-    return {"op": "image", "source": str(source), "dest": str(dest),
-            "spec": helper.spec_to_dict(rendition_spec("image", "thumbnail")), "max_pixels": 10**9}
+def _request(source: Path, *dests: tuple[Path, str]) -> dict[str, object]:
+    """One ``images`` request: each (dest, rendition name), from one decode of ``source``."""
+    return {"op": "images", "source": str(source), "max_pixels": 10**9, "targets": [
+        {"dest": str(dest), "spec": helper.spec_to_dict(rendition_spec("image", name))} for dest, name in dests]}
+
+
+def _thumbnail(source: Path, dest: Path) -> dict[str, object]:
+    return _request(source, (dest, "thumbnail"))
 
 
 def _gone(pid: int) -> bool:
@@ -31,12 +36,12 @@ def _gone(pid: int) -> bool:
 
 async def test_one_child_serves_every_request(tmp_path: Path) -> None:
     source = tm.still(tmp_path / "a.png", 640, 480)
-    first = await helper.run_helper(_request(source, tmp_path / "1.webp"), timeout_seconds=120)
+    first = await helper.run_helper(_thumbnail(source, tmp_path / "1.webp"), timeout_seconds=120)
     warm = helper._helper_for(0)
     pid, starts = warm.pid, warm.starts
-    second = await helper.run_helper(_request(source, tmp_path / "2.webp"), timeout_seconds=120)
+    second = await helper.run_helper(_thumbnail(source, tmp_path / "2.webp"), timeout_seconds=120)
     assert pid is not None and warm.pid == pid and warm.starts == starts
-    assert first["width"] == second["width"] and (tmp_path / "2.webp").stat().st_size > 0
+    assert first["results"][0]["width"] == second["results"][0]["width"] and (tmp_path / "2.webp").stat().st_size > 0
     assert (tmp_path / "1.webp").read_bytes() == (tmp_path / "2.webp").read_bytes()
     await warm.close()
 
@@ -49,8 +54,8 @@ async def test_requests_in_flight_together_each_get_a_child(tmp_path: Path) -> N
         await old.close()
     helper._idle_for(0).clear()
     replies = await asyncio.gather(*(
-        helper.run_helper(_request(source, tmp_path / f"{i}.webp"), timeout_seconds=120) for i in range(2)))
-    assert replies[0]["width"] == replies[1]["width"]
+        helper.run_helper(_thumbnail(source, tmp_path / f"{i}.webp"), timeout_seconds=120) for i in range(2)))
+    assert replies[0]["results"][0]["width"] == replies[1]["results"][0]["width"]
     assert (tmp_path / "0.webp").read_bytes() == (tmp_path / "1.webp").read_bytes()
     idle = helper._idle_for(0)
     assert len(idle) == 2 and len({h.pid for h in idle}) == 2 and None not in {h.pid for h in idle}
@@ -61,24 +66,24 @@ async def test_requests_in_flight_together_each_get_a_child(tmp_path: Path) -> N
 
 async def test_timeout_kills_the_child_and_the_next_request_gets_a_new_one(tmp_path: Path) -> None:
     source = tm.still(tmp_path / "a.png", 2400, 1600)
-    await helper.run_helper(_request(source, tmp_path / "warm.webp"), timeout_seconds=120)
+    await helper.run_helper(_thumbnail(source, tmp_path / "warm.webp"), timeout_seconds=120)
     warm = helper._helper_for(0)
     pid, starts = warm.pid, warm.starts
     assert pid is not None
     with pytest.raises(ToolTimeoutError, match="ran longer than"):
-        await helper.run_helper(_request(source, tmp_path / "slow.webp"), timeout_seconds=0.0001)
+        await helper.run_helper(_thumbnail(source, tmp_path / "slow.webp"), timeout_seconds=0.0001)
     assert _gone(pid)
-    await helper.run_helper(_request(source, tmp_path / "after.webp"), timeout_seconds=120)
+    await helper.run_helper(_thumbnail(source, tmp_path / "after.webp"), timeout_seconds=120)
     assert warm.pid not in (None, pid) and warm.starts == starts + 1
     await warm.close()
 
 
 async def test_cancellation_kills_the_child(tmp_path: Path) -> None:
     source = tm.still(tmp_path / "a.png", 2400, 1600)
-    await helper.run_helper(_request(source, tmp_path / "warm.webp"), timeout_seconds=120)
+    await helper.run_helper(_thumbnail(source, tmp_path / "warm.webp"), timeout_seconds=120)
     warm = helper._helper_for(0)
     pid = warm.pid
-    task = asyncio.create_task(helper.run_helper(_request(source, tmp_path / "c.webp"), timeout_seconds=120))
+    task = asyncio.create_task(helper.run_helper(_thumbnail(source, tmp_path / "c.webp"), timeout_seconds=120))
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -88,13 +93,13 @@ async def test_cancellation_kills_the_child(tmp_path: Path) -> None:
 
 async def test_a_child_killed_while_idle_is_replaced(tmp_path: Path) -> None:
     source = tm.still(tmp_path / "a.png", 640, 480)
-    await helper.run_helper(_request(source, tmp_path / "1.webp"), timeout_seconds=120)
+    await helper.run_helper(_thumbnail(source, tmp_path / "1.webp"), timeout_seconds=120)
     warm = helper._helper_for(0)
     pid = warm.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    result = await helper.run_helper(_request(source, tmp_path / "2.webp"), timeout_seconds=120)
-    assert result["width"] > 0 and warm.pid not in (None, pid)
+    result = await helper.run_helper(_thumbnail(source, tmp_path / "2.webp"), timeout_seconds=120)
+    assert result["results"][0]["width"] > 0 and warm.pid not in (None, pid)
     await warm.close()
 
 
@@ -103,13 +108,10 @@ async def test_a_child_killed_mid_request_fails_it_retryably_and_the_retry_gets_
     (the activity retries it) with no output left, and the retry runs in a fresh child."""
     from damfleet.transcode.errors import ToolCrashedError
 
-    thumb, preview = rendition_spec("image", "thumbnail"), rendition_spec("image", "preview")
     source = tm.still(tmp_path / "a.jpg", 2400, 1600, Q=90)
 
     def images_request(path: Path) -> dict[str, object]:
-        return {"op": "images", "source": str(path), "max_pixels": 10**9, "targets": [
-            {"dest": str(tmp_path / "out" / "t.webp"), "spec": helper.spec_to_dict(thumb)},
-            {"dest": str(tmp_path / "out" / "p.jpg"), "spec": helper.spec_to_dict(preview)}]}
+        return _request(path, (tmp_path / "out" / "t.webp", "thumbnail"), (tmp_path / "out" / "p.jpg", "preview"))
 
     warm = helper._helper_for(0)
     # A child that was already warm and dies is taken for one that died idle, and the request is
