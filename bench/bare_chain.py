@@ -67,15 +67,11 @@ class BareChainProcesses:
             ))
 
     def stop(self) -> None:
+        """Stop them as the fleet's own pools are stopped (TERM, then KILL after a grace)."""
+        from damfleet.launcher import _terminate
+
         for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _terminate(process, grace_seconds=15)
 
     async def run_once(self, client: Any) -> tuple[float, Any]:
         """Start one chain and wait for its result: (latency seconds, the run's history)."""
