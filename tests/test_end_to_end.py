@@ -79,8 +79,10 @@ def test_demo_runs_every_asset_through_all_four_stages(tmp_path: Path) -> None:
         assert Path(asset["source"]).name in text and asset["state"] in text, text
     assert "…" not in text.split("\n\n")[0], "a table cell was cut"
 
-    # Every worker stopped cleanly on SIGTERM, and nothing was left running.
-    for pool in ("pipeline", "ingest", "transcode", "ai_enrich", "distribution"):
+    # It says how many pools it starts (every one: the light transcode lane is on by default),
+    # each of them stopped cleanly on SIGTERM, and nothing was left running.
+    assert f"and {len(POOLS)} worker pools" in " ".join(proc.stderr.split()), proc.stderr[:500]
+    for pool in (pool.name for pool in POOLS):
         text = (logs / f"{pool}.log").read_text()
         assert "stopped" in text, f"{pool} did not shut down gracefully:\n{text[-1500:]}"
     assert _processes_of(tmp_path / "state") == []
