@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from activities.ai_enrich import build_activities
 from activities.common import StageContext
 from damfleet.policies import Queue
-from workers.common import run_worker
+from workers.common import run_worker, serve
 
 
 async def main() -> None:
@@ -16,4 +14,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    serve(main)

@@ -11,11 +11,14 @@ what is left so Temporal retries it on another worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
+import traceback
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -34,7 +37,9 @@ from damfleet.settings import Settings, get_settings
 from damfleet.temporal import connect
 from workers.metrics import MetricsInterceptor
 
-__all__ = ["WORKER_UP", "WORKFLOW_PACKAGES", "MetricsServer", "configure_logging", "run_worker", "workflow_runner"]
+__all__ = [
+    "WORKER_UP", "WORKFLOW_PACKAGES", "MetricsServer", "configure_logging", "run_worker", "serve", "workflow_runner",
+]
 
 log = logging.getLogger("damfleet.worker")
 
@@ -187,6 +192,39 @@ async def _abort_stale_uploads(settings: Settings) -> None:
         log.warning("multipart upload sweep of %s failed: %s", settings.storage_root, exc)
     finally:
         await backend.aclose()
+
+
+def serve(main: Callable[[], Awaitable[None]]) -> None:
+    """Run a pool's ``main`` (``python -m workers.<pool>``), then leave the process at once.
+
+    Why not return and let Python tear itself down: the Temporal SDK's Rust core and grpc keep
+    native threads that can still call into Python while the interpreter finalizes, and then
+    the process aborts ("Fatal Python error: PyGILState_Release ... finalizing") *after* a
+    clean shutdown, so a pool that stopped well on SIGTERM exits 134 (seen in
+    tests/workers/test_tracing_processes.py). By the time ``main`` returns, ``run_worker``
+    has drained the worker, closed the pool's clients and flushed its spans; what is left
+    is flushing logs and standard streams, then ``os._exit`` with the code Python would
+    have used.
+    """
+    code = 0
+    try:
+        asyncio.run(main())
+    except SystemExit as exc:
+        if isinstance(exc.code, int) or exc.code is None:
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - reported as Python itself would, then the exit code 1
+        traceback.print_exc()
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 async def run_worker(

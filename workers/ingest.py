@@ -3,13 +3,11 @@ activities/catalog.py, and the fixity audits of activities/fixity.py) on their o
 
 from __future__ import annotations
 
-import asyncio
-
 from activities import catalog, fixity
 from activities.common import StageContext
 from activities.ingest import build_activities
 from damfleet.policies import Queue
-from workers.common import run_worker
+from workers.common import run_worker, serve
 
 
 async def main() -> None:
@@ -22,4 +20,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    serve(main)

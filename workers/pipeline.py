@@ -6,13 +6,11 @@ health are fleet-wide facts, exported by this one pool so they are counted once.
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio.client import Client
 
 from damfleet.policies import Queue
 from damfleet.settings import Settings
-from workers.common import run_worker
+from workers.common import run_worker, serve
 from workflows import ALL_WORKFLOWS
 
 
@@ -36,4 +34,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    serve(main)

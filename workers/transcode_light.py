@@ -10,14 +10,13 @@ pool; its own Deployment and KEDA trigger, so it scales on its own backlog.
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from activities.common import StageContext
 from activities.transcode import build_activities
 from damfleet.policies import Queue
 from damfleet.settings import Settings, get_settings
-from workers.common import run_worker
+from workers.common import run_worker, serve
 
 
 def light_settings(settings: Settings) -> Settings:
@@ -39,4 +38,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    serve(main)

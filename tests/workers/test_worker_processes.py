@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
@@ -187,3 +188,31 @@ def test_workflow_sandbox_modes() -> None:
         assert "DAMFLEET_WORKER_WORKFLOW_SANDBOX" in str(exc)
     else:
         raise AssertionError("an unknown sandbox mode was accepted")
+
+
+@pytest.mark.parametrize(("body", "code", "stderr"), [
+    ("pass", 0, ""),
+    ("raise SystemExit(2)", 2, ""),
+    ("raise SystemExit('error: no such queue')", 1, "error: no such queue"),
+    ("raise RuntimeError('broken pool')", 1, "RuntimeError: broken pool"),
+])
+def test_a_pool_leaves_with_its_own_exit_code_and_skips_the_interpreter_teardown(
+    body: str, code: int, stderr: str
+) -> None:
+    """``serve`` exits with the code Python would have used, but without interpreter teardown,
+    where native threads (Temporal's core, grpc) can abort a pool that already stopped well.
+    The fault is injected as an abort during teardown (an atexit hook): it must not be reached."""
+    script = (
+        "import atexit, os, logging\n"
+        "from workers.common import serve\n"
+        "atexit.register(os.abort)  # stands in for a native thread crashing the teardown\n"
+        "async def main():\n"
+        "    logging.getLogger('pool').warning('last line before exit')\n"
+        f"    {body}\n"
+        "serve(main)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert proc.returncode == code, proc.stderr
+    assert stderr in proc.stderr
+    assert "last line before exit" in proc.stderr  # logs flushed before leaving
