@@ -10,7 +10,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.common import Heartbeater, StageContext, scratch_dir, translate_errors
-from damfleet import ingest
+from damfleet import catalog, ingest
 from damfleet.policies import ActivityName
 from damfleet.v1 import jobs_pb2, stages_pb2
 
@@ -28,7 +28,11 @@ class IngestActivities:
     @activity.defn(name=ActivityName.INGEST)
     @translate_errors
     async def ingest_asset(self, request: stages_pb2.IngestInput) -> stages_pb2.IngestOutput:
-        """Fetch, verify, identify and store one source. Bad input fails non-retryably."""
+        """Fetch, verify, identify and store one source. Bad input fails non-retryably.
+
+        With ``claim_content`` (dedup) it also claims the content for its collection, so
+        the run needs no separate claim activity (see :func:`damfleet.catalog.claim_while_ingesting`).
+        """
         async with Heartbeater() as beat, scratch_dir(self.ctx.settings, f"ingest-{request.asset_id}") as scratch:
             def progress(phase: str, done: int, total: int) -> None:
                 beat.update({"phase": phase, "bytes_done": done, "bytes_total": total})
@@ -36,6 +40,11 @@ class IngestActivities:
             result = await ingest.ingest_asset(
                 request, storage=self.ctx.storage, settings=self.ctx.settings, scratch=scratch, progress=progress
             )
+            if request.claim_content:
+                claim = await catalog.claim_while_ingesting(
+                    result.asset, activity.info().workflow_id, storage=self.ctx.storage)
+                if claim is not None:
+                    result.claim.CopyFrom(claim)
         log.info("ingested %s as %s (%s, %d bytes)", request.source_uri, request.asset_id,
                  result.asset.media.mime_type, result.asset.size_bytes)
         return result

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,8 @@ from damfleet.sources import SourceRoots
 from damfleet.storage import Storage, join_uri
 from damfleet.storage.keys import safe_name
 from damfleet.v1 import common_pb2, jobs_pb2
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "claim_content",
@@ -228,6 +231,25 @@ async def claim_content(request: jobs_pb2.ClaimContentInput, *, storage: Storage
     if winner is not None and winner.existing.asset_id != asset.asset_id:
         return winner
     return jobs_pb2.ClaimContentOutput(duplicate=False)
+
+
+async def claim_while_ingesting(
+    asset: common_pb2.AssetRecord, workflow_id: str, *, storage: Storage
+) -> jobs_pb2.ClaimContentOutput | None:
+    """The dedup claim made by ingest itself, right after the original is stored; None when it failed.
+
+    A claim is two small storage reads and a write, but as its own activity it costs the
+    asset's run a whole task hop (a workflow task and an activity dispatch, ~15 ms of
+    orchestration). Dedup saves work and never blocks an upload, so a failure here does not
+    fail the ingest: the workflow sees no claim and runs ``claim_content`` itself, with its
+    own retry policy. Idempotent like :func:`claim_content`: a retried ingest claims again.
+    """
+    try:
+        return await claim_content(jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow_id), storage=storage)
+    except Exception as err:  # noqa: BLE001 - any failure defers to the workflow's own claim activity
+        log.warning("dedup claim of asset %s during ingest failed (the run claims separately): %s",
+                    asset.asset_id, err)
+        return None
 
 
 async def release_content(request: jobs_pb2.ClaimContentInput, *, storage: Storage) -> bool:

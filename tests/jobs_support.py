@@ -30,6 +30,7 @@ from temporalio.worker import Worker
 from activities import catalog as catalog_activities
 from activities.common import StageContext
 from activities.ingest import build_activities as ingest_activities
+from damfleet import catalog
 from damfleet.client import FleetClient
 from damfleet.policies import ActivityName, Queue
 from damfleet.settings import Settings
@@ -62,6 +63,9 @@ class StandIns:
     transcode_fails_when: Callable[[str], bool] = lambda uri: False
     #: transcode attempts that fail retryably before one succeeds (a retried activity)
     transcode_transient_failures: int = 0
+    #: the stand-in ingest claims the content when asked (IngestInput.claim_content), as the real
+    #: one does; False plays an ingest worker older than that field (the run claims separately)
+    claims_content: bool = True
     #: run a real ffmpeg subprocess for this long (0: none) and kill it on cancel
     ffmpeg_seconds: float = 0.0
     ffmpeg_marker: str = field(default_factory=lambda: f"damfleet-test-{uuid.uuid4().hex[:10]}")
@@ -85,7 +89,12 @@ class StandIns:
             media=common_pb2.MediaInfo(kind=self.kind_of(request.source_uri), mime_type="image/png",
                                        has_audio=self.audio_when(request.source_uri)),
         )
-        return stages_pb2.IngestOutput(asset=asset)
+        output = stages_pb2.IngestOutput(asset=asset)
+        if request.claim_content and self.claims_content:
+            claim = await catalog.claim_while_ingesting(asset, activity.info().workflow_id, storage=self.storage)
+            if claim is not None:
+                output.claim.CopyFrom(claim)
+        return output
 
     @activity.defn(name=ActivityName.TRANSCODE)
     async def transcode(self, request: stages_pb2.TranscodeInput) -> stages_pb2.TranscodeOutput:

@@ -49,29 +49,46 @@ _DELIVERED_STAGES = tuple(stage.name for stage in stages.STAGES if stage.deliver
 
 M = TypeVar("M")
 
-#: The one patch marker a run started by this code records (in its first workflow task).
-#: Every ``workflow.patched`` call records a marker and, through the SDK, an upsert of
-#: ``TemporalChangeVersion``: four patches cost a new run eight history events and four
-#: visibility writes. A run with this marker takes every earlier patch's new branch
-#: without recording it (:meth:`AssetPipeline._patched`); runs started before replay as
-#: they were recorded. A later change adds its own patch as before.
-CURRENT_PATCH = "one-marker-one-upsert-per-task"
-#: The patches older than :data:`CURRENT_PATCH`, whose new branch every run that has it took.
-#: A later change is not one of them: it calls ``workflow.patched`` itself.
-FOLDED_PATCHES = frozenset({
-    "pause-pending-state", "dedup-by-default", "transcode-renditions-from-workflow",
-    "deliveries-per-target", "discard-failed-runs",
-})
+#: Generation markers, oldest first. A run started by this code records the newest one (in
+#: its first workflow task) and no other: every ``workflow.patched`` call records a marker and,
+#: through the SDK, an upsert of ``TemporalChangeVersion``, two history events and a visibility
+#: write each, and a marker recorded after the first task sits on the asset's critical path.
+#: A run with a generation's marker takes the new branch of every patch folded into that
+#: generation or an older one (:meth:`AssetPipeline._patched`) without recording it; runs
+#: started before replay as they were recorded. A later change adds its own patch (and a
+#: later wave folds such patches into a new generation, appended here).
+GENERATIONS: tuple[str, ...] = (
+    "one-marker-one-upsert-per-task",
+    # Issue 11: ingest claims the content for dedup (no claim activity), and the two changes
+    # that had their own markers since: enrichment beside transcode, images on the light pool.
+    "ingest-claims-content",
+)
+#: The marker a run started by this code records.
+CURRENT_PATCH = GENERATIONS[-1]
 #: AI enrichment runs beside transcode (both scheduled in one workflow task) instead of after
-#: it. Newer than CURRENT_PATCH, so it is its own ``workflow.patched`` marker, recorded only by
-#: runs that enrich (a run that skips enrichment runs transcode alone, as before).
+#: it. Runs of the first generation recorded it as their own marker where they took it.
 ENRICH_BESIDE_TRANSCODE = "enrich-beside-transcode"
+#: Images go to the transcode stage's light pool; first-generation runs recorded this marker.
+TRANSCODE_LIGHT_QUEUE = "transcode-light-queue"
+#: Each folded patch and the generation that folded it: a run of that generation or a later
+#: one took its new branch. A later change is not here: it calls ``workflow.patched`` itself.
+FOLDED_PATCHES: dict[str, str] = {
+    **dict.fromkeys(("pause-pending-state", "dedup-by-default", "transcode-renditions-from-workflow",
+                     "deliveries-per-target", "discard-failed-runs"), GENERATIONS[0]),
+    **dict.fromkeys((ENRICH_BESIDE_TRANSCODE, TRANSCODE_LIGHT_QUEUE), GENERATIONS[1]),
+}
+#: The first generation whose ingest claims the content for dedup (``IngestInput.claim_content``),
+#: so its runs schedule no claim activity; new with that generation, so never a marker of its own.
+INGEST_CLAIMS_FROM = GENERATIONS.index("ingest-claims-content") + 1
 
 _KIND_NAMES = {
     common_pb2.MEDIA_KIND_IMAGE: "image",
     common_pb2.MEDIA_KIND_VIDEO: "video",
     common_pb2.MEDIA_KIND_AUDIO: "audio",
 }
+
+#: Each folded patch's generation number (see ``AssetPipeline._generation``).
+_GENERATION_OF: dict[str, int] = {patch: GENERATIONS.index(gen) + 1 for patch, gen in FOLDED_PATCHES.items()}
 
 
 def _reported_attempt(output: Any) -> int:
@@ -111,6 +128,8 @@ class AssetPipeline:
         self._pending_upserts: dict[str, Any] = {}
         #: Every stage activity so far reported succeeding on its first attempt (_note_attempt).
         self._first_attempts_only = True
+        #: Index + 1 in GENERATIONS of the marker this run has (0: none); set in its first task.
+        self._generation_number: int | None = None
 
     # ---- queries and updates ----------------------------------------------------------
 
@@ -171,7 +190,7 @@ class AssetPipeline:
     async def run(self, request: pipeline_pb2.PipelineRequest) -> pipeline_pb2.PipelineResult:
         # The client refuses these before starting; a run started from the Temporal CLI
         # or UI gets the same check and the same words, and no stage is blamed.
-        workflow.patched(CURRENT_PATCH)  # first, so the first workflow task records it
+        self._generation()  # first, so the first workflow task records the marker
         problem = request_problem(request)
         if problem:
             return self._reject(problem)
@@ -201,6 +220,9 @@ class AssetPipeline:
             expected_sha256=request.expected_sha256,
             profile=profile.name,
             metadata=request.metadata,
+            # Dedup's claim made by ingest itself: one task hop less than a claim activity.
+            # Evaluated only in runs of that generation (a folded patch: no marker, no call).
+            claim_content=self._generation() >= INGEST_CLAIMS_FROM and dedup_enabled(request),
         )
         try:
             ingested = await self._stage(
@@ -216,7 +238,8 @@ class AssetPipeline:
         # Runs started before dedup became the default read an unset field as "no dedup";
         # the patch keeps their histories replaying (tests/workflows/test_replay.py).
         dedup = dedup_enabled(request) if self._patched("dedup-by-default") else request.dedup
-        if dedup and await self._link_duplicate(asset):
+        claim = ingested.claim if ingested.HasField("claim") else None
+        if dedup and await self._link_duplicate(asset, claim):
             return self._result
 
         # Transcode: required. Renditions are what the rest of the pipeline works on. The
@@ -228,7 +251,7 @@ class AssetPipeline:
         # Images go to the light pool's queue (seconds each, beside a video encode instead
         # of behind it); runs started before it existed replay on q-transcode.
         queue = None
-        if asset.media.kind == common_pb2.MEDIA_KIND_IMAGE and workflow.patched("transcode-light-queue"):
+        if asset.media.kind == common_pb2.MEDIA_KIND_IMAGE and self._patched(TRANSCODE_LIGHT_QUEUE):
             queue = transcode_queue("image")
 
         # AI enrichment: optional. A failure here leaves a usable asset: COMPLETED_WITH_ERRORS.
@@ -245,7 +268,7 @@ class AssetPipeline:
         enrich_input = None if ai_skip else stages_pb2.EnrichInput(
             asset=asset, profile=profile.name, transcribe=plan.transcribe, detect_objects=plan.detect,
         )
-        beside = enrich_input is not None and workflow.patched(ENRICH_BESIDE_TRANSCODE)
+        beside = enrich_input is not None and self._patched(ENRICH_BESIDE_TRANSCODE)
         enriched: stages_pb2.EnrichOutput | None = None
         try:
             if beside:
@@ -375,16 +398,21 @@ class AssetPipeline:
 
     # ---- dedup --------------------------------------------------------------------------
 
-    async def _link_duplicate(self, asset: common_pb2.AssetRecord) -> bool:
+    async def _link_duplicate(self, asset: common_pb2.AssetRecord, claim: jobs_pb2.ClaimContentOutput | None) -> bool:
         """Dedup (request.dedup, true unless the request says otherwise): if the collection already holds this content, link to that
-        asset instead of processing it again; this run's stored copy is discarded."""
-        claim_input = jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow.info().workflow_id)
-        try:
-            claim = await self._activity(ActivityName.CLAIM_CONTENT, claim_input, jobs_pb2.ClaimContentOutput)
-        except ActivityError as err:
-            # Dedup saves work; it never blocks an upload. Process the asset normally.
-            workflow.logger.warning("dedup lookup for %s failed, processing anyway: %s", asset.asset_id, err)
-            return False
+        asset instead of processing it again; this run's stored copy is discarded.
+
+        ``claim`` is the one ingest made; without it (ingest could not claim, a worker older
+        than ``claim_content``, a run started before it) the claim is an activity of its own.
+        """
+        if claim is None:
+            claim_input = jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow.info().workflow_id)
+            try:
+                claim = await self._activity(ActivityName.CLAIM_CONTENT, claim_input, jobs_pb2.ClaimContentOutput)
+            except ActivityError as err:
+                # Dedup saves work; it never blocks an upload. Process the asset normally.
+                workflow.logger.warning("dedup lookup for %s failed, processing anyway: %s", asset.asset_id, err)
+                return False
         if not claim.duplicate:
             return False
         await self._activity(ActivityName.DISCARD_ASSET, asset.asset_id, int)
@@ -648,16 +676,28 @@ class AssetPipeline:
                 "damfleet_assets_total", "Asset runs finished, by final state"
             ).add(1, {"state": common_pb2.JobState.Name(state), "profile": self._result.profile})
 
+    def _generation(self) -> int:
+        """The generation this run belongs to: 1 + the index in :data:`GENERATIONS` of its marker, 0 for none.
+
+        Decided once, in the run's first workflow task (``run`` asks first): a new run records
+        :data:`CURRENT_PATCH` and asks for no older one; a replayed run finds the marker it
+        recorded. ``workflow.patched`` remembers each answer, so a run never changes generation.
+        """
+        if self._generation_number is None:
+            self._generation_number = next(
+                (number for number in range(len(GENERATIONS), 0, -1) if workflow.patched(GENERATIONS[number - 1])), 0)
+        return self._generation_number
+
     def _patched(self, patch_id: str) -> bool:
-        """``workflow.patched(patch_id)`` for a patch older than :data:`CURRENT_PATCH`: true
-        without a marker of its own in a run that has that one.
+        """``workflow.patched(patch_id)`` for a folded patch: true without a marker of its own in a
+        run of the generation that folded it or a later one.
 
         Only for :data:`FOLDED_PATCHES`: a run started before a newer change has
         CURRENT_PATCH too, and must replay that change's old branch.
         """
         if patch_id not in FOLDED_PATCHES:
             raise ValueError(f"patch {patch_id!r} is newer than {CURRENT_PATCH!r}: use workflow.patched()")
-        return workflow.patched(CURRENT_PATCH) or workflow.patched(patch_id)
+        return self._generation() >= _GENERATION_OF[patch_id] or workflow.patched(patch_id)
 
     def _upsert(self, *updates: Any) -> None:
         """Update search attributes with one upsert command per workflow task, not per call.
@@ -668,7 +708,7 @@ class AssetPipeline:
         as one upsert once the workflow's code has run as far as it can in this task, or at
         once when the run ends. Runs started before replay one upsert per call.
         """
-        if not workflow.patched(CURRENT_PATCH):
+        if self._generation() < 1:
             workflow.upsert_search_attributes(list(updates))
             return
         if not self._pending_upserts:

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from damfleet.v1 import common_pb2 as damfleet_dot_v1_dot_common__pb2
+from damfleet.v1 import jobs_pb2 as damfleet_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61mfleet/v1/stages.proto\x12\x0b\x64\x61mfleet.v1\x1a\x18\x64\x61mfleet/v1/common.proto\"\x8b\x01\n\x0bIngestInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x12\n\nsource_uri\x18\x02 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12,\n\x08metadata\x18\x05 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\"n\n\x0cIngestOutput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12$\n\x07outputs\x18\x02 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"^\n\x0eTranscodeInput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x12\n\nrenditions\x18\x03 \x03(\t\"\xc7\x01\n\x12TranscodeHeartbeat\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nrenditions\x18\x03 \x03(\t\x12,\n\x04\x64one\x18\x04 \x03(\x0b\x32\x1e.damfleet.v1.FinishedRendition\x12\x0f\n\x07\x63urrent\x18\x05 \x01(\t\x12\x19\n\x11rendition_percent\x18\x06 \x01(\x01\x12\x0f\n\x07percent\x18\x07 \x01(\x01\x12\x10\n\x08hw_accel\x18\x08 \x01(\t\"G\n\x11\x46inishedRendition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x07outputs\x18\x02 \x03(\x0b\x32\x13.damfleet.v1.Output\"\xae\x02\n\x0fTranscodeOutput\x12$\n\x07outputs\x18\x01 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x12\n\nrenditions\x18\x02 \x03(\t\x12\x10\n\x08hw_accel\x18\x03 \x01(\t\x12 \n\x18hw_accel_fallback_reason\x18\x04 \x01(\t\x12I\n\x0ftimings_seconds\x18\x05 \x03(\x0b\x32\x30.damfleet.v1.TranscodeOutput.TimingsSecondsEntry\x12\x1a\n\x12resumed_renditions\x18\x06 \x03(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x1a\x35\n\x13TimingsSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xec\x01\n\x11TranscriptSummary\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1c\n\x14language_probability\x18\x02 \x01(\x01\x12\x14\n\x0ctext_excerpt\x18\x03 \x01(\t\x12\x15\n\rsegment_count\x18\x04 \x01(\x05\x12\x12\n\nword_count\x18\x05 \x01(\x05\x12\x18\n\x10\x64uration_seconds\x18\x06 \x01(\x01\x12\x16\n\x0espeech_seconds\x18\x07 \x01(\x01\x12\x1b\n\x13transcribed_seconds\x18\x08 \x01(\x01\x12\x17\n\x0fredecoded_count\x18\t \x01(\x05\"E\n\rDetectedLabel\x12\r\n\x05label\x18\x01 \x01(\t\x12\x16\n\x0emax_confidence\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"s\n\x0b\x45nrichInput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x12\n\ntranscribe\x18\x03 \x01(\x08\x12\x16\n\x0e\x64\x65tect_objects\x18\x04 \x01(\x08\"\xbc\x02\n\x0c\x45nrichOutput\x12$\n\x07outputs\x18\x01 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x32\n\ntranscript\x18\x02 \x01(\x0b\x32\x1e.damfleet.v1.TranscriptSummary\x12*\n\x06labels\x18\x03 \x03(\x0b\x32\x1a.damfleet.v1.DetectedLabel\x12\x16\n\x0eskipped_reason\x18\x04 \x01(\t\x12\x46\n\x0ftimings_seconds\x18\x05 \x03(\x0b\x32-.damfleet.v1.EnrichOutput.TimingsSecondsEntry\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x1a\x35\n\x13TimingsSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9c\x01\n\x0c\x44\x65liverInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12#\n\x06output\x18\x03 \x01(\x0b\x32\x13.damfleet.v1.Output\x12,\n\x08metadata\x18\x04 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"d\n\x11\x44\x65liverBatchInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12-\n\ndeliveries\x18\x03 \x03(\x0b\x32\x19.damfleet.v1.DeliverInput\"D\n\x12\x44\x65liverBatchOutput\x12.\n\x08receipts\x18\x01 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\"\x82\x02\n\x0bNotifyInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12$\n\x05state\x18\x04 \x01(\x0e\x32\x15.damfleet.v1.JobState\x12\'\n\x05\x61sset\x18\x05 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12$\n\x07outputs\x18\x06 \x03(\x0b\x32\x13.damfleet.v1.Output\x12.\n\x08receipts\x18\x07 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\"\xaf\x02\n\x0f\x44\x65liveryReceipt\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x13\n\x0btarget_type\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x0f\n\x07seconds\x18\x08 \x01(\x01\x12\n\n\x02ok\x18\t \x01(\x08\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12\x12\n\nsource_uri\x18\x0c \x01(\t\x12\x14\n\x0cresumed_from\x18\r \x01(\x03\x12\x17\n\x0f\x61lready_present\x18\x0e \x01(\x08\x12\x19\n\x11verified_checksum\x18\x0f \x01(\t\"\xe6\x01\n\rRedeliverPlan\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\x12-\n\ndeliveries\x18\x03 \x03(\x0b\x32\x19.damfleet.v1.DeliverInput\x12/\n\rnotifications\x18\x04 \x03(\x0b\x32\x18.damfleet.v1.NotifyInput\x12\x16\n\x0eoriginal_state\x18\x05 \x01(\t\x12\x36\n\x10\x64\x65livered_before\x18\x06 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceiptb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61mfleet/v1/stages.proto\x12\x0b\x64\x61mfleet.v1\x1a\x18\x64\x61mfleet/v1/common.proto\x1a\x16\x64\x61mfleet/v1/jobs.proto\"\xa2\x01\n\x0bIngestInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x12\n\nsource_uri\x18\x02 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12,\n\x08metadata\x18\x05 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\x12\x15\n\rclaim_content\x18\x06 \x01(\x08\"\x9e\x01\n\x0cIngestOutput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12$\n\x07outputs\x18\x02 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12.\n\x05\x63laim\x18\x04 \x01(\x0b\x32\x1f.damfleet.v1.ClaimContentOutput\"^\n\x0eTranscodeInput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x12\n\nrenditions\x18\x03 \x03(\t\"\xc7\x01\n\x12TranscodeHeartbeat\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nrenditions\x18\x03 \x03(\t\x12,\n\x04\x64one\x18\x04 \x03(\x0b\x32\x1e.damfleet.v1.FinishedRendition\x12\x0f\n\x07\x63urrent\x18\x05 \x01(\t\x12\x19\n\x11rendition_percent\x18\x06 \x01(\x01\x12\x0f\n\x07percent\x18\x07 \x01(\x01\x12\x10\n\x08hw_accel\x18\x08 \x01(\t\"G\n\x11\x46inishedRendition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x07outputs\x18\x02 \x03(\x0b\x32\x13.damfleet.v1.Output\"\xae\x02\n\x0fTranscodeOutput\x12$\n\x07outputs\x18\x01 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x12\n\nrenditions\x18\x02 \x03(\t\x12\x10\n\x08hw_accel\x18\x03 \x01(\t\x12 \n\x18hw_accel_fallback_reason\x18\x04 \x01(\t\x12I\n\x0ftimings_seconds\x18\x05 \x03(\x0b\x32\x30.damfleet.v1.TranscodeOutput.TimingsSecondsEntry\x12\x1a\n\x12resumed_renditions\x18\x06 \x03(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x1a\x35\n\x13TimingsSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xec\x01\n\x11TranscriptSummary\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x1c\n\x14language_probability\x18\x02 \x01(\x01\x12\x14\n\x0ctext_excerpt\x18\x03 \x01(\t\x12\x15\n\rsegment_count\x18\x04 \x01(\x05\x12\x12\n\nword_count\x18\x05 \x01(\x05\x12\x18\n\x10\x64uration_seconds\x18\x06 \x01(\x01\x12\x16\n\x0espeech_seconds\x18\x07 \x01(\x01\x12\x1b\n\x13transcribed_seconds\x18\x08 \x01(\x01\x12\x17\n\x0fredecoded_count\x18\t \x01(\x05\"E\n\rDetectedLabel\x12\r\n\x05label\x18\x01 \x01(\t\x12\x16\n\x0emax_confidence\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"s\n\x0b\x45nrichInput\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x12\n\ntranscribe\x18\x03 \x01(\x08\x12\x16\n\x0e\x64\x65tect_objects\x18\x04 \x01(\x08\"\xbc\x02\n\x0c\x45nrichOutput\x12$\n\x07outputs\x18\x01 \x03(\x0b\x32\x13.damfleet.v1.Output\x12\x32\n\ntranscript\x18\x02 \x01(\x0b\x32\x1e.damfleet.v1.TranscriptSummary\x12*\n\x06labels\x18\x03 \x03(\x0b\x32\x1a.damfleet.v1.DetectedLabel\x12\x16\n\x0eskipped_reason\x18\x04 \x01(\t\x12\x46\n\x0ftimings_seconds\x18\x05 \x03(\x0b\x32-.damfleet.v1.EnrichOutput.TimingsSecondsEntry\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x1a\x35\n\x13TimingsSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9c\x01\n\x0c\x44\x65liverInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12#\n\x06output\x18\x03 \x01(\x0b\x32\x13.damfleet.v1.Output\x12,\n\x08metadata\x18\x04 \x01(\x0b\x32\x1a.damfleet.v1.AssetMetadata\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"d\n\x11\x44\x65liverBatchInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12-\n\ndeliveries\x18\x03 \x03(\x0b\x32\x19.damfleet.v1.DeliverInput\"D\n\x12\x44\x65liverBatchOutput\x12.\n\x08receipts\x18\x01 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\"\x82\x02\n\x0bNotifyInput\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12$\n\x05state\x18\x04 \x01(\x0e\x32\x15.damfleet.v1.JobState\x12\'\n\x05\x61sset\x18\x05 \x01(\x0b\x32\x18.damfleet.v1.AssetRecord\x12$\n\x07outputs\x18\x06 \x03(\x0b\x32\x13.damfleet.v1.Output\x12.\n\x08receipts\x18\x07 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceipt\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\"\xaf\x02\n\x0f\x44\x65liveryReceipt\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x13\n\x0btarget_type\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x0f\n\x07seconds\x18\x08 \x01(\x01\x12\n\n\x02ok\x18\t \x01(\x08\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12\x12\n\nsource_uri\x18\x0c \x01(\t\x12\x14\n\x0cresumed_from\x18\r \x01(\x03\x12\x17\n\x0f\x61lready_present\x18\x0e \x01(\x08\x12\x19\n\x11verified_checksum\x18\x0f \x01(\t\"\xe6\x01\n\rRedeliverPlan\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\x12-\n\ndeliveries\x18\x03 \x03(\x0b\x32\x19.damfleet.v1.DeliverInput\x12/\n\rnotifications\x18\x04 \x03(\x0b\x32\x18.damfleet.v1.NotifyInput\x12\x16\n\x0eoriginal_state\x18\x05 \x01(\t\x12\x36\n\x10\x64\x65livered_before\x18\x06 \x03(\x0b\x32\x1c.damfleet.v1.DeliveryReceiptb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,40 +37,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSCODEOUTPUT_TIMINGSSECONDSENTRY']._serialized_options = b'8\001'
   _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._loaded_options = None
   _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_options = b'8\001'
-  _globals['_INGESTINPUT']._serialized_start=68
-  _globals['_INGESTINPUT']._serialized_end=207
-  _globals['_INGESTOUTPUT']._serialized_start=209
-  _globals['_INGESTOUTPUT']._serialized_end=319
-  _globals['_TRANSCODEINPUT']._serialized_start=321
-  _globals['_TRANSCODEINPUT']._serialized_end=415
-  _globals['_TRANSCODEHEARTBEAT']._serialized_start=418
-  _globals['_TRANSCODEHEARTBEAT']._serialized_end=617
-  _globals['_FINISHEDRENDITION']._serialized_start=619
-  _globals['_FINISHEDRENDITION']._serialized_end=690
-  _globals['_TRANSCODEOUTPUT']._serialized_start=693
-  _globals['_TRANSCODEOUTPUT']._serialized_end=995
-  _globals['_TRANSCODEOUTPUT_TIMINGSSECONDSENTRY']._serialized_start=942
-  _globals['_TRANSCODEOUTPUT_TIMINGSSECONDSENTRY']._serialized_end=995
-  _globals['_TRANSCRIPTSUMMARY']._serialized_start=998
-  _globals['_TRANSCRIPTSUMMARY']._serialized_end=1234
-  _globals['_DETECTEDLABEL']._serialized_start=1236
-  _globals['_DETECTEDLABEL']._serialized_end=1305
-  _globals['_ENRICHINPUT']._serialized_start=1307
-  _globals['_ENRICHINPUT']._serialized_end=1422
-  _globals['_ENRICHOUTPUT']._serialized_start=1425
-  _globals['_ENRICHOUTPUT']._serialized_end=1741
-  _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_start=942
-  _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_end=995
-  _globals['_DELIVERINPUT']._serialized_start=1744
-  _globals['_DELIVERINPUT']._serialized_end=1900
-  _globals['_DELIVERBATCHINPUT']._serialized_start=1902
-  _globals['_DELIVERBATCHINPUT']._serialized_end=2002
-  _globals['_DELIVERBATCHOUTPUT']._serialized_start=2004
-  _globals['_DELIVERBATCHOUTPUT']._serialized_end=2072
-  _globals['_NOTIFYINPUT']._serialized_start=2075
-  _globals['_NOTIFYINPUT']._serialized_end=2333
-  _globals['_DELIVERYRECEIPT']._serialized_start=2336
-  _globals['_DELIVERYRECEIPT']._serialized_end=2639
-  _globals['_REDELIVERPLAN']._serialized_start=2642
-  _globals['_REDELIVERPLAN']._serialized_end=2872
+  _globals['_INGESTINPUT']._serialized_start=92
+  _globals['_INGESTINPUT']._serialized_end=254
+  _globals['_INGESTOUTPUT']._serialized_start=257
+  _globals['_INGESTOUTPUT']._serialized_end=415
+  _globals['_TRANSCODEINPUT']._serialized_start=417
+  _globals['_TRANSCODEINPUT']._serialized_end=511
+  _globals['_TRANSCODEHEARTBEAT']._serialized_start=514
+  _globals['_TRANSCODEHEARTBEAT']._serialized_end=713
+  _globals['_FINISHEDRENDITION']._serialized_start=715
+  _globals['_FINISHEDRENDITION']._serialized_end=786
+  _globals['_TRANSCODEOUTPUT']._serialized_start=789
+  _globals['_TRANSCODEOUTPUT']._serialized_end=1091
+  _globals['_TRANSCODEOUTPUT_TIMINGSSECONDSENTRY']._serialized_start=1038
+  _globals['_TRANSCODEOUTPUT_TIMINGSSECONDSENTRY']._serialized_end=1091
+  _globals['_TRANSCRIPTSUMMARY']._serialized_start=1094
+  _globals['_TRANSCRIPTSUMMARY']._serialized_end=1330
+  _globals['_DETECTEDLABEL']._serialized_start=1332
+  _globals['_DETECTEDLABEL']._serialized_end=1401
+  _globals['_ENRICHINPUT']._serialized_start=1403
+  _globals['_ENRICHINPUT']._serialized_end=1518
+  _globals['_ENRICHOUTPUT']._serialized_start=1521
+  _globals['_ENRICHOUTPUT']._serialized_end=1837
+  _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_start=1038
+  _globals['_ENRICHOUTPUT_TIMINGSSECONDSENTRY']._serialized_end=1091
+  _globals['_DELIVERINPUT']._serialized_start=1840
+  _globals['_DELIVERINPUT']._serialized_end=1996
+  _globals['_DELIVERBATCHINPUT']._serialized_start=1998
+  _globals['_DELIVERBATCHINPUT']._serialized_end=2098
+  _globals['_DELIVERBATCHOUTPUT']._serialized_start=2100
+  _globals['_DELIVERBATCHOUTPUT']._serialized_end=2168
+  _globals['_NOTIFYINPUT']._serialized_start=2171
+  _globals['_NOTIFYINPUT']._serialized_end=2429
+  _globals['_DELIVERYRECEIPT']._serialized_start=2432
+  _globals['_DELIVERYRECEIPT']._serialized_end=2735
+  _globals['_REDELIVERPLAN']._serialized_start=2738
+  _globals['_REDELIVERPLAN']._serialized_end=2968
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from damfleet.v1 import common_pb2 as _common_pb2
+from damfleet.v1 import jobs_pb2 as _jobs_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -8,28 +9,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class IngestInput(_message.Message):
-    __slots__ = ("asset_id", "source_uri", "expected_sha256", "profile", "metadata")
+    __slots__ = ("asset_id", "source_uri", "expected_sha256", "profile", "metadata", "claim_content")
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_SHA256_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_CONTENT_FIELD_NUMBER: _ClassVar[int]
     asset_id: str
     source_uri: str
     expected_sha256: str
     profile: str
     metadata: _common_pb2.AssetMetadata
-    def __init__(self, asset_id: _Optional[str] = ..., source_uri: _Optional[str] = ..., expected_sha256: _Optional[str] = ..., profile: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.AssetMetadata, _Mapping]] = ...) -> None: ...
+    claim_content: bool
+    def __init__(self, asset_id: _Optional[str] = ..., source_uri: _Optional[str] = ..., expected_sha256: _Optional[str] = ..., profile: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.AssetMetadata, _Mapping]] = ..., claim_content: _Optional[bool] = ...) -> None: ...
 
 class IngestOutput(_message.Message):
-    __slots__ = ("asset", "outputs", "attempt")
+    __slots__ = ("asset", "outputs", "attempt", "claim")
     ASSET_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
     asset: _common_pb2.AssetRecord
     outputs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Output]
     attempt: int
-    def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., attempt: _Optional[int] = ...) -> None: ...
+    claim: _jobs_pb2.ClaimContentOutput
+    def __init__(self, asset: _Optional[_Union[_common_pb2.AssetRecord, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[_common_pb2.Output, _Mapping]]] = ..., attempt: _Optional[int] = ..., claim: _Optional[_Union[_jobs_pb2.ClaimContentOutput, _Mapping]] = ...) -> None: ...
 
 class TranscodeInput(_message.Message):
     __slots__ = ("asset", "profile", "renditions")

@@ -14,8 +14,10 @@ Scenarios run the real workflows (AssetPipeline, BatchIngest) and the real catal
 against stand-in stage activities (:mod:`tests.jobs_support`), so recording takes seconds and
 needs no media tools: a success, a failed ingest, a retried transcode, deliveries that failed
 (COMPLETED_WITH_ERRORS), pause then resume, cancel during a stage, a batch that
-continues-as-new (every run of it, and one of its children), and a video with speech whose
-enrichment runs beside its transcode (completed, and cancelled while both run).
+continues-as-new (every run of it, and one of its children), a video with speech whose
+enrichment runs beside its transcode (completed, and cancelled while both run), and runs of
+the second generation (one marker): a deduplicated video whose ingest claimed its content and
+an image transcoded on the light pool.
 """
 
 from __future__ import annotations
@@ -97,6 +99,14 @@ async def record(client: Client, root: Path) -> None:
         await fleet.fleet.cancel(both.workflow_id)
         await both.wait()
         await _save(fleet.client.get_workflow_handle("cancel-beside"), "pipeline_cancel_beside_transcode")
+
+        # Dedup on (the default): ingest claims the content itself, no claim activity (issue 11).
+        claims = await submit("/inbox/speech-claims.mov", workflow_id="claims")
+        await claims.wait()
+        await _save(fleet.client.get_workflow_handle("claims"), "pipeline_ingest_claims_content")
+        light = await submit("/inbox/photo-light.jpg", workflow_id="light")  # an image: the light pool
+        await light.wait()
+        await _save(fleet.client.get_workflow_handle("light"), "pipeline_image_light_queue")
 
         paused = await submit("/inbox/hold-pause.mov", dedup=False, workflow_id="pause")  # default: delivers
         await eventually(lambda: "file:///inbox/hold-pause.mov" in fleet.stand_ins.transcode_started)

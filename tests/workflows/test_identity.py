@@ -30,7 +30,8 @@ from damfleet.storage import Storage
 from damfleet.v1 import common_pb2, stages_pb2
 from tests.conftest import make_settings
 from tests.workflows.test_pipeline import StandIns
-from workflows.pipeline import AssetPipeline
+from tests.jobs_support import eventually
+from workflows.pipeline import AssetPipeline, asset_id_for
 
 
 class FailingTranscode(StandIns):
@@ -147,3 +148,60 @@ async def test_quarantine_keeps_a_failed_runs_original_outside_the_asset(tempora
         assert await storage.read_bytes(kept.uri) == source.read_bytes() and kept.sha256 == failed.asset.sha256
         reason = kept.uri.rsplit("/", 1)[0] + "/" + kept.uri.rsplit("/", 1)[1].split("-", 1)[0] + "-reason.txt"
         assert b"could not decode" in await storage.read_bytes(reason)
+
+
+def _activity_names(history) -> list[str]:
+    return [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")]
+
+
+async def test_ingest_claims_the_content_so_no_claim_activity_runs(fleet, tmp_path: Path) -> None:
+    """Dedup's claim is made by ingest itself (issue 11: one task hop less per asset); the
+    duplicate is still found and linked, and its stored copy discarded."""
+    client, storage = fleet
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    samples.make_image(inbox / "a.png", 320, 200)
+    shutil.copy(inbox / "a.png", inbox / "b.png")
+    first = await (await client.submit(str(inbox / "a.png"), collection="claims")).wait()
+    assert first.state == common_pb2.COMPLETED, first.error
+    assert await storage.exists(dedup_index_uri(storage, "claims", first.asset.sha256, "default"))
+    linked_handle = await client.submit(str(inbox / "b.png"), collection="claims")
+    linked = await linked_handle.wait()
+    assert linked.duplicate_of == first.asset_id and linked.state == common_pb2.COMPLETED
+    for run in (first, linked):
+        history = await client.client.get_workflow_handle(run.workflow_id).fetch_history()
+        assert ActivityName.CLAIM_CONTENT not in _activity_names(history), _activity_names(history)
+    # The duplicate's own stored copy is gone; the first asset's outputs are untouched.
+    linked_id = asset_id_for(linked_handle.workflow_id)
+    assert await _objects(storage, storage.keys(linked_id).prefix) == []
+    assert await storage.exists(first.asset.original_uri)
+
+
+async def test_a_claim_that_fails_during_ingest_is_made_by_the_workflow(fleet, tmp_path: Path) -> None:
+    """Fault: the dedup index cannot be written while ingest runs (a file where its folder
+    goes). The ingest still succeeds, without a claim; the workflow runs ``claim_content`` with
+    its retry policy, which succeeds once the fault is gone, and dedup works as before."""
+    client, storage = fleet
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    samples.make_image(inbox / "c.png", 320, 200)
+    shutil.copy(inbox / "c.png", inbox / "d.png")
+    blocker = Path(storage.root.removeprefix("file://")) / "dedup"
+    assert not blocker.exists()
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a folder")
+    handle = await client.submit(str(inbox / "c.png"), collection="faults")
+    raw = client.client.get_workflow_handle(handle.workflow_id)
+
+    async def claim_scheduled() -> bool:
+        return ActivityName.CLAIM_CONTENT in _activity_names(await raw.fetch_history())
+
+    await eventually(claim_scheduled, timeout=60)
+    blocker.unlink()
+    first = await handle.wait()
+    assert first.state == common_pb2.COMPLETED, first.error
+    assert first.stages["ingest"].status == common_pb2.STAGE_STATUS_COMPLETED
+    assert await storage.exists(dedup_index_uri(storage, "faults", first.asset.sha256, "default"))
+    linked = await (await client.submit(str(inbox / "d.png"), collection="faults")).wait()
+    assert linked.duplicate_of == first.asset_id

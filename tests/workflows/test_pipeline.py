@@ -206,10 +206,10 @@ async def test_a_run_records_one_patch_marker_and_one_upsert_per_workflow_task(f
     history = await handle.fetch_history()
     events = history.events
     markers = [e for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
-    # One marker for the changes folded into CURRENT_PATCH, one for each later change this run
-    # took: enrichment beside transcode (issue 11).
-    assert [m.marker_recorded_event_attributes.marker_name for m in markers] == ["core_patch"] * 2
-    assert CURRENT_PATCH in _markers(history) and ENRICH_BESIDE_TRANSCODE in _markers(history)
+    # One marker, the current generation's: the changes folded into it (enrichment beside
+    # transcode, issue 11) record none of their own.
+    assert [m.marker_recorded_event_attributes.marker_name for m in markers] == ["core_patch"]
+    assert CURRENT_PATCH in _markers(history) and ENRICH_BESIDE_TRANSCODE not in _markers(history)
     upserts_per_task: list[int] = []
     for event in events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
@@ -221,13 +221,16 @@ async def test_a_run_records_one_patch_marker_and_one_upsert_per_workflow_task(f
     activities = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
     scheduling_tasks = {e.activity_task_scheduled_event_attributes.workflow_task_completed_event_id
                         for e in activities}
-    # The start, then one task per activity (claim, ingest, deliver) in turn, except transcode
-    # and enrich, scheduled by one task; the task after the first of them to end schedules
-    # nothing (both may end before it runs: then there is no such task).
-    assert len(activities) == 5 and len(scheduling_tasks) == 4
-    assert len(upserts_per_task) in (5, 6), upserts_per_task
+    # The start schedules ingest, which also claims the content for dedup (no claim activity);
+    # the task after it schedules transcode and enrich together; the task after the first of
+    # them to end schedules nothing (both may end before it runs: then there is no such task);
+    # the task after both schedules the deliveries; the last closes the run.
+    assert [e.activity_task_scheduled_event_attributes.activity_type.name for e in activities] == [
+        ActivityName.INGEST, ActivityName.TRANSCODE, ActivityName.ENRICH, ActivityName.DELIVER_BATCH]
+    assert len(scheduling_tasks) == 3
+    assert len(upserts_per_task) in (4, 5), upserts_per_task
     assert all(n <= 1 for n in upserts_per_task), upserts_per_task
-    assert sum(upserts_per_task) >= 5
+    assert sum(upserts_per_task) >= 4
     # Batched, the attributes still read as before: the last value of each wins.
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(sa.STATE) == "COMPLETED"
@@ -381,12 +384,13 @@ async def test_an_image_transcodes_while_a_video_encode_holds_the_transcode_slot
         assert image_closed.event_time.ToDatetime() <= video_closed.event_time.ToDatetime()
         assert (await image.status()).stages["transcode"].status == common_pb2.STAGE_STATUS_COMPLETED
 
-        # Behind workflow.patched (only images ask), and turning the setting off or on never
-        # strands a run: replay does not compare an activity's task queue.
+        # A patch folded into today's generation (first-generation runs recorded it themselves,
+        # tests/workflows/test_replay.py), and turning the setting off or on never strands a
+        # run: replay does not compare an activity's task queue.
         image_history = await client.get_workflow_handle(image.workflow_id).fetch_history()
         video_history = await client.get_workflow_handle(video.workflow_id).fetch_history()
-        assert "transcode-light-queue" in _markers(image_history)
-        assert "transcode-light-queue" not in _markers(video_history)
+        for history in (image_history, video_history):
+            assert "transcode-light-queue" not in _markers(history) and CURRENT_PATCH in _markers(history)
         for light in (False, True):
             monkeypatch.setattr(policies, "TRANSCODE_LIGHT_QUEUE", light)
             for history in (image_history, video_history):

@@ -27,6 +27,8 @@ EXPECTED = {
     "pipeline_pause_resume", "pipeline_cancel", "batch_run0", "batch_run1", "batch_child",
     # issue 11: enrichment beside transcode, completed and cancelled while both ran
     "pipeline_enrich_beside_transcode", "pipeline_cancel_beside_transcode",
+    # issue 11: the second generation (one marker): ingest claims the content; an image on the light pool
+    "pipeline_ingest_claims_content", "pipeline_image_light_queue",
 }
 
 
@@ -88,3 +90,23 @@ async def test_runs_that_enriched_beside_transcode_need_their_patch(name: str, m
     replayer = Replayer(workflows=ALL_WORKFLOWS, workflow_runner=UnsandboxedWorkflowRunner())
     with pytest.raises(NondeterminismError, match=ENRICH_BESIDE_TRANSCODE):
         await replayer.replay_workflow(_history(HISTORIES / f"{name}.json"))
+
+
+@pytest.mark.parametrize("name", ["pipeline_ingest_claims_content", "pipeline_image_light_queue"])
+async def test_second_generation_runs_need_their_marker(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of today's generation record one marker, CURRENT_PATCH, and nothing for the changes
+    folded into it. Code that did not find that marker (taking the first generation's branches)
+    cannot replay them: the one marker is what keeps every generation's runs safe."""
+    from workflows.pipeline import CURRENT_PATCH, ENRICH_BESIDE_TRANSCODE, TRANSCODE_LIGHT_QUEUE
+
+    history = _history(HISTORIES / f"{name}.json")
+    recorded = " ".join(p.data.decode(errors="replace") for e in history.events
+                        if e.HasField("marker_recorded_event_attributes")
+                        for ps in e.marker_recorded_event_attributes.details.values() for p in ps.payloads)
+    assert CURRENT_PATCH in recorded
+    assert ENRICH_BESIDE_TRANSCODE not in recorded and TRANSCODE_LIGHT_QUEUE not in recorded
+    patched = workflow.patched
+    monkeypatch.setattr(workflow, "patched", lambda patch_id: patch_id != CURRENT_PATCH and patched(patch_id))
+    replayer = Replayer(workflows=ALL_WORKFLOWS, workflow_runner=UnsandboxedWorkflowRunner())
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(history)
