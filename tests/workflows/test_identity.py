@@ -205,3 +205,21 @@ async def test_a_claim_that_fails_during_ingest_is_made_by_the_workflow(fleet, t
     assert await storage.exists(dedup_index_uri(storage, "faults", first.asset.sha256, "default"))
     linked = await (await client.submit(str(inbox / "d.png"), collection="faults")).wait()
     assert linked.duplicate_of == first.asset_id
+
+
+async def test_an_ingest_worker_older_than_the_claim_field_still_gets_the_content_claimed(
+    temporal_env, tmp_path: Path
+) -> None:
+    """Rolling upgrade: a new workflow with an ingest worker that ignores ``claim_content`` (it
+    reports no claim) runs the ``claim_content`` activity itself, so dedup keeps working; the
+    same stand-in that claims schedules no such activity."""
+    from tests.jobs_support import run_fleet
+
+    for claims in (False, True):
+        async with run_fleet(temporal_env.client, tmp_path / str(claims),
+                             stand_ins_options={"claims_content": claims}) as fleet:
+            run = await (await fleet.fleet.submit(f"/inbox/skew-{claims}.mov", collection="skew")).wait()
+            assert run.state == common_pb2.COMPLETED, run.error
+            history = await fleet.client.get_workflow_handle(run.workflow_id).fetch_history()
+            assert (ActivityName.CLAIM_CONTENT in _activity_names(history)) is not claims, _activity_names(history)
+            assert await fleet.storage.exists(dedup_index_uri(fleet.storage, "skew", run.asset.sha256, "default"))
