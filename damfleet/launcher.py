@@ -29,7 +29,10 @@ from damfleet.binaries import temporal_cli
 from damfleet.errors import ConfigurationError
 from damfleet.settings import Settings
 
-__all__ = ["DEV_SQLITE_PRAGMAS", "POOLS", "QUEUE_OF_POOL", "DevServer", "Fleet", "WorkerProcess", "dev_source_roots"]
+__all__ = [
+    "DEV_DYNAMIC_CONFIG", "DEV_SQLITE_PRAGMAS", "POOLS", "QUEUE_OF_POOL", "DevServer", "Fleet", "WorkerProcess",
+    "dev_dynamic_config_flags", "dev_source_roots",
+]
 
 log = logging.getLogger("damfleet.launcher")
 
@@ -45,6 +48,31 @@ DEV_SQLITE_PRAGMAS: tuple[str, ...] = (
     "--sqlite-pragma", "journal_mode=wal",
     "--sqlite-pragma", "synchronous=normal",
 )
+
+
+#: The dev server's dynamic config (``--dynamic-config-value KEY=VALUE``), shared by ``damfleet
+#: dev``, the tests' server and the kustomize ``dev`` overlay.
+DEV_DYNAMIC_CONFIG: tuple[str, ...] = (
+    # Task priority (PipelineRequest.priority) needs server 1.32's new matcher; one partition
+    # per queue makes the order exact on a single machine.
+    "matching.useNewMatcher=true",
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
+    # The dev server has one history shard, and each of its task processors loads tasks at
+    # most 20 times a second per shard by default: transfer (every activity and workflow-task
+    # dispatch), timer (timeouts, retry backoffs) and visibility (search attributes). A burst
+    # of hops used that up and then every dispatch waited 35-45 ms: a bare four-activity
+    # chain run back to back went from 60 ms of overhead to 270 ms after its third run, and a
+    # batch paid it on every hop. A cluster has hundreds of shards; this one has one.
+    "history.transferProcessorMaxPollRPS=1000",
+    "history.timerProcessorMaxPollRPS=1000",
+    "history.visibilityProcessorMaxPollRPS=1000",
+)
+
+
+def dev_dynamic_config_flags() -> list[str]:
+    """:data:`DEV_DYNAMIC_CONFIG` as ``temporal server start-dev`` flags."""
+    return [flag for value in DEV_DYNAMIC_CONFIG for flag in ("--dynamic-config-value", value)]
 
 
 def dev_source_roots(settings: Settings) -> tuple[str, ...]:
@@ -103,11 +131,7 @@ class DevServer:
             "--db-filename", str(state / "temporal.db"),
             "--namespace", self.settings.temporal.namespace,
             "--log-level", "warn",
-            # Task priority (PipelineRequest.priority) needs server 1.32's new matcher; one
-            # partition per queue makes the order exact on a single machine.
-            "--dynamic-config-value", "matching.useNewMatcher=true",
-            "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-            "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+            *dev_dynamic_config_flags(),
             # SQLite's default rollback journal syncs the disk several times per commit, and an
             # asset's run is dozens of commits (tasks, events, visibility): a write-ahead log
             # synced at checkpoints instead. Committed runs survive the server being killed

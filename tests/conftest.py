@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from damfleet import samples  # noqa: E402
 from damfleet.binaries import temporal_cli  # noqa: E402
+from damfleet.launcher import dev_dynamic_config_flags  # noqa: E402
 from damfleet.settings import Settings, load_settings  # noqa: E402
 
 #: The session's pytest base temp folder (set by the ``_source_roots_base`` fixture): generated media
@@ -85,12 +86,11 @@ async def start_dev_server() -> object:
         search_attributes=search_attributes.ALL_KEYS,
         dev_server_extra_args=[
             "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-            # Task-queue priority (PipelineRequest.priority) needs the new matcher on server 1.32.
-            "--dynamic-config-value", "matching.useNewMatcher=true",
-            # One partition per queue: priority orders tasks within a partition, so tests that
-            # check the order need a single one (production queues order approximately).
-            "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-            "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+            # The embedded fleet's dynamic config (damfleet.launcher.DEV_DYNAMIC_CONFIG): the new
+            # matcher with one partition per queue (priority orders tasks within a partition, so
+            # tests that check the order need a single one), and task processors that are not
+            # throttled to 20 loads a second on the dev server's one shard.
+            *dev_dynamic_config_flags(),
         ],
     )
 

@@ -203,7 +203,7 @@ def test_inference_overlay_wires_ai_enrich_to_the_service() -> None:
 
 
 def test_dev_overlay_runs_a_temporal_dev_server_and_file_storage() -> None:
-    from damfleet.launcher import DEV_SQLITE_PRAGMAS
+    from damfleet.launcher import DEV_DYNAMIC_CONFIG, DEV_SQLITE_PRAGMAS
     from damfleet.search_attributes import cli_flags
 
     objects = objects_of("overlays/dev")
@@ -214,6 +214,8 @@ def test_dev_overlay_runs_a_temporal_dev_server_and_file_storage() -> None:
     assert flags == cli_flags(), "the dev server must register damfleet's search attributes"
     pragmas = [arg for i, arg in enumerate(command) if "--sqlite-pragma" in command[i - 1: i + 1]]
     assert pragmas == list(DEV_SQLITE_PRAGMAS), "the same SQLite settings as `damfleet dev`"
+    dynamic = [command[i + 1] for i, arg in enumerate(command) if arg == "--dynamic-config-value"]
+    assert dynamic == list(DEV_DYNAMIC_CONFIG), "the same dynamic config as `damfleet dev`"
     host, _, port = cm["DAMFLEET_TEMPORAL_ADDRESS"].partition(":")
     assert int(port) in [p["port"] for p in by_kind(objects, "Service")[host]["spec"]["ports"]]
     root = cm["DAMFLEET_STORAGE_ROOT"].removeprefix("file://")
