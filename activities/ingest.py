@@ -41,10 +41,7 @@ class IngestActivities:
                 request, storage=self.ctx.storage, settings=self.ctx.settings, scratch=scratch, progress=progress
             )
             if request.claim_content:
-                claim = await catalog.claim_while_ingesting(
-                    result.asset, activity.info().workflow_id, storage=self.ctx.storage)
-                if claim is not None:
-                    result.claim.CopyFrom(claim)
+                await catalog.claim_while_ingesting(result, activity.info().workflow_id, storage=self.ctx.storage)
         log.info("ingested %s as %s (%s, %d bytes)", request.source_uri, request.asset_id,
                  result.asset.media.mime_type, result.asset.size_bytes)
         return result

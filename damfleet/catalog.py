@@ -30,12 +30,13 @@ from damfleet.settings import Settings
 from damfleet.sources import SourceRoots
 from damfleet.storage import Storage, join_uri
 from damfleet.storage.keys import safe_name
-from damfleet.v1 import common_pb2, jobs_pb2
+from damfleet.v1 import common_pb2, jobs_pb2, stages_pb2
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "claim_content",
+    "claim_while_ingesting",
     "dedup_index_uri",
     "ledger_uri_for",
     "list_new_sources",
@@ -233,10 +234,9 @@ async def claim_content(request: jobs_pb2.ClaimContentInput, *, storage: Storage
     return jobs_pb2.ClaimContentOutput(duplicate=False)
 
 
-async def claim_while_ingesting(
-    asset: common_pb2.AssetRecord, workflow_id: str, *, storage: Storage
-) -> jobs_pb2.ClaimContentOutput | None:
-    """The dedup claim made by ingest itself, right after the original is stored; None when it failed.
+async def claim_while_ingesting(ingested: stages_pb2.IngestOutput, workflow_id: str, *, storage: Storage) -> None:
+    """The dedup claim made by ingest itself, right after the original is stored: sets
+    ``ingested.claim``, and leaves it unset when the claim failed.
 
     A claim is two small storage reads and a write, but as its own activity it costs the
     asset's run a whole task hop (a workflow task and an activity dispatch, ~15 ms of
@@ -244,12 +244,12 @@ async def claim_while_ingesting(
     fail the ingest: the workflow sees no claim and runs ``claim_content`` itself, with its
     own retry policy. Idempotent like :func:`claim_content`: a retried ingest claims again.
     """
+    request = jobs_pb2.ClaimContentInput(asset=ingested.asset, workflow_id=workflow_id)
     try:
-        return await claim_content(jobs_pb2.ClaimContentInput(asset=asset, workflow_id=workflow_id), storage=storage)
+        ingested.claim.CopyFrom(await claim_content(request, storage=storage))
     except Exception as err:  # noqa: BLE001 - any failure defers to the workflow's own claim activity
         log.warning("dedup claim of asset %s during ingest failed (the run claims separately): %s",
-                    asset.asset_id, err)
-        return None
+                    ingested.asset.asset_id, err)
 
 
 async def release_content(request: jobs_pb2.ClaimContentInput, *, storage: Storage) -> bool:

@@ -91,9 +91,7 @@ class StandIns:
         )
         output = stages_pb2.IngestOutput(asset=asset)
         if request.claim_content and self.claims_content:
-            claim = await catalog.claim_while_ingesting(asset, activity.info().workflow_id, storage=self.storage)
-            if claim is not None:
-                output.claim.CopyFrom(claim)
+            await catalog.claim_while_ingesting(output, activity.info().workflow_id, storage=self.storage)
         return output
 
     @activity.defn(name=ActivityName.TRANSCODE)

@@ -49,6 +49,9 @@ _DELIVERED_STAGES = tuple(stage.name for stage in stages.STAGES if stage.deliver
 
 M = TypeVar("M")
 
+#: The generation from which ingest claims the content for dedup (``IngestInput.claim_content``),
+#: so its runs schedule no claim activity; new with that generation, so never a marker of its own.
+INGEST_CLAIMS_CONTENT = "ingest-claims-content"
 #: Generation markers, oldest first. A run started by this code records the newest one (in
 #: its first workflow task) and no other: every ``workflow.patched`` call records a marker and,
 #: through the SDK, an upsert of ``TemporalChangeVersion``, two history events and a visibility
@@ -61,7 +64,7 @@ GENERATIONS: tuple[str, ...] = (
     "one-marker-one-upsert-per-task",
     # Issue 11: ingest claims the content for dedup (no claim activity), and the two changes
     # that had their own markers since: enrichment beside transcode, images on the light pool.
-    "ingest-claims-content",
+    INGEST_CLAIMS_CONTENT,
 )
 #: The marker a run started by this code records.
 CURRENT_PATCH = GENERATIONS[-1]
@@ -77,18 +80,12 @@ FOLDED_PATCHES: dict[str, str] = {
                      "deliveries-per-target", "discard-failed-runs"), GENERATIONS[0]),
     **dict.fromkeys((ENRICH_BESIDE_TRANSCODE, TRANSCODE_LIGHT_QUEUE), GENERATIONS[1]),
 }
-#: The first generation whose ingest claims the content for dedup (``IngestInput.claim_content``),
-#: so its runs schedule no claim activity; new with that generation, so never a marker of its own.
-INGEST_CLAIMS_FROM = GENERATIONS.index("ingest-claims-content") + 1
 
 _KIND_NAMES = {
     common_pb2.MEDIA_KIND_IMAGE: "image",
     common_pb2.MEDIA_KIND_VIDEO: "video",
     common_pb2.MEDIA_KIND_AUDIO: "audio",
 }
-
-#: Each folded patch's generation number (see ``AssetPipeline._generation``).
-_GENERATION_OF: dict[str, int] = {patch: GENERATIONS.index(gen) + 1 for patch, gen in FOLDED_PATCHES.items()}
 
 
 def _reported_attempt(output: Any) -> int:
@@ -128,8 +125,8 @@ class AssetPipeline:
         self._pending_upserts: dict[str, Any] = {}
         #: Every stage activity so far reported succeeding on its first attempt (_note_attempt).
         self._first_attempts_only = True
-        #: Index + 1 in GENERATIONS of the marker this run has (0: none); set in its first task.
-        self._generation_number: int | None = None
+        #: Index in GENERATIONS of the marker this run has (-1: none); set in its first task.
+        self._generation_index: int | None = None
 
     # ---- queries and updates ----------------------------------------------------------
 
@@ -190,7 +187,7 @@ class AssetPipeline:
     async def run(self, request: pipeline_pb2.PipelineRequest) -> pipeline_pb2.PipelineResult:
         # The client refuses these before starting; a run started from the Temporal CLI
         # or UI gets the same check and the same words, and no stage is blamed.
-        self._generation()  # first, so the first workflow task records the marker
+        self._since(CURRENT_PATCH)  # first, so the first workflow task records the marker
         problem = request_problem(request)
         if problem:
             return self._reject(problem)
@@ -222,7 +219,7 @@ class AssetPipeline:
             metadata=request.metadata,
             # Dedup's claim made by ingest itself: one task hop less than a claim activity.
             # Evaluated only in runs of that generation (a folded patch: no marker, no call).
-            claim_content=self._generation() >= INGEST_CLAIMS_FROM and dedup_enabled(request),
+            claim_content=self._since(INGEST_CLAIMS_CONTENT) and dedup_enabled(request),
         )
         try:
             ingested = await self._stage(
@@ -676,17 +673,18 @@ class AssetPipeline:
                 "damfleet_assets_total", "Asset runs finished, by final state"
             ).add(1, {"state": common_pb2.JobState.Name(state), "profile": self._result.profile})
 
-    def _generation(self) -> int:
-        """The generation this run belongs to: 1 + the index in :data:`GENERATIONS` of its marker, 0 for none.
+    def _since(self, generation: str) -> bool:
+        """Whether this run belongs to ``generation`` (one of :data:`GENERATIONS`) or a later one.
 
         Decided once, in the run's first workflow task (``run`` asks first): a new run records
-        :data:`CURRENT_PATCH` and asks for no older one; a replayed run finds the marker it
-        recorded. ``workflow.patched`` remembers each answer, so a run never changes generation.
+        :data:`CURRENT_PATCH` and asks for no older marker; a replayed run finds the marker it
+        recorded, or none. ``workflow.patched`` remembers each answer, so a run never changes
+        generation.
         """
-        if self._generation_number is None:
-            self._generation_number = next(
-                (number for number in range(len(GENERATIONS), 0, -1) if workflow.patched(GENERATIONS[number - 1])), 0)
-        return self._generation_number
+        if self._generation_index is None:
+            self._generation_index = next(
+                (index for index in reversed(range(len(GENERATIONS))) if workflow.patched(GENERATIONS[index])), -1)
+        return self._generation_index >= GENERATIONS.index(generation)
 
     def _patched(self, patch_id: str) -> bool:
         """``workflow.patched(patch_id)`` for a folded patch: true without a marker of its own in a
@@ -697,7 +695,7 @@ class AssetPipeline:
         """
         if patch_id not in FOLDED_PATCHES:
             raise ValueError(f"patch {patch_id!r} is newer than {CURRENT_PATCH!r}: use workflow.patched()")
-        return self._generation() >= _GENERATION_OF[patch_id] or workflow.patched(patch_id)
+        return self._since(FOLDED_PATCHES[patch_id]) or workflow.patched(patch_id)
 
     def _upsert(self, *updates: Any) -> None:
         """Update search attributes with one upsert command per workflow task, not per call.
@@ -708,7 +706,7 @@ class AssetPipeline:
         as one upsert once the workflow's code has run as far as it can in this task, or at
         once when the run ends. Runs started before replay one upsert per call.
         """
-        if self._generation() < 1:
+        if not self._since(GENERATIONS[0]):
             workflow.upsert_search_attributes(list(updates))
             return
         if not self._pending_upserts:

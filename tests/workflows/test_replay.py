@@ -97,12 +97,11 @@ async def test_second_generation_runs_need_their_marker(name: str, monkeypatch: 
     """Runs of today's generation record one marker, CURRENT_PATCH, and nothing for the changes
     folded into it. Code that did not find that marker (taking the first generation's branches)
     cannot replay them: the one marker is what keeps every generation's runs safe."""
+    from tests.workflows.test_pipeline import _markers
     from workflows.pipeline import CURRENT_PATCH, ENRICH_BESIDE_TRANSCODE, TRANSCODE_LIGHT_QUEUE
 
     history = _history(HISTORIES / f"{name}.json")
-    recorded = " ".join(p.data.decode(errors="replace") for e in history.events
-                        if e.HasField("marker_recorded_event_attributes")
-                        for ps in e.marker_recorded_event_attributes.details.values() for p in ps.payloads)
+    recorded = _markers(history)
     assert CURRENT_PATCH in recorded
     assert ENRICH_BESIDE_TRANSCODE not in recorded and TRANSCODE_LIGHT_QUEUE not in recorded
     patched = workflow.patched
