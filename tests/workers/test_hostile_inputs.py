@@ -180,10 +180,11 @@ async def test_hostile_corpus_through_ingest_and_transcode(temporal_env, tmp_pat
     try:
         worker_pid = ingest.pid
         if strace:
-            # strace's first child may be a short-lived helper: wait for the traced worker itself.
+            # strace forks short-lived helpers (feature probes) that carry strace's own command line,
+            # which names workers.ingest too: wait for the child that has exec'd the worker itself.
+            worker_cmdline = [sys.executable, "-m", "workers.ingest"]
             for _ in range(300):
-                children = [c for c in psutil.Process(ingest.pid).children()
-                            if "workers.ingest" in " ".join(_cmdline(c))]
+                children = [c for c in psutil.Process(ingest.pid).children() if _cmdline(c) == worker_cmdline]
                 if children:
                     worker_pid = children[0].pid
                     break
