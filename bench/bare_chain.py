@@ -24,7 +24,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from temporalio import activity, workflow
 
@@ -52,6 +52,16 @@ class BareChain:
         return value
 
 
+class ChainRun(NamedTuple):
+    """One bare chain run as its client saw it."""
+
+    latency: float
+    history: Any
+    #: Wall clock (this host's, as the server's event times are) at the start call and at the result.
+    started_at: float
+    ended_at: float
+
+
 class BareChainProcesses:
     """The bare chain's five worker processes (the workflow's and one per step)."""
 
@@ -73,15 +83,15 @@ class BareChainProcesses:
         for process in self.processes:
             _terminate(process, grace_seconds=15)
 
-    async def run_once(self, client: Any) -> tuple[float, Any]:
-        """Start one chain and wait for its result: (latency seconds, the run's history)."""
-        started = time.perf_counter()
+    async def run_once(self, client: Any) -> ChainRun:
+        """Start one chain and wait for its result."""
+        started, started_at = time.perf_counter(), time.time()
         handle = await client.start_workflow(
             BareChain.run, "x", id=f"bench-bare-{os.getpid()}-{time.time_ns()}", task_queue=WORKFLOW_QUEUE,
         )
         await handle.result()
-        latency = time.perf_counter() - started
-        return latency, await handle.fetch_history()
+        latency, ended_at = time.perf_counter() - started, time.time()
+        return ChainRun(latency, await handle.fetch_history(), started_at, ended_at)
 
 
 async def _serve(address: str, namespace: str, role: str) -> None:
