@@ -18,13 +18,18 @@ from typing import Any
 
 from google.protobuf import json_format
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.common import Heartbeater, StageContext, to_application_error, translate_errors
 from damfleet.delivery import Distributor, build_notification, plan_redelivery, receipt
-from damfleet.delivery.redeliver import WEBHOOK_ROLE, redelivery_workflow_id, without_delivered
+from damfleet.delivery.redeliver import (
+    PREVIOUS_RECORD_MEMO,
+    WEBHOOK_ROLE,
+    redelivery_workflow_id,
+    without_delivered,
+)
 from damfleet.errors import BadInputError, TransientError
 from damfleet.policies import ActivityName
 from damfleet.v1 import pipeline_pb2, stages_pb2
@@ -165,9 +170,18 @@ class DistributionActivities:
 
 async def _landed_before(client: Any, workflow_id: str) -> list[stages_pb2.DeliveryReceipt]:
     """Receipts the latest completed earlier redelivery of ``workflow_id`` holds (each run
-    carries the earlier ones forward, so the latest is the whole record)."""
+    carries the earlier ones forward, so the latest is the whole record).
+
+    A run the client started names that earlier run in its memo (PREVIOUS_RECORD_MEMO),
+    found by a consistent describe before the start. A run started otherwise (the Temporal
+    CLI or UI) looks it up in the visibility list, which may lag the last completion.
+    """
     record_id = redelivery_workflow_id(workflow_id)
     current_run = activity.info().workflow_run_id
+    previous = await _previous_record_run(client, record_id, current_run)
+    if previous:
+        handle = client.get_workflow_handle(record_id, run_id=previous, result_type=pipeline_pb2.RedeliverResult)
+        return list((await handle.result(follow_runs=False)).receipts)
     latest = None
     try:
         async for execution in client.list_workflows(
@@ -187,6 +201,19 @@ async def _landed_before(client: Any, workflow_id: str) -> list[stages_pb2.Deliv
         return []
     handle = client.get_workflow_handle(record_id, run_id=latest.run_id, result_type=pipeline_pb2.RedeliverResult)
     return list((await handle.result(follow_runs=False)).receipts)
+
+
+async def _previous_record_run(client: Any, record_id: str, current_run: str) -> str:
+    """The earlier completed record run the client named in this run's memo; "" when this
+    run has no such memo (started elsewhere, or the record's latest run had not completed)."""
+    try:
+        description = await client.get_workflow_handle(record_id, run_id=current_run).describe()
+        value = await description.memo_value(PREVIOUS_RECORD_MEMO, "")
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # not a run of the record (a test calling the activity)
+            return ""
+        raise TransientError(f"reading redelivery run {record_id}/{current_run} failed: {exc}") from exc
+    return str(value or "")
 
 
 def _previous_offset(target: str) -> int:

@@ -191,7 +191,7 @@ class JobsMixin(FleetBase):
         Raises JobControlError, before starting anything, for what cannot be redelivered: a
         batch id, a run still running, a run that failed or was cancelled (it delivered nothing).
         """
-        from damfleet.delivery.redeliver import redelivery_workflow_id
+        from damfleet.delivery.redeliver import PREVIOUS_RECORD_MEMO, redelivery_workflow_id
 
         description = await self._describe(workflow_id)
         if description.workflow_type != WorkflowName.ASSET_PIPELINE:
@@ -209,6 +209,7 @@ class JobsMixin(FleetBase):
             )
         request = pipeline_pb2.RedeliverRequest(workflow_id=workflow_id, targets=list(targets))
         record_id = redelivery_workflow_id(workflow_id)
+        previous = await self._latest_completed_run(record_id)
         try:
             handle = await self.client.start_workflow(
                 WorkflowName.REDELIVER_ASSET, request, id=record_id, task_queue=task_queue or self.pipeline_queue,
@@ -216,11 +217,24 @@ class JobsMixin(FleetBase):
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 static_summary=f"redeliver {workflow_id}",
+                # The record so far, found consistently here (see PREVIOUS_RECORD_MEMO).
+                memo={PREVIOUS_RECORD_MEMO: previous} if previous else None,
             )
             return await handle.result()
         except WorkflowFailureError as err:
             cause = err.cause
             raise JobControlError(f"redelivery of {workflow_id}: {getattr(cause, 'message', None) or cause}") from None
+
+    async def _latest_completed_run(self, workflow_id: str) -> str:
+        """The run id of ``workflow_id``'s latest run if it completed, else "" (none yet, or
+        one still running, which a new start joins)."""
+        try:
+            description = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return ""
+            raise
+        return description.run_id if description.status == WorkflowExecutionStatus.COMPLETED else ""
 
     # ---- control (pipelines and batches alike) ----------------------------------------
 

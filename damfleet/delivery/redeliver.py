@@ -14,6 +14,7 @@ from damfleet.stages import StageName
 from damfleet.v1 import common_pb2, pipeline_pb2, stages_pb2
 
 __all__ = [
+    "PREVIOUS_RECORD_MEMO",
     "REDELIVERY_SUFFIX",
     "WEBHOOK_ROLE",
     "apply_redelivery",
@@ -30,6 +31,12 @@ WEBHOOK_ROLE = "webhook"
 #: earlier ones' successful receipts forward). A finished Temporal run cannot be changed,
 #: so this record is how ``status`` shows a redelivered run as it now is.
 REDELIVERY_SUFFIX = "-redeliver"
+
+#: Memo key of a redelivery run started by the client: the run id of the record's latest
+#: completed run when it started. Describing a run is consistent; listing runs reads
+#: visibility, which may lag (up to a second on a cluster with Elasticsearch), so a second
+#: redelivery right after the first would not find the first and would re-send what landed.
+PREVIOUS_RECORD_MEMO = "damfleet.previous_record_run_id"
 
 
 def redelivery_workflow_id(workflow_id: str) -> str:
