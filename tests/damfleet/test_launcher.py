@@ -20,6 +20,7 @@ from damfleet.launcher import DevServer, Fleet, WorkerProcess
 from damfleet.settings import load_settings
 from damfleet.temporal import connect
 from tests.conftest import free_port
+from tests.jobs_support import eventually
 
 
 async def test_runs_and_search_attributes_survive_a_restart(tmp_path: Path) -> None:
@@ -54,8 +55,13 @@ async def test_runs_and_search_attributes_survive_a_restart(tmp_path: Path) -> N
         client = await connect(settings)
         description = await client.get_workflow_handle(workflow_id).describe()
         assert description.typed_search_attributes.get(sa.TENANT) == "acme"
-        found = [w.id async for w in client.list_workflows('DamfleetTenant = "acme" AND DamfleetState = "PENDING"')]
-        assert found == [workflow_id]
+        query = 'DamfleetTenant = "acme" AND DamfleetState = "PENDING"'
+
+        async def listed() -> list[str]:
+            return [w.id async for w in client.list_workflows(query)]
+
+        # Visibility lags the commit by up to half a second (DEV_DYNAMIC_CONFIG): wait for it.
+        assert await eventually(listed) == [workflow_id]
     finally:
         restarted.stop()
     database = tmp_path / "state" / "temporal.db"

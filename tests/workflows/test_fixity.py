@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -85,6 +86,12 @@ async def test_audit_reports_mismatch_and_missing_sets_the_search_attribute_and_
         assert by_asset["asset-wf0"]["actual_sha256"] == found["asset-wf0"].actual_sha256
         assert by_asset["asset-wf1"]["status"] == "MISSING"
         assert rotten.read_bytes() == bytes(data), "a report-only audit changes nothing"
+
+
+async def _all_listed(ids: Any, count: int) -> list[str] | None:
+    """The listed ids once there are ``count`` of them (None before)."""
+    found = await ids
+    return found if len(found) >= count else None
 
 
 async def _listed(client: Client, query: str, workflow_id: str) -> bool:
@@ -287,9 +294,14 @@ async def test_100k_asset_audit_keeps_every_run_under_a_tenth_of_the_history_lim
         assert (result.counts.checked, result.counts.mismatch, result.total_assets) == (100_000, pages, 100_000)
         assert len(result.failed) == 100 and result.failures_omitted == pages - 100
         assert result.runs == -(-pages // 60) and stand_ins.pages_verified == pages
-        run_ids = [e.run_id async for e in lane.client.list_workflows(f"WorkflowId = '{handle.id}'")]
-        assert len(run_ids) == result.runs
-        for run_id in run_ids:
+
+        async def run_ids() -> list[str]:
+            return [e.run_id async for e in lane.client.list_workflows(f"WorkflowId = '{handle.id}'")]
+
+        # Visibility may lag the last run's start: wait until every run is listed.
+        listed = await eventually(lambda: _all_listed(run_ids(), result.runs))
+        assert len(listed) == result.runs
+        for run_id in listed:
             history = await lane.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
             events, size = len(history.events), sum(e.ByteSize() for e in history.events)
             assert events < HISTORY_EVENT_LIMIT // 10, events
