@@ -177,11 +177,29 @@ async def _landed_before(client: Any, workflow_id: str) -> list[stages_pb2.Deliv
     CLI or UI) looks it up in the visibility list, which may lag the last completion.
     """
     record_id = redelivery_workflow_id(workflow_id)
+    previous = await _previous_record_run(client) or await _latest_listed_record_run(client, record_id)
+    if not previous:
+        return []
+    handle = client.get_workflow_handle(record_id, run_id=previous, result_type=pipeline_pb2.RedeliverResult)
+    return list((await handle.result(follow_runs=False)).receipts)
+
+
+async def _previous_record_run(client: Any) -> str:
+    """The earlier completed record run the client named in the memo of the run this activity
+    serves; "" when it has no such memo (started elsewhere, or the record's latest run had not
+    completed)."""
+    info = activity.info()
+    try:
+        description = await client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id).describe()
+        return str(await description.memo_value(PREVIOUS_RECORD_MEMO, ""))
+    except RPCError as exc:
+        raise TransientError(f"reading redelivery run {info.workflow_id}/{info.workflow_run_id} failed: {exc}") from exc
+
+
+async def _latest_listed_record_run(client: Any, record_id: str) -> str:
+    """The latest completed run of ``record_id`` other than this one, from the visibility list; ""
+    when there is none or no visibility store to ask."""
     current_run = activity.info().workflow_run_id
-    previous = await _previous_record_run(client, record_id, current_run)
-    if previous:
-        handle = client.get_workflow_handle(record_id, run_id=previous, result_type=pipeline_pb2.RedeliverResult)
-        return list((await handle.result(follow_runs=False)).receipts)
     latest = None
     try:
         async for execution in client.list_workflows(
@@ -195,25 +213,9 @@ async def _landed_before(client: Any, workflow_id: str) -> list[stages_pb2.Deliv
         # No visibility store (the time-skipping test server has none): re-send every failed
         # delivery; their idempotency keys still keep the targets from storing twice.
         log.warning("cannot list earlier redeliveries of %s (%s); re-sending every failed delivery",
-                    workflow_id, exc.message)
-        return []
-    if latest is None:
-        return []
-    handle = client.get_workflow_handle(record_id, run_id=latest.run_id, result_type=pipeline_pb2.RedeliverResult)
-    return list((await handle.result(follow_runs=False)).receipts)
-
-
-async def _previous_record_run(client: Any, record_id: str, current_run: str) -> str:
-    """The earlier completed record run the client named in this run's memo; "" when this
-    run has no such memo (started elsewhere, or the record's latest run had not completed)."""
-    try:
-        description = await client.get_workflow_handle(record_id, run_id=current_run).describe()
-        value = await description.memo_value(PREVIOUS_RECORD_MEMO, "")
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:  # not a run of the record (a test calling the activity)
-            return ""
-        raise TransientError(f"reading redelivery run {record_id}/{current_run} failed: {exc}") from exc
-    return str(value or "")
+                    record_id, exc.message)
+        return ""
+    return latest.run_id if latest is not None else ""
 
 
 def _previous_offset(target: str) -> int:

@@ -16,7 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from damfleet.client._base import FINISHED_STATUSES, FleetBase, source_name
-from damfleet.client.errors import JobControlError
+from damfleet.client.errors import JobControlError, JobNotFoundError
 from damfleet.client.handles import AssetHandle
 from damfleet.client.ids import new_workflow_id, request_workflow_id
 from damfleet.policies import WorkflowName
@@ -229,11 +229,9 @@ class JobsMixin(FleetBase):
         """The run id of ``workflow_id``'s latest run if it completed, else "" (none yet, or
         one still running, which a new start joins)."""
         try:
-            description = await self.client.get_workflow_handle(workflow_id).describe()
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                return ""
-            raise
+            description = await self._describe(workflow_id)
+        except JobNotFoundError:
+            return ""
         return description.run_id if description.status == WorkflowExecutionStatus.COMPLETED else ""
 
     # ---- control (pipelines and batches alike) ----------------------------------------
