@@ -24,7 +24,11 @@ Figures:
   beside whisper) more than pays for its hops.
 - ``single_asset_overhead_ms``: per single-asset run, the client's latency (start to result)
   minus the time some activity was running (the union of the activities' start..close
-  intervals from the run's history); median over the singles.
+  intervals from the run's history); median over the singles. Both sides are read on this
+  host's wall clock, the clock the server stamps events with: a VM's wall clock can be
+  stepped while a run is timed (0.5 ms every 100 ms on one of these machines, for a while),
+  and against a monotonic latency that stretched the activities and took up to 8 ms off a
+  1.6 s run's overhead.
 - ``bare_chain_overhead_ms`` and ``single_asset_overhead_vs_bare_chain``: the same figure for
   a bare Temporal workflow chaining four no-op activities on four queues, each served by its
   own process (``bench/bare_chain.py``), on the same dev server, run alternately with the
@@ -180,14 +184,13 @@ async def run_direct(sources: list[Path], settings: Any) -> dict[str, Any]:
 # ---- fleet: dev server + one process per worker pool ----------------------------------------
 
 
-def _activity_busy_seconds(events: list[Any]) -> tuple[float, dict[str, float]]:
-    """Union of the activities' started..closed intervals, and each activity type's own seconds."""
+def _activity_intervals(events: list[Any]) -> list[tuple[float, float, str]]:
+    """Each finished activity attempt's started..closed interval (epoch seconds) and its type."""
     from temporalio.api.enums.v1 import EventType
 
     scheduled: dict[int, str] = {}
     started: dict[int, float] = {}
-    intervals: list[tuple[float, float]] = []
-    per_type: dict[str, float] = {}
+    intervals: list[tuple[float, float, str]] = []
     for event in events:
         when = event.event_time.ToDatetime().timestamp()
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -201,11 +204,18 @@ def _activity_busy_seconds(events: list[Any]) -> tuple[float, dict[str, float]]:
                      else event.activity_task_failed_event_attributes)
             begin = started.get(attrs.scheduled_event_id)
             if begin is not None:
-                intervals.append((begin, when))
-                name = scheduled.get(attrs.scheduled_event_id, "?")
-                per_type[name] = per_type.get(name, 0.0) + (when - begin)
+                intervals.append((begin, when, scheduled.get(attrs.scheduled_event_id, "?")))
+    return intervals
+
+
+def _activity_busy_seconds(events: list[Any]) -> tuple[float, dict[str, float]]:
+    """Union of the activities' started..closed intervals, and each activity type's own seconds."""
+    intervals = _activity_intervals(events)
+    per_type: dict[str, float] = {}
+    for begin, end, name in intervals:
+        per_type[name] = per_type.get(name, 0.0) + (end - begin)
     busy, edge = 0.0, float("-inf")
-    for begin, end in sorted(intervals):
+    for begin, end, _ in sorted(intervals):
         if end <= edge:
             continue
         busy += end - max(begin, edge)
@@ -241,22 +251,11 @@ def _overhead_parts(events: list[Any], started_at: float, ended_at: float) -> di
     """
     from temporalio.api.enums.v1 import EventType
 
-    busy: list[tuple[float, float]] = []
-    started: dict[int, float] = {}
-    for e in events:
-        when = e.event_time.ToDatetime().timestamp()
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            started[e.activity_task_started_event_attributes.scheduled_event_id] = when
-        elif e.event_type in (EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED):
-            attrs = (e.activity_task_completed_event_attributes
-                     if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-                     else e.activity_task_failed_event_attributes)
-            if attrs.scheduled_event_id in started:
-                busy.append((started[attrs.scheduled_event_id], when))
+    busy = _activity_intervals(events)
 
     def uncovered(begin: float, end: float) -> float:
         left = max(end - begin, 0.0)
-        for a, b in busy:
+        for a, b, _ in busy:
             left -= max(0.0, min(end, b) - max(begin, a))
         return max(left, 0.0)
 
@@ -321,10 +320,10 @@ async def _single(client: Any, source: Path, task_queue: str, fleet: Any = None)
     history = await client.client.get_workflow_handle(handle.workflow_id).fetch_history()
     busy, per_type = _activity_busy_seconds(list(history.events))
     first = history.events[0].event_time.ToDatetime().timestamp() if history.events else 0.0
-    parts = _overhead_parts(list(history.events), started_at, ended_at)
+    parts = _overhead_parts(list(history.events), started_at, ended_at)  # they add up to the overhead
     timeline = [(round((e.event_time.ToDatetime().timestamp() - first) * 1000, 1),
                  EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")) for e in history.events]
-    return {"timeline": timeline, "parts": parts,"latency_ms": latency * 1000, "activities_ms": busy * 1000, "overhead_ms": (latency - busy) * 1000,
+    return {"timeline": timeline, "parts": parts,"latency_ms": latency * 1000, "activities_ms": busy * 1000, "overhead_ms": sum(parts.values()),
             "events": len(history.events), "cpu_ms": cpu_ms, "per_activity_ms": {k: round(v * 1000, 1) for k, v in per_type.items()},
             "state": result.state}
 
@@ -445,8 +444,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for source in singles[1:]:
                 fleet["singles"].append(await _single(client, source, _queue(settings), launched))
                 chain = await bare.run_once(client.client)
-                bare_overheads.append((chain.latency - _activity_busy_seconds(list(chain.history.events))[0]) * 1000)
                 bare_parts.append(_overhead_parts(list(chain.history.events), chain.started_at, chain.ended_at))
+                bare_overheads.append(sum(bare_parts[-1].values()))
         finally:
             bare.stop()
     load_after = os.getloadavg()
